@@ -1,0 +1,185 @@
+"""Engines, sessions and the schema: one place that knows how labinterp talks to its database."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import os
+import uuid
+from collections.abc import Iterator, Mapping
+from functools import partial
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import simplejson
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import NullPool
+
+if TYPE_CHECKING:
+    from alembic.config import Config
+
+try:  # POSIX: serialise concurrent upgrades of one SQLite file
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None  # type: ignore[assignment]
+
+SQLITE_PRAGMAS = (
+    "PRAGMA foreign_keys=ON",
+    "PRAGMA journal_mode=WAL",  # readers don't block the writer (API and worker share the file)
+    "PRAGMA busy_timeout=30000",
+    "PRAGMA synchronous=NORMAL",  # durable enough with WAL, and much faster
+)
+
+
+def normalise_url(url: str | URL) -> str:
+    """``postgres://`` and ``postgresql://`` (what hosting platforms hand out) mean psycopg 3."""
+    text = url if isinstance(url, str) else url.render_as_string(hide_password=False)
+    for prefix in ("postgres://", "postgresql://"):
+        if text.startswith(prefix):
+            return "postgresql+psycopg://" + text[len(prefix) :]
+    return text
+
+
+def default_database_url(environ: Mapping[str, str] | None = None) -> str:
+    """``DATABASE_URL``, else the SQLite file ``labinterp.db`` in the instance folder."""
+    env = os.environ if environ is None else environ
+    if env.get("DATABASE_URL"):
+        return normalise_url(env["DATABASE_URL"])
+    instance = Path(env.get("LABINTERP_INSTANCE") or "instance").resolve()
+    return f"sqlite:///{instance / 'labinterp.db'}"
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, dt.datetime | dt.date):
+        return value.isoformat()
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if isinstance(value, set | frozenset | tuple):
+        return list(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+# JSON columns keep exact decimals both ways: a value parsed as Decimal("1.10") reads back so.
+json_dumps = partial(simplejson.dumps, use_decimal=True, default=_json_default, ensure_ascii=False)
+json_loads = partial(simplejson.loads, use_decimal=True)
+
+
+def _sqlite_file(url: URL) -> Path | None:
+    database = url.database
+    if not database or database == ":memory:" or url.query.get("mode") == "memory":
+        return None
+    if database.startswith("file:"):  # a URI filename (?uri=true)
+        database = database[len("file:") :].split("?", 1)[0]
+    return Path(database)
+
+
+def make_engine(url: str, **options: Any) -> Engine:
+    """An engine for ``url``; ``options`` go to ``create_engine`` (e.g. ``poolclass``).
+
+    SQLite: the parent folder is created and every connection gets the pragmas above.
+    PostgreSQL: connections are checked before use, so a restarted server costs no request.
+    """
+    parsed = make_url(normalise_url(url))
+    options = {"json_serializer": json_dumps, "json_deserializer": json_loads, **options}
+    if parsed.get_backend_name() == "sqlite":
+        path = _sqlite_file(parsed)
+        if path is not None:
+            path.expanduser().parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(parsed, **options)
+        event.listen(engine, "connect", _set_sqlite_pragmas)
+        return engine
+    if parsed.get_backend_name() == "postgresql":
+        options.setdefault("pool_pre_ping", True)
+    return create_engine(parsed, **options)
+
+
+def _set_sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    try:
+        for pragma in SQLITE_PRAGMAS:
+            cursor.execute(pragma)
+    finally:
+        cursor.close()
+
+
+def make_session_factory(engine: Engine) -> sessionmaker[Session]:
+    # objects stay readable after commit: services return them to views that serialise them
+    return sessionmaker(bind=engine, expire_on_commit=False)
+
+
+# --- the schema (Alembic) ---------------------------------------------------------------------
+
+
+def find_migrations() -> Path:
+    """The ``migrations`` folder: beside the package (a source or editable install), else in
+    the current directory (running from the repository root)."""
+    candidates = [Path(__file__).resolve().parent.parent, Path.cwd()]
+    for root in candidates:
+        if (root / "migrations" / "env.py").is_file():
+            return root / "migrations"
+    searched = ", ".join(str(c / "migrations") for c in candidates)
+    raise FileNotFoundError(f"Alembic migrations not found (looked in {searched})")
+
+
+def alembic_config(url: str) -> Config:
+    """An Alembic ``Config`` for ``url`` that leaves the caller's logging alone."""
+    from alembic.config import Config
+
+    migrations = find_migrations()
+    ini = migrations.parent / "alembic.ini"
+    config = Config(str(ini)) if ini.is_file() else Config()
+    config.set_main_option("script_location", str(migrations))
+    # configparser interpolates %: a URL-encoded password must survive it
+    config.set_main_option("sqlalchemy.url", normalise_url(url).replace("%", "%%"))
+    config.attributes["configure_logger"] = False
+    return config
+
+
+@contextlib.contextmanager
+def _migration_lock(url: str) -> Iterator[None]:
+    """Two processes upgrading one SQLite file take turns (PostgreSQL: an advisory lock in
+    migrations/env.py does the same)."""
+    parsed = make_url(normalise_url(url))
+    path = _sqlite_file(parsed) if parsed.get_backend_name() == "sqlite" else None
+    if path is None or fcntl is None:
+        yield
+        return
+    path = path.expanduser().resolve()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(path.name + ".migrate-lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def upgrade_database(url: str) -> None:
+    """Apply every migration up to head (a no-op when the schema is current)."""
+    from alembic import command
+
+    with _migration_lock(url):
+        command.upgrade(alembic_config(url), "head")
+
+
+def database_is_current(url: str) -> bool:
+    """True when the database is at the newest migration. An unreachable database raises
+    (``sqlalchemy.exc.OperationalError``): that is a different problem from an old schema."""
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
+    heads = set(ScriptDirectory.from_config(alembic_config(url)).get_heads())
+    parsed = make_url(normalise_url(url))
+    if parsed.get_backend_name() == "sqlite":
+        path = _sqlite_file(parsed)
+        if path is not None and not path.expanduser().exists():
+            return False  # don't create an empty file just to find it has no schema
+    engine = make_engine(url, poolclass=NullPool)
+    try:
+        with engine.connect() as connection:
+            current = set(MigrationContext.configure(connection).get_current_heads())
+    finally:
+        engine.dispose()
+    return current == heads

@@ -1,0 +1,32 @@
+"""SQLAlchemy models. Import them from here: ``from labinterp.models import Panel``."""
+
+from labinterp.models.base import NAMING_CONVENTION, Base, UtcDateTime, json_type, utcnow
+from labinterp.models.interpretations import Interpretation, InterpretationCode
+from labinterp.models.operations import AuditEvent, ReprocessingJob, Setting
+from labinterp.models.panels import Panel, PanelContext, PanelRevision, Patient, Result
+from labinterp.models.review import Review
+from labinterp.models.tenancy import ApiToken, ApiTokenClinic, Clinic, User, UserClinic
+
+__all__ = [
+    "NAMING_CONVENTION",
+    "ApiToken",
+    "ApiTokenClinic",
+    "AuditEvent",
+    "Base",
+    "Clinic",
+    "Interpretation",
+    "InterpretationCode",
+    "Panel",
+    "PanelContext",
+    "PanelRevision",
+    "Patient",
+    "ReprocessingJob",
+    "Result",
+    "Review",
+    "Setting",
+    "User",
+    "UserClinic",
+    "UtcDateTime",
+    "json_type",
+    "utcnow",
+]

@@ -1,0 +1,64 @@
+"""Operating the service: the audit trail, settings and reprocessing jobs."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Any
+
+from sqlalchemy import String, Text, Uuid
+from sqlalchemy.orm import Mapped, mapped_column
+
+from labinterp.models.base import Base, BigIntegerId, UtcDateTime, json_type, utcnow
+
+
+class AuditEvent(Base):
+    """Who read or changed what, when. No foreign keys: the trail outlives what it names."""
+
+    __tablename__ = "audit_events"
+
+    id: Mapped[int] = mapped_column(BigIntegerId, primary_key=True, autoincrement=True)
+    at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow, index=True)
+    actor: Mapped[str] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(20))
+    action: Mapped[str] = mapped_column(String(60))  # e.g. panel.create, panel.read
+    clinic_id: Mapped[uuid.UUID | None] = mapped_column(Uuid())
+    panel_id: Mapped[uuid.UUID | None] = mapped_column(Uuid(), index=True)
+    detail: Mapped[dict[str, Any] | None] = mapped_column(json_type())
+
+    def __repr__(self) -> str:
+        return f"AuditEvent({self.action!r} by {self.actor!r} at {self.at})"
+
+
+class Setting(Base):
+    """A runtime setting changed by an admin (e.g. the active ruleset)."""
+
+    __tablename__ = "settings"
+
+    key: Mapped[str] = mapped_column(String(100), primary_key=True)
+    value: Mapped[str] = mapped_column(Text())
+    updated_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow, onupdate=utcnow)
+
+
+class ReprocessingJob(Base):
+    """Re-interpreting stored panels with another ruleset, or only counting what would change."""
+
+    __tablename__ = "reprocessing_jobs"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid(), primary_key=True, default=uuid.uuid4)
+    ruleset: Mapped[str] = mapped_column(String(20))
+    dry_run: Mapped[bool]
+    filter: Mapped[dict[str, Any]] = mapped_column(json_type(), default=dict)
+    status: Mapped[str] = mapped_column(String(20))  # queued, running, done, failed, cancelled
+    total: Mapped[int] = mapped_column(default=0)
+    processed: Mapped[int] = mapped_column(default=0)
+    changed: Mapped[int] = mapped_column(default=0)
+    failed: Mapped[int] = mapped_column(default=0)
+    summary: Mapped[dict[str, Any] | None] = mapped_column(json_type())
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    started_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
+    finished_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
+    created_by: Mapped[str | None] = mapped_column(String(200))
+
+    def __repr__(self) -> str:
+        return f"ReprocessingJob({self.ruleset!r}, status={self.status!r})"

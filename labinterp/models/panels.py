@@ -1,0 +1,171 @@
+"""Patients and their panels: every revision of a panel is kept, verbatim and canonical."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import (
+    Date,
+    ForeignKey,
+    Index,
+    Numeric,
+    String,
+    Text,
+    UniqueConstraint,
+    Uuid,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from labinterp.models.base import Base, BigIntegerId, UtcDateTime, json_type, utcnow
+from labinterp.models.tenancy import Clinic
+
+if TYPE_CHECKING:
+    from labinterp.models.interpretations import Interpretation
+
+
+class Patient(Base):
+    """A patient as one clinic knows them (``external_id`` is the clinic's own id)."""
+
+    __tablename__ = "patients"
+    __table_args__ = (UniqueConstraint("clinic_id", "external_id"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid(), primary_key=True, default=uuid.uuid4)
+    clinic_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("clinics.id"))
+    external_id: Mapped[str] = mapped_column(String(100))
+    sex: Mapped[str] = mapped_column(String(10))  # female, male, unknown
+    birth_date: Mapped[dt.date | None] = mapped_column(Date())
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow, onupdate=utcnow)
+
+    clinic: Mapped[Clinic] = relationship()
+
+    def __repr__(self) -> str:
+        return f"Patient({self.external_id!r})"
+
+
+class Panel(Base):
+    """One accession of one clinic. Its content lives in revisions; ``status`` is processing."""
+
+    __tablename__ = "panels"
+    __table_args__ = (
+        UniqueConstraint("clinic_id", "accession"),
+        Index(None, "status", "updated_at"),  # the sweeper: queued panels not touched lately
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid(), primary_key=True, default=uuid.uuid4)
+    clinic_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("clinics.id"))
+    # indexed for a patient's trend; clinic_id is indexed by the unique constraint below
+    patient_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("patients.id"), index=True)
+    accession: Mapped[str] = mapped_column(String(100))
+    status: Mapped[str] = mapped_column(String(20), index=True)  # queued, interpreted, failed
+    current_revision: Mapped[int]
+    collected_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), index=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(
+        UtcDateTime(), default=utcnow, onupdate=utcnow, index=True
+    )
+    enqueued_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
+    failure: Mapped[str | None] = mapped_column(Text())  # why interpretation failed
+
+    clinic: Mapped[Clinic] = relationship()
+    patient: Mapped[Patient] = relationship()
+    revisions: Mapped[list[PanelRevision]] = relationship(
+        back_populates="panel",
+        order_by="PanelRevision.revision",
+        cascade="all, delete-orphan",
+        passive_deletes=True,
+    )
+    interpretations: Mapped[list[Interpretation]] = relationship(
+        back_populates="panel",
+        order_by="[Interpretation.created_at.desc(), Interpretation.revision.desc()]",
+        cascade="all, delete-orphan",
+        passive_deletes=True,
+    )
+
+    def __repr__(self) -> str:
+        return f"Panel({self.accession!r}, status={self.status!r})"
+
+
+class PanelRevision(Base):
+    """A panel's content as received: revision 1, then each correction."""
+
+    __tablename__ = "panel_revisions"
+    __table_args__ = (UniqueConstraint("panel_id", "revision"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid(), primary_key=True, default=uuid.uuid4)
+    panel_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("panels.id", ondelete="CASCADE"))
+    revision: Mapped[int]
+    content_hash: Mapped[str] = mapped_column(String(64))  # SHA-256 hex of the parsed request
+    collected_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
+    sex: Mapped[str] = mapped_column(String(10))
+    birth_date: Mapped[dt.date | None] = mapped_column(Date())
+    age_years: Mapped[int | None]
+    hemolyzed: Mapped[bool]
+    specimen_type: Mapped[str | None] = mapped_column(String(50))
+    body: Mapped[dict[str, Any]] = mapped_column(json_type())  # the request as parsed, for audit
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    created_by: Mapped[str | None] = mapped_column(String(100))  # token id or name
+
+    panel: Mapped[Panel] = relationship(back_populates="revisions")
+    results: Mapped[list[Result]] = relationship(
+        back_populates="revision",
+        order_by="Result.position",
+        cascade="all, delete-orphan",
+        passive_deletes=True,
+    )
+    context: Mapped[PanelContext | None] = relationship(
+        back_populates="revision",
+        uselist=False,
+        cascade="all, delete-orphan",
+        passive_deletes=True,
+    )
+
+    def __repr__(self) -> str:
+        return f"PanelRevision(panel_id={self.panel_id}, revision={self.revision})"
+
+
+class Result(Base):
+    """One result: the value and unit as reported, verbatim, and in the canonical unit."""
+
+    __tablename__ = "results"
+
+    id: Mapped[int] = mapped_column(BigIntegerId, primary_key=True, autoincrement=True)
+    revision_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("panel_revisions.id", ondelete="CASCADE"), index=True
+    )
+    position: Mapped[int]  # order in the request, from 0
+    analyte: Mapped[str] = mapped_column(String(40))
+    loinc: Mapped[str | None] = mapped_column(String(20))
+    reported_value: Mapped[str] = mapped_column(String(40))  # verbatim decimal text: "1.10"
+    reported_unit: Mapped[str] = mapped_column(String(40))
+    value: Mapped[Decimal] = mapped_column(Numeric(18, 6))  # in the canonical unit
+    unit: Mapped[str] = mapped_column(String(20))  # the analyte's canonical unit
+    lab_low: Mapped[str | None] = mapped_column(String(40))  # the lab's range, verbatim
+    lab_high: Mapped[str | None] = mapped_column(String(40))
+    lab_range_text: Mapped[str | None] = mapped_column(Text())
+
+    revision: Mapped[PanelRevision] = relationship(back_populates="results")
+
+    def __repr__(self) -> str:
+        return f"Result({self.analyte!r}, {self.reported_value} {self.reported_unit})"
+
+
+class PanelContext(Base):
+    """The clinical context sent with a revision: twitching, symptoms, factors, medications."""
+
+    __tablename__ = "panel_contexts"
+
+    revision_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("panel_revisions.id", ondelete="CASCADE"), primary_key=True
+    )
+    # {"sites": [...], "duration_days": N, "frequency": "..."}
+    twitching: Mapped[dict[str, Any] | None] = mapped_column(json_type())
+    symptoms: Mapped[list[str]] = mapped_column(json_type(), default=list)
+    factors: Mapped[list[str]] = mapped_column(json_type(), default=list)
+    medications: Mapped[list[str]] = mapped_column(json_type(), default=list)
+    notes: Mapped[str | None] = mapped_column(Text())  # free text, verbatim
+
+    revision: Mapped[PanelRevision] = relationship(back_populates="context")
