@@ -7,6 +7,7 @@ tests/integration/).
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Generator, Iterator
 
 import pytest
@@ -51,7 +52,7 @@ def pytest_runtest_makereport(
 def _skip_reason(report: pytest.TestReport) -> str:
     longrepr = report.longrepr
     text = longrepr[2] if isinstance(longrepr, tuple) else str(longrepr)
-    return text.removeprefix("Skipped: ")
+    return " ".join(text.removeprefix("Skipped: ").split())  # one line, even for psycopg's errors
 
 
 @pytest.hookimpl(hookwrapper=True, tryfirst=True)  # outermost: runs after pytest's short summary
@@ -61,7 +62,12 @@ def pytest_terminal_summary(
     yield
     if not _skipped_service_tests:
         return
-    reasons = "; ".join(dict.fromkeys(_skipped_service_tests.values()))
+    # "Redis not reachable at URL" without the exception: the SKIPPED lines above have it
+    short = [
+        re.sub(r"^(.*? not reachable at \S+) .*$", r"\1", reason)
+        for reason in _skipped_service_tests.values()
+    ]
+    reasons = "; ".join(dict.fromkeys(short))
     count = len(_skipped_service_tests)
     terminalreporter.write_line(
         f"{count} PostgreSQL/Redis test{'s' if count != 1 else ''} skipped: {reasons}; "
