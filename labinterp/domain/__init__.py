@@ -3,3 +3,43 @@
 No Flask, Celery, SQLAlchemy or marshmallow import is allowed below this package; the clock
 and the ruleset are always arguments.
 """
+
+from labinterp.domain.acceptance import AcceptedPanel, AcceptedResult, accept_panel
+from labinterp.domain.context import ContributingFactor, FollowUp, RedFlag
+from labinterp.domain.findings import Finding
+from labinterp.domain.interpretation import Interpretation, interpret
+from labinterp.domain.judging import CriticalLimit, Interval, Judgement
+from labinterp.domain.mechanisms import Note
+from labinterp.domain.ruleset import Ruleset, RulesetError
+from labinterp.domain.types import (
+    Context,
+    PanelRejected,
+    RawPanel,
+    RawRange,
+    RawResult,
+    Twitching,
+)
+
+__all__ = [
+    "AcceptedPanel",
+    "AcceptedResult",
+    "Context",
+    "ContributingFactor",
+    "CriticalLimit",
+    "Finding",
+    "FollowUp",
+    "Interpretation",
+    "Interval",
+    "Judgement",
+    "Note",
+    "PanelRejected",
+    "RawPanel",
+    "RawRange",
+    "RawResult",
+    "RedFlag",
+    "Ruleset",
+    "RulesetError",
+    "Twitching",
+    "accept_panel",
+    "interpret",
+]

@@ -25,7 +25,8 @@ class RawRange:
 
 @dataclass(frozen=True)
 class RawResult:
-    """One result as the sender gave it, after structural parsing (types are right, meaning unchecked)."""
+    """One result as the sender gave it, after structural parsing (types are right, meaning
+    unchecked)."""
 
     analyte: str | None = None
     loinc: str | None = None
@@ -52,7 +53,8 @@ class Context:
 
 @dataclass(frozen=True)
 class RawPanel:
-    """A panel as received. ``collected_at`` is timezone-aware (UTC when the sender gave no offset)."""
+    """A panel as received. ``collected_at`` is timezone-aware (UTC when the sender gave no
+    offset)."""
 
     collected_at: datetime
     results: tuple[RawResult, ...]

@@ -1,0 +1,190 @@
+"""Judging one result: which interval applies, where the value lies, whether it is critical.
+
+A laboratory range wins over the ruleset's interval and is compared in its own unit against
+the value as reported (no rounding); the ruleset's interval is compared against the canonical
+value. Bounds are inclusive. Critical limits (canonical, strict) always apply.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any, Literal
+
+from labinterp.domain.acceptance import AcceptedPanel, AcceptedResult
+from labinterp.domain.ages import Age, age_from_bound, age_from_years, age_on, place
+from labinterp.domain.ruleset import Analyte, Band, Ruleset
+from labinterp.domain.types import Sex
+
+Code = Literal["N", "L", "H", "LL", "HH", "IND"]
+Side = Literal["low", "high"]
+
+
+@dataclass(frozen=True)
+class Patient:
+    age: Age
+    sex: Sex
+    age_known: bool  # False: no birth date or age; the adult band was assumed
+    age_years_only: int | None  # known only in whole years (no birth date)
+
+
+def patient_of(panel: AcceptedPanel, ruleset: Ruleset) -> Patient:
+    if panel.birth_date is not None:
+        return Patient(age_on(panel.birth_date, panel.collected_at.date()), panel.sex, True, None)
+    if panel.age_years is not None:
+        return Patient(age_from_years(panel.age_years), panel.sex, True, panel.age_years)
+    return Patient(age_from_bound(ruleset.unknown_age_assume), panel.sex, False, None)
+
+
+@dataclass(frozen=True)
+class Interval:
+    low: Decimal | None
+    high: Decimal | None
+    unit: str
+    source: Literal["ruleset", "lab"]
+    citation: str  # short source labels, or "laboratory"
+    population: str | None = None  # "≥ 18 y", for explanations
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"low": self.low, "high": self.high, "unit": self.unit, "source": self.source}
+
+    def text(self) -> str:
+        """'0.70–1.10 mmol/L', '≤ 0.40 umol/L', '≥ 259 pmol/L'."""
+        if self.low is not None and self.high is not None:
+            return f"{self.low}–{self.high} {self.unit}"
+        if self.low is not None:
+            return f"≥ {self.low} {self.unit}"
+        return f"≤ {self.high} {self.unit}"
+
+
+@dataclass(frozen=True)
+class CriticalLimit:
+    value: Decimal
+    unit: str
+    direction: Literal["below", "above"]
+    citation: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"value": self.value, "unit": self.unit, "direction": self.direction,
+                "source": self.citation}
+
+
+@dataclass(frozen=True)
+class Judgement:
+    result: AcceptedResult
+    analyte: Analyte
+    interval: Interval | None
+    code: Code
+    side: Side | None  # where the value lies against the interval (None: within or unjudged)
+    critical: CriticalLimit | None
+    age_ambiguous: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        r = self.result
+        return {
+            "position": r.position, "analyte": r.analyte, "loinc": r.loinc,
+            "value": r.value, "unit": r.unit, "interpretation": self.code,
+            "critical": self.critical is not None,
+            "reported": {"value": r.reported_value, "unit": r.reported_unit},
+            "reference_range": None if self.interval is None else self.interval.to_dict(),
+        }
+
+
+def compare(value: Decimal, low: Decimal | None, high: Decimal | None) -> Side | None:
+    """Inclusive bounds: low <= value <= high is within."""
+    if low is not None and value < low:
+        return "low"
+    if high is not None and value > high:
+        return "high"
+    return None
+
+
+def select_band(bands: tuple[Band, ...], patient: Patient) -> tuple[Band | None, bool]:
+    """The band for the patient's sex (else any sex) and age; (None, True) when the age is
+    too imprecise to choose."""
+    groups = ([patient.sex] if patient.sex in ("female", "male") else []) + ["any"]
+    for sex in groups:
+        candidates = [b for b in bands if b.sex == sex]
+        placements = [(b, place(patient.age, b.age_min, b.age_max)) for b in candidates]
+        inside = [b for b, p in placements if p == "inside"]
+        if inside:
+            return inside[0], False
+        if any(p == "ambiguous" for _, p in placements):
+            return None, True
+    return None, False
+
+
+def _critical_bounds(analyte: Analyte, patient: Patient
+                     ) -> tuple[Decimal | None, Decimal | None, tuple[str, ...]]:
+    band, ambiguous = select_band(analyte.critical, patient)
+    if band is not None:
+        return band.low, band.high, band.sources
+    if not ambiguous:
+        return None, None, ()
+    # Age too imprecise: the tightest limits of the bands it could fall in (the safe side).
+    possible = [b for b in analyte.critical
+                if place(patient.age, b.age_min, b.age_max) != "outside"]
+    lows = [b.low for b in possible if b.low is not None]
+    highs = [b.high for b in possible if b.high is not None]
+    sources = tuple(dict.fromkeys(s for b in possible for s in b.sources))
+    return (max(lows) if lows else None), (min(highs) if highs else None), sources
+
+
+def critical_limit(analyte: Analyte, value: Decimal, patient: Patient,
+                   ruleset: Ruleset) -> CriticalLimit | None:
+    low, high, sources = _critical_bounds(analyte, patient)
+    if low is not None and value < low:
+        return CriticalLimit(low, analyte.canonical_unit, "below", ruleset.cite(sources))
+    if high is not None and value > high:
+        return CriticalLimit(high, analyte.canonical_unit, "above", ruleset.cite(sources))
+    return None
+
+
+def ruleset_interval(analyte: Analyte, patient: Patient, ruleset: Ruleset
+                     ) -> tuple[Interval | None, bool]:
+    if analyte.decision is not None:
+        d = analyte.decision
+        where = place(patient.age, d.age_min, d.age_max)
+        band: Band | None = d.adequate if where == "inside" else None
+        ambiguous = where == "ambiguous"
+    else:
+        band, ambiguous = select_band(analyte.intervals, patient)
+    if band is None:
+        return None, ambiguous
+    population = band.population() if band.age_min or band.age_max or band.sex != "any" else None
+    if analyte.decision is not None:
+        from labinterp.domain.ages import describe_age_span
+
+        span = describe_age_span(analyte.decision.age_min, analyte.decision.age_max)
+        population = None if span == "all ages" else span
+    return Interval(band.low, band.high, analyte.canonical_unit, "ruleset",
+                    ruleset.cite(band.sources), population), False
+
+
+def lab_interval(result: AcceptedResult) -> Interval | None:
+    rr = result.reference_range
+    if rr is None or (rr.low is None and rr.high is None):
+        return None
+    return Interval(rr.low, rr.high, result.reported_unit, "lab", "laboratory")
+
+
+def judge(result: AcceptedResult, analyte: Analyte, patient: Patient,
+          ruleset: Ruleset) -> Judgement:
+    interval, ambiguous = ruleset_interval(analyte, patient, ruleset)
+    lab = lab_interval(result)
+    side: Side | None = None
+    if lab is not None:
+        interval, ambiguous = lab, False
+        side = compare(result.reported_value, lab.low, lab.high)
+    elif interval is not None:
+        side = compare(result.value, interval.low, interval.high)
+    critical = critical_limit(analyte, result.value, patient, ruleset)
+    code: Code
+    if critical is not None:
+        code = "LL" if critical.direction == "below" else "HH"
+    elif interval is None:
+        code = "IND"
+    else:
+        code = "L" if side == "low" else "H" if side == "high" else "N"
+    return Judgement(result, analyte, interval, code, side, critical, ambiguous)
+

@@ -1,0 +1,80 @@
+"""The one paragraph a clinician reads first: the most important thing first."""
+
+from __future__ import annotations
+
+from labinterp.domain.context import ContributingFactor, FollowUp, RedFlag
+from labinterp.domain.findings import Finding, title
+from labinterp.domain.judging import Judgement
+from labinterp.domain.mechanisms import Note
+from labinterp.domain.units import fmt, join_and
+
+
+def _finding_phrase(f: Finding, display: str) -> str:
+    name = title(f.code)
+    if f.grade is not None:
+        name += f" grade {f.grade}"
+    what = "albumin-corrected calcium" if f.measured is not None else display.lower()
+    if what.startswith("25-oh"):
+        what = "25-OH vitamin D"
+    if what.startswith("vitamin b12"):
+        what = "vitamin B12"
+    if what.startswith("pth") or what.startswith("parathyroid"):
+        what = "PTH"
+    detail = f"{what} {fmt(f.value)} {f.unit}"
+    if f.critical is not None:
+        limit = f.critical
+        detail += f", {limit.direction} the critical limit {limit.value} {limit.unit}"
+    else:
+        detail += f", {f.severity.replace('_', '-')}"
+    if f.possibly_spurious:
+        detail += ", possibly spurious"
+    return f"{name} ({detail})"
+
+
+def summarize(findings: tuple[Finding, ...], flags: tuple[RedFlag, ...],
+              factors: tuple[ContributingFactor, ...], follow: tuple[FollowUp, ...],
+              notes: tuple[Note, ...], judged: list[Judgement], version: str) -> str:
+    displays = {j.result.analyte: j.analyte.display for j in judged}
+    phrases = [_finding_phrase(f, displays.get(f.analyte, f.analyte)) for f in findings]
+    critical = [p for f, p in zip(findings, phrases, strict=True) if f.critical is not None]
+    others = [p for f, p in zip(findings, phrases, strict=True) if f.critical is None]
+    urgent = [f for f in flags if f.urgent]
+    plain = [f for f in flags if not f.urgent]
+    unjudged = [j.analyte.display.lower() for j in judged if j.code == "IND"]
+    sentences: list[str] = []
+    if critical:
+        sentences.append(f"Critical: {'; '.join(critical)}.")
+    if urgent:
+        sentences.append(f"Urgent red flag{'s' if len(urgent) > 1 else ''}: "
+                         f"{'; '.join(f.detail for f in urgent)}.")
+    if others:
+        lead = "Also" if critical or urgent else "Findings"
+        sentences.append(f"{lead}: {'; '.join(others)}.")
+    if plain:
+        sentences.append(f"Red flag{'s' if len(plain) > 1 else ''}: "
+                         f"{'; '.join(f.detail for f in plain)}.")
+    if not findings and not flags:
+        if unjudged:
+            sentences.append(f"No abnormal finding, but {join_and(unjudged)} could not be judged "
+                             "(no reference interval for this patient; a laboratory range is "
+                             "needed).")
+        else:
+            sentences.append(f"All {len(judged)} result{'s are' if len(judged) != 1 else ' is'} "
+                             f"within the reference intervals of ruleset {version}; no findings "
+                             "and no red flags.")
+    elif unjudged:
+        sentences.append(f"Not judged: {join_and(unjudged)} (no reference interval).")
+    note_codes = [n for n in notes if n.code != "age_unknown"]
+    if note_codes:
+        sentences.append(f"Note{'s' if len(note_codes) > 1 else ''}: "
+                         f"{'; '.join(n.detail for n in note_codes)}")
+    if factors:
+        sentences.append("Possible contributors: " + "; ".join(
+            f"{c.code.replace('_', ' ')} ({', '.join(r.replace('_', ' ') for r in c.relates_to)})"
+            for c in factors) + ".")
+    if follow:
+        sentences.append("Suggested follow-up: "
+                         + ", ".join(f.code.replace("_", " ") for f in follow) + ".")
+    if any(n.code == "age_unknown" for n in notes):
+        sentences.append("Age unknown: adult intervals assumed.")
+    return " ".join(s if s.endswith(".") else s + "." for s in sentences)

@@ -1,0 +1,58 @@
+"""Unit spelling, conversion to the canonical unit, and decimal rounding.
+
+Decimal arithmetic throughout: 1.7 mg/dL magnesium x 0.4114 = 0.69938 -> 0.70 mmol/L
+(ROUND_HALF_UP at the analyte's reporting precision), never binary floating point.
+"""
+
+from __future__ import annotations
+
+from decimal import ROUND_HALF_UP, Decimal
+
+
+def normalise_unit(text: str) -> str:
+    """Case-insensitive, µ/μ read as u, spaces ignored: 'µmol/L' and 'UMOL / l' match."""
+    return "".join(text.split()).replace("\u00b5", "u").replace("\u03bc", "u").casefold()
+
+
+def quantize(value: Decimal, places: int) -> Decimal:
+    return value.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP)
+
+
+def to_canonical(value: Decimal, factor: Decimal, places: int) -> Decimal:
+    return quantize(value * factor, places)
+
+
+def from_canonical(value: Decimal, factor: Decimal) -> Decimal:
+    """A canonical value expressed in another unit, unrounded (lab-range comparisons)."""
+    return value / factor
+
+
+def fmt(value: Decimal | int | None) -> str:
+    """A number as a clinician reads it: '0.70', '50', '1.1' (no exponent, kept scale)."""
+    if value is None:
+        return ""
+    if isinstance(value, int):
+        return str(value)
+    text = format(value, "f")
+    return text
+
+
+def fmt_display(value: Decimal, places: int = 4) -> str:
+    """A derived value (e.g. a limit converted into another unit), trimmed for reading."""
+    rounded = quantize(value, places).normalize()
+    return format(rounded, "f")
+
+
+def join_or(items: list[str] | tuple[str, ...]) -> str:
+    """'a', 'a or b', 'a, b or c'."""
+    items = list(items)
+    if len(items) <= 1:
+        return "".join(items)
+    return f"{', '.join(items[:-1])} or {items[-1]}"
+
+
+def join_and(items: list[str] | tuple[str, ...]) -> str:
+    items = list(items)
+    if len(items) <= 1:
+        return "".join(items)
+    return f"{', '.join(items[:-1])} and {items[-1]}"
