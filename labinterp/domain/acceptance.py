@@ -144,7 +144,8 @@ def _accept_result(raw: RawResult, i: int, ruleset: Ruleset, errors: _Errors
         return None
     assert raw.value is not None and raw.unit is not None
     value = to_canonical(raw.value, conversion.factor, analyte.precision)
-    if not analyte.accepted_low <= value <= analyte.accepted_high:
+    # Possibility is a property of the true value: compare the exact conversion, not the rounding.
+    if not analyte.accepted_low <= raw.value * conversion.factor <= analyte.accepted_high:
         shown = f"{fmt(raw.value)} {raw.unit}"
         if conversion.unit != analyte.canonical_unit:
             shown += f" ({fmt(value)} {analyte.canonical_unit})"

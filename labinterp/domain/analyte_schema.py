@@ -143,10 +143,11 @@ def _units(check: Checker, node: Map, key: str, canonical: str,
             check.fail(line, f"analyte {key}: unit {name} is listed twice")
         conversions[display] = UnitConversion(display, factor, dimension,  # type: ignore[arg-type]
                                               sources_of(spec, inherited))
-    index: dict[str, UnitConversion] = {}
-    for norm, (display, _dimension) in unit_table.items():
-        if display in conversions:
-            index[norm] = conversions[display]
+    index: dict[str, UnitConversion] = {}  # canonical first, then in the file's order
+    for display, conversion in conversions.items():
+        for norm, (name, _dimension) in unit_table.items():
+            if name == display:
+                index[norm] = conversion
     return index
 
 
