@@ -70,7 +70,7 @@ class Band:
     sex: BandSex = "any"
     age_min: AgeBound | None = None
     age_max: AgeBound | None = None
-    line: int = 0
+    line: int = field(default=0, compare=False)  # where it was written, for messages
 
     def population(self) -> str:
         """'18–59 y', '≥ 6 mo', 'all ages' — for explanations."""
