@@ -8,7 +8,7 @@ import datetime as dt
 import pytest
 
 from labinterp.domain import PanelRejected, RawPanel, accept_panel
-from tests.unit.test_domain_helpers import (
+from labinterp.domain.testing import (
     COLLECTED,
     NOW,
     R1,

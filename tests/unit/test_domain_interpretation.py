@@ -7,7 +7,7 @@ import json
 from decimal import Decimal
 
 from labinterp.domain import Twitching
-from tests.unit.test_domain_helpers import R1, D, finding_of, res, result_of, run
+from labinterp.domain.testing import R1, D, finding_of, res, result_of, run
 
 API_KEYS = {"ruleset", "status", "priority", "results", "findings", "red_flags",
             "contributing_factors", "follow_up", "notes", "summary"}

@@ -9,8 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from labinterp.domain.testing import R1, R2, D
 from labinterp.rulesets import RulesetError, default_directory, load_ruleset, load_rulesets
-from tests.unit.test_domain_helpers import R1, R2, REPO, D
+
+REPO = Path(__file__).resolve().parents[2]
 
 BASE = (REPO / "reference_ranges" / "2026.1.yaml").read_text(encoding="utf-8")
 

@@ -1,13 +1,14 @@
-"""Builders shared by the domain tests (no tests here)."""
+"""Builders for tests and demos: a panel in one line, interpreted with the shipped rulesets.
+
+Framework-free like the rest of the domain; used by the unit tests, handy in a REPL:
+``run(res("potassium", "2.6", "mmol/L")).summary``.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
-
-import pytest
 
 from labinterp.domain import (
     AcceptedPanel,
@@ -21,10 +22,17 @@ from labinterp.domain import (
     accept_panel,
     interpret,
 )
-from labinterp.rulesets import load_rulesets
+from labinterp.domain.ruleset import Ruleset
 
-REPO = Path(__file__).resolve().parents[2]
-RULESETS = load_rulesets(REPO / "reference_ranges")
+
+def shipped_rulesets() -> dict[str, Ruleset]:
+    """The repository's rulesets (reading files is the loader's job, hence the late import)."""
+    from labinterp.rulesets import load_rulesets
+
+    return load_rulesets()
+
+
+RULESETS = shipped_rulesets()
 R1 = RULESETS["2026.1"]
 R2 = RULESETS["2026.2"]
 NOW = dt.datetime(2026, 11, 20, 9, 0, tzinfo=dt.UTC)
@@ -72,9 +80,12 @@ def run(*results: RawResult, ruleset: Any = R1, **kw: Any) -> Interpretation:
 
 
 def reject(*results: RawResult, ruleset: Any = R1, **kw: Any) -> dict[str, list[str]]:
-    with pytest.raises(PanelRejected) as info:
+    """The errors of a panel that must be rejected (AssertionError if it is accepted)."""
+    try:
         accept(*results, ruleset=ruleset, **kw)
-    return info.value.errors
+    except PanelRejected as exc:
+        return exc.errors
+    raise AssertionError("the panel was accepted")
 
 
 def result_of(i: Interpretation, analyte: str) -> dict[str, Any]:
