@@ -23,7 +23,7 @@ from labinterp.domain.findings import FindingDraft, generic_draft, value_text
 from labinterp.domain.judging import Judgement, Side, compare
 from labinterp.domain.mechanisms import Outcome
 from labinterp.domain.ruleset import Ruleset
-from labinterp.domain.units import fmt, fmt_display, quantize
+from labinterp.domain.units import fmt, quantize
 
 LOW_CODES = ("L", "LL")
 
@@ -74,12 +74,8 @@ def _corrected(total: Judgement, corrected: Decimal, albumin: Decimal, ruleset: 
     rule = total.analyte.albumin_correction
     assert rule is not None
     side = _corrected_side(total, corrected)
-    in_lab_unit = ""
-    if total.interval is not None and total.interval.source == "lab" and \
-            total.interval.unit != total.result.unit:
-        in_lab_unit = f" ({fmt_display(corrected / total.result.factor)} {total.interval.unit})"
-    lead = (f"Albumin-corrected calcium {fmt(corrected)} {total.result.unit}{in_lab_unit} "
-            f"(measured {value_text(total)}; albumin {albumin} g/L; corrected = Ca + "
+    lead = (f"Albumin-corrected calcium {value_text(total, corrected)} (measured "
+            f"{value_text(total, joiner=' = {}')}; albumin {albumin} g/L; corrected = Ca + "
             f"{rule.factor} × ({rule.reference} − albumin), {ruleset.cite(rule.sources)})")
     critical = total.critical
     critical_side = None if critical is None else ("low" if critical.direction == "below"
@@ -94,7 +90,7 @@ def _corrected(total: Judgement, corrected: Decimal, albumin: Decimal, ruleset: 
             total.code if matches else ("L" if finding_side == "low" else "H"),
             value=corrected, measured=total.result.value,
             critical=critical if matches else None, graded=side is not None, lead=lead,
-            within=side is None, sources=[ruleset.cite(rule.sources)],
+            within=side is None, sources=[ruleset.cite(rule.sources)], as_reported=False,
         )
         if side is None:
             draft.possibly_spurious = True

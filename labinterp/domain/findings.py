@@ -16,9 +16,13 @@ _UPPER = {"d": "D", "b12": "B12", "mma": "MMA", "pth": "PTH"}
 
 def title(code: str) -> str:
     """'vitamin_d_deficiency' -> 'Vitamin D deficiency'; 'elevated_mma' -> 'Elevated MMA'."""
-    words = [_UPPER.get(w, w) for w in code.split("_")]
-    text = " ".join(words)
+    text = phrase(code)
     return text[0].upper() + text[1:]
+
+
+def phrase(code: str) -> str:
+    """A code as words inside a sentence: 'vitamin D deficiency', 'check PTH', 'B12 borderline'."""
+    return " ".join(_UPPER.get(w, w) for w in code.split("_"))
 
 
 @dataclass(frozen=True)
@@ -67,32 +71,36 @@ class Finding:
         return out
 
 
-def value_text(j: Judgement, value: Decimal | None = None) -> str:
-    """'0.45 mmol/L (1.1 mg/dL)'; once when reported in the canonical unit."""
+def value_text(j: Judgement, value: Decimal | None = None, joiner: str = " ({})") -> str:
+    """'0.45 mmol/L (1.1 mg/dL)': canonical, then as reported; once when reported canonically.
+    A derived ``value`` (corrected calcium) is shown converted into the reported unit."""
     r = j.result
     shown = f"{fmt(r.value if value is None else value)} {r.unit}"
-    if r.reported_canonically and value is None:
+    if r.reported_canonically:
         return shown
-    return f"{shown} ({fmt(r.reported_value)} {r.reported_unit})" if value is None else shown
+    other = fmt(r.reported_value) if value is None else fmt_display(value / r.factor)
+    return shown + joiner.format(f"{other} {r.reported_unit}")
 
 
-def interval_text(interval: Interval, ruleset: Ruleset) -> str:
+def interval_text(interval: Interval, ruleset: Ruleset, as_reported: bool = True) -> str:
     if interval.source == "lab":
-        return f"the laboratory's range {interval.text()} (compared with the value as reported)"
+        how = " (compared with the value as reported)" if as_reported else ""
+        return f"the laboratory's range {interval.text()}{how}"
     population = f", {interval.population}" if interval.population else ""
     return (f"the reference interval {interval.text()}{population} (ruleset {ruleset.version}: "
             f"{interval.citation})")
 
 
-def limit_text(interval: Interval | None, side: str | None, ruleset: Ruleset) -> str:
+def limit_text(interval: Interval | None, side: str | None, ruleset: Ruleset,
+               as_reported: bool = True) -> str:
     if interval is None:
         return "has no reference interval for this patient"
-    where = interval_text(interval, ruleset)
+    where = interval_text(interval, ruleset, as_reported)
     if side == "low" and interval.low is not None:
         return f"is below the lower limit {interval.low} {interval.unit} of {where}"
     if side == "high" and interval.high is not None:
         return f"is above the upper limit {interval.high} {interval.unit} of {where}"
-    return f"is within {interval_text(interval, ruleset)}"
+    return f"is within {where}"
 
 
 def critical_text(critical: CriticalLimit) -> str:
@@ -130,6 +138,7 @@ class FindingDraft:
     extra: list[str] = field(default_factory=list)
     sources: list[str] = field(default_factory=list)
     within: bool = False  # the interval judged the value normal (critical only)
+    as_reported: bool = True  # a lab range was compared with the reported value itself
 
 
 def build_finding(d: FindingDraft, ruleset: Ruleset, symptom_sets: dict[str, str]) -> Finding:
@@ -141,7 +150,7 @@ def build_finding(d: FindingDraft, ruleset: Ruleset, symptom_sets: dict[str, str
         grade_, how = grade(table, value, j.result.unit, symptom_sets)
     level = severity(ruleset, d.code, grade_, d.critical is not None)
     lead = d.lead or f"{j.analyte.display} {value_text(j)}"
-    limit = limit_text(d.interval, None if d.within else d.side, ruleset)
+    limit = limit_text(d.interval, None if d.within else d.side, ruleset, d.as_reported)
     sentence = f"{lead} {limit}"
     if d.critical is not None:
         sentence += f", and is {critical_text(d.critical)}"

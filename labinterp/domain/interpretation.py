@@ -125,8 +125,9 @@ def _hemolysis(panel: AcceptedPanel, ruleset: Ruleset, drafts: list[FindingDraft
     for draft in drafts:
         if draft.code in rule.possibly_spurious:
             draft.possibly_spurious = True
-            draft.extra.append(f"The specimen is hemolyzed: hemolysis releases it from red cells, "
-                               f"so this may be spurious ({ruleset.cite(rule.sources)}).")
+            what = draft.judgement.analyte.display.lower()
+            draft.extra.append(f"The specimen is hemolyzed: red cells release {what}, so this "
+                               f"may be spurious ({ruleset.cite(rule.sources)}).")
     if any(r.analyte in rule.follow_up_analytes for r in panel.results):
         out.follow_ups.append(rule.follow_up)
 

@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 from labinterp.domain.context import ContributingFactor, FollowUp, RedFlag
-from labinterp.domain.findings import Finding, title
+from labinterp.domain.findings import Finding, phrase
 from labinterp.domain.judging import Judgement
 from labinterp.domain.mechanisms import Note
 from labinterp.domain.units import fmt, join_and
 
 
 def _finding_phrase(f: Finding, display: str) -> str:
-    name = title(f.code)
+    name = phrase(f.code)
     if f.grade is not None:
         name += f" grade {f.grade}"
     what = "albumin-corrected calcium" if f.measured is not None else display.lower()
+    if what.endswith(" (total)"):
+        what = "total " + what.removesuffix(" (total)")
     if what.startswith("25-oh"):
         what = "25-OH vitamin D"
     if what.startswith("vitamin b12"):
@@ -43,7 +45,7 @@ def summarize(findings: tuple[Finding, ...], flags: tuple[RedFlag, ...],
     unjudged = [j.analyte.display.lower() for j in judged if j.code == "IND"]
     sentences: list[str] = []
     if critical:
-        sentences.append(f"Critical: {'; '.join(critical)}.")
+        sentences.append(f"Critical value: {'; '.join(critical)}.")
     if urgent:
         sentences.append(f"Urgent red flag{'s' if len(urgent) > 1 else ''}: "
                          f"{'; '.join(f.detail for f in urgent)}.")
@@ -70,11 +72,11 @@ def summarize(findings: tuple[Finding, ...], flags: tuple[RedFlag, ...],
                          f"{'; '.join(n.detail for n in note_codes)}")
     if factors:
         sentences.append("Possible contributors: " + "; ".join(
-            f"{c.code.replace('_', ' ')} ({', '.join(r.replace('_', ' ') for r in c.relates_to)})"
+            f"{phrase(c.code)} ({', '.join(phrase(r) for r in c.relates_to)})"
             for c in factors) + ".")
     if follow:
         sentences.append("Suggested follow-up: "
-                         + ", ".join(f.code.replace("_", " ") for f in follow) + ".")
+                         + ", ".join(phrase(f.code) for f in follow) + ".")
     if any(n.code == "age_unknown" for n in notes):
         sentences.append("Age unknown: adult intervals assumed.")
     return " ".join(s if s.endswith(".") else s + "." for s in sentences)

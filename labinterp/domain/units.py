@@ -37,10 +37,9 @@ def fmt(value: Decimal | int | None) -> str:
     return text
 
 
-def fmt_display(value: Decimal, places: int = 4) -> str:
-    """A derived value (e.g. a limit converted into another unit), trimmed for reading."""
-    rounded = quantize(value, places).normalize()
-    return format(rounded, "f")
+def fmt_display(value: Decimal, places: int = 2) -> str:
+    """A derived value (e.g. corrected calcium in mg/dL), to ``places`` decimals for reading."""
+    return format(quantize(value, places), "f")
 
 
 def join_or(items: list[str] | tuple[str, ...]) -> str:

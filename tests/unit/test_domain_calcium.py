@@ -150,3 +150,11 @@ def test_ionized_in_mg_dl_is_converted_before_grading():
 def test_hypocalcemia_without_magnesium_vitamin_d_pth_asks_for_them():
     i = run(res("calcium", "2.00", "mmol/L"), res("albumin", "42", "g/L"))
     assert i.follow_up_codes == ("check_magnesium", "check_pth", "check_vitamin_d")
+
+
+def test_corrected_calcium_explanation_names_both_units_and_the_formula():
+    i = run(res("calcium", "7.6", "mg/dL", low="8.6", high="10.2"), res("albumin", "3.0", "g/dL"))
+    text = finding_of(i, "hypocalcemia")["explanation"]
+    assert text.startswith("Albumin-corrected calcium 2.10 mmol/L (8.42 mg/dL) (measured "
+                           "1.90 mmol/L = 7.6 mg/dL; albumin 30 g/L")
+    assert "Payne 1973" in text and "below the lower limit 8.6 mg/dL" in text

@@ -200,9 +200,9 @@ def test_findings_are_ordered_most_important_first():
 def test_summary_says_the_most_important_thing_first():
     i = run(res("magnesium", "0.60", "mmol/L"), res("potassium", "2.6", "mmol/L"),
             symptoms=("muscle_wasting",))
-    assert i.summary.startswith("Critical: Hypokalemia grade 3 (potassium 2.6 mmol/L, below "
+    assert i.summary.startswith("Critical value: hypokalemia grade 3 (potassium 2.6 mmol/L, below "
                                 "the critical limit 2.8 mmol/L)")
-    assert i.summary.index("Urgent red flag") < i.summary.index("Hypomagnesemia")
+    assert i.summary.index("Urgent red flag") < i.summary.index("hypomagnesemia")
     assert "Suggested follow-up" in i.summary
 
 
