@@ -191,8 +191,9 @@ def test_duplicate_key(tmp_path):
 def test_version_must_match_the_file_name(tmp_path):
     path = tmp_path / "2026.9.yaml"
     path.write_text(BASE, encoding="utf-8")
-    assert error(path).endswith("2026.9.yaml line 10: version 2026.1 does not match the file "
-                                "name (2026.9.yaml)")
+    line = line_of(BASE, 'version: "2026.1"')
+    assert error(path).endswith(f"2026.9.yaml line {line}: version 2026.1 does not match the "
+                                "file name (2026.9.yaml)")
 
 
 def test_missing_top_level_section(tmp_path):
