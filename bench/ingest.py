@@ -1,0 +1,94 @@
+"""Durable ingest: POST /api/v1/panels through the whole stack vs a bare Flask JSON endpoint.
+
+Both are driven the same way (Flask's test client, one thread) in the same run, so the ratio
+shows what auth, validation, the clinical acceptance and the one transaction cost per panel.
+On PostgreSQL when LABINTERP_BENCH_POSTGRES_URL (or the test default) answers.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from flask import Flask, request  # noqa: E402
+
+from labinterp.api.jsonio import loads  # noqa: E402
+from labinterp.app import create_app  # noqa: E402
+from labinterp.config import load_settings  # noqa: E402
+from labinterp.db import upgrade_database  # noqa: E402
+from labinterp.demo import SAMPLE_PANELS  # noqa: E402
+from labinterp.runtime import build_runtime  # noqa: E402
+from labinterp.services.accounts import create_clinic, create_token  # noqa: E402
+
+N = int(os.environ.get("BENCH_N", 1000))
+
+
+def bodies() -> list[dict]:
+    out = []
+    for n in range(N):
+        panel = copy.deepcopy(SAMPLE_PANELS[0])
+        panel["accession"] = f"BENCH-{n}"
+        out.append(panel)
+    return out
+
+
+def bare() -> float:
+    app = Flask("bare")
+
+    @app.post("/panels")
+    def panels():  # type: ignore[no-untyped-def]
+        return {"accession": loads(request.get_data())["accession"]}, 202
+
+    client = app.test_client()
+    payloads = bodies()
+    start = time.perf_counter()
+    for body in payloads:
+        client.post("/panels", json=body)
+    return N / (time.perf_counter() - start)
+
+
+def full(env: dict[str, str]) -> float:
+    settings = load_settings(env)
+    upgrade_database(settings.database_url)
+    runtime = build_runtime(settings)
+    with runtime.session_factory() as session:
+        create_clinic(session, f"bench-{time.time_ns()}")
+        name = session.execute(__import__("sqlalchemy").text(
+            "select name from clinics order by created_at desc limit 1")).scalar_one()
+        token = create_token(session, "clinic", [name]).token
+    client = create_app(runtime=runtime).test_client()
+    headers = {"Authorization": f"Bearer {token}"}
+    payloads = bodies()
+    start = time.perf_counter()
+    for body in payloads:
+        response = client.post("/api/v1/panels", json=body, headers=headers)
+        assert response.status_code == 202, response.get_json()
+    rate = N / (time.perf_counter() - start)
+    runtime.engine.dispose()
+    return rate
+
+
+def main() -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        base = bare()
+        print(f"baseline bare Flask JSON endpoint: {base:,.0f} req/s")
+        sqlite = full({"LABINTERP_INSTANCE": tmp, "LABINTERP_RATE_LIMIT": "0"})
+        print(f"POST /api/v1/panels, SQLite + folder broker: {sqlite:,.0f} panels/s ({base / sqlite:.1f}x the baseline's time)")
+        pg = os.environ.get("LABINTERP_BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+        redis = os.environ.get("LABINTERP_BENCH_REDIS_URL", "redis://127.0.0.1:6379/12")
+        try:
+            rate = full({"LABINTERP_INSTANCE": tmp, "DATABASE_URL": pg, "CELERY_BROKER_URL": redis,
+                         "LABINTERP_RATE_LIMIT": "0"})
+            print(f"POST /api/v1/panels, PostgreSQL + Redis: {rate:,.0f} panels/s ({base / rate:.1f}x the baseline's time)")
+        except Exception as exc:  # no PostgreSQL here: say so, don't fail
+            print(f"PostgreSQL + Redis skipped: {type(exc).__name__}: {exc}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,3 @@
+from labinterp.cli import main
+
+main()

@@ -1,0 +1,113 @@
+"""Liveness, readiness, metrics and rulesets."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Response, current_app
+from flask.views import MethodView
+from sqlalchemy import func, select, text
+
+from labinterp.api.auth import roles
+from labinterp.api.parsing import Blueprint
+from labinterp.api.problems import Problem
+from labinterp.api.session import db, runtime
+from labinterp.models import Interpretation, Panel
+from labinterp.services import dispatch
+from labinterp.services import rulesets as ruleset_service
+
+ops = Blueprint("operations", __name__, description="Health, readiness and metrics.")
+rules = Blueprint("rulesets", __name__, url_prefix="/api/v1", description="Versioned reference-range rulesets.")
+
+
+@ops.route("/healthz")
+class Health(MethodView):
+    @ops.response(200)
+    def get(self) -> Any:
+        """The process is alive"""
+        return {"status": "ok"}
+
+
+def _check_database() -> tuple[bool, str]:
+    try:
+        db().execute(text("SELECT 1"))
+        return True, "ok"
+    except Exception as exc:
+        return False, f"{type(exc).__name__}: {str(exc).splitlines()[0]}"
+
+
+@ops.route("/readyz")
+class Ready(MethodView):
+    @ops.response(200)
+    @ops.alt_response(503, description="The database or the broker is unreachable")
+    def get(self) -> Any:
+        """Database and broker reachable (each reported separately)"""
+        db_ok, db_detail = _check_database()
+        broker_ok, broker_detail = dispatch.broker_reachable()
+        checks = {
+            "database": {"ok": db_ok, "detail": db_detail},
+            "broker": {"ok": broker_ok, "detail": broker_detail},
+        }
+        if db_ok and broker_ok:
+            return {"status": "ready", "checks": checks}
+        down = " and ".join(name for name, c in checks.items() if not c["ok"])
+        raise Problem(503, f"not ready: {down} unreachable", extra={"checks": checks},
+                      headers={"Retry-After": "5"})
+
+
+@ops.route("/metrics")
+class Metrics(MethodView):
+    @ops.doc(responses={200: {"description": "Prometheus text exposition format"}})
+    def get(self) -> Response:
+        """Prometheus metrics"""
+        session = db()
+        lines = [
+            "# HELP labinterp_panels Panels by processing status.",
+            "# TYPE labinterp_panels gauge",
+        ]
+        counts = dict(session.execute(select(Panel.status, func.count()).group_by(Panel.status)).all())
+        for status in ("queued", "interpreted", "failed"):
+            lines.append(f'labinterp_panels{{status="{status}"}} {counts.get(status, 0)}')
+        lines += [
+            "# HELP labinterp_interpretations Stored interpretations by finding status.",
+            "# TYPE labinterp_interpretations gauge",
+        ]
+        by_status = dict(
+            session.execute(
+                select(Interpretation.status, func.count()).group_by(Interpretation.status)
+            ).all()
+        )
+        for status in ("flagged", "indeterminate", "normal"):
+            lines.append(f'labinterp_interpretations{{status="{status}"}} {by_status.get(status, 0)}')
+        return current_app.response_class(
+            "\n".join(lines) + "\n", mimetype="text/plain; version=0.0.4"
+        )
+
+
+def _ruleset_documents() -> dict[str, Any]:
+    rt = runtime()
+    active = ruleset_service.active_version(db(), rt.settings.default_ruleset)
+    items = [
+        {**rs.describe(), "active": version == active}
+        for version, rs in sorted(rt.rulesets.items())
+    ]
+    return {"items": items, "total": len(items), "page": 1, "per_page": len(items), "active": active}
+
+
+@rules.route("/rulesets")
+class Rulesets(MethodView):
+    @roles("clinic", "clinician", "admin")
+    @rules.response(200)
+    def get(self) -> Any:
+        """Every ruleset version shipped, and which one is active"""
+        return _ruleset_documents()
+
+
+@rules.route("/rulesets/<string:version>/activate")
+class ActivateRuleset(MethodView):
+    @roles("admin")
+    @rules.response(200)
+    def post(self, version: str) -> Any:
+        """Make a ruleset version the one new panels are interpreted with"""
+        ruleset_service.activate(db(), runtime().rulesets, version)
+        return _ruleset_documents()

@@ -1,0 +1,159 @@
+"""Panels: clinics post them, everyone entitled reads them."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Any
+
+from flask.views import MethodView
+from marshmallow import EXCLUDE, Schema, fields, validate
+
+from labinterp.api.auth import current_actor, roles
+from labinterp.api.parsing import Blueprint
+from labinterp.api.session import db, runtime
+from labinterp.repositories.panels import FINDING_STATUSES, PANEL_STATUSES, PanelFilter
+from labinterp.schemas.common import PageQuery
+from labinterp.schemas.fields import UtcDateTime
+from labinterp.schemas.output import InterpretationPage, PanelOut, PanelPage, TrendPage
+from labinterp.schemas.panels import PanelIn
+from labinterp.services import panels as panel_service
+from labinterp.services import reading
+from labinterp.services.rulesets import active_ruleset
+
+blp = Blueprint(
+    "panels", __name__, url_prefix="/api/v1",
+    description="Post lab panels with their twitching context; read them and their interpretations.",
+)
+READERS = ("clinic", "clinician", "admin")
+
+
+class PanelListQuery(PageQuery):
+    class Meta:
+        unknown = EXCLUDE
+
+    accession = fields.String()
+    patient_id = fields.String()
+    flag = fields.String(metadata={"description": "a finding or red-flag code, or a result flag (L, LL, H, HH, IND)"})
+    status = fields.String(validate=validate.OneOf(PANEL_STATUSES + FINDING_STATUSES))
+    collected_from = UtcDateTime()
+    collected_to = UtcDateTime()
+
+
+class PanelQuery(Schema):
+    class Meta:
+        unknown = EXCLUDE
+
+    revision = fields.Integer(validate=validate.Range(min=1), metadata={"description": "an earlier revision"})
+
+
+class TrendQuery(PageQuery):
+    analyte = fields.String(required=True, metadata={"example": "magnesium"})
+
+
+def _submitted(result: panel_service.Submitted) -> tuple[dict[str, Any], int, dict[str, str]]:
+    document = reading.read_panel(db(), current_actor(), result.panel_id, audited=False)
+    status = 202 if result.created else 200
+    return document, status, {"Location": f"/api/v1/panels/{result.panel_id}"}
+
+
+def _clinic_of_poster() -> uuid.UUID:
+    clinic_id = current_actor().single_clinic
+    assert clinic_id is not None  # a clinic token has exactly one clinic
+    return clinic_id
+
+
+@blp.route("/panels")
+class Panels(MethodView):
+    @roles("clinic")
+    @blp.arguments(PanelIn)
+    @blp.response(202, PanelOut, description="Accepted: stored durably and queued for interpretation")
+    @blp.alt_response(200, schema=PanelOut, description="The same accession with the same content: the existing panel")
+    def post(self, document: dict[str, Any]) -> Any:
+        """Post a panel (asynchronous interpretation)"""
+        rt, session = runtime(), db()
+        ruleset = active_ruleset(session, rt.rulesets, rt.settings.default_ruleset)
+        result = panel_service.submit_panel(
+            session, current_actor(), _clinic_of_poster(), document, ruleset, dt.datetime.now(dt.UTC)
+        )
+        return _submitted(result)
+
+    @roles(*READERS)
+    @blp.arguments(PanelListQuery, location="query")
+    @blp.response(200, PanelPage)
+    def get(self, query: dict[str, Any]) -> Any:
+        """List the caller's panels"""
+        where = PanelFilter(
+            clinic_ids=current_actor().clinic_ids,
+            accession=query.get("accession"),
+            patient_id=query.get("patient_id"),
+            flag=query.get("flag"),
+            status=query.get("status"),
+            collected_from=query.get("collected_from"),
+            collected_to=query.get("collected_to"),
+        )
+        items, total = reading.list_panels(db(), where, query["page"], query["per_page"])
+        return {"items": items, "total": total, "page": query["page"], "per_page": query["per_page"]}
+
+
+@blp.route("/panels/<uuid:panel_id>")
+class PanelById(MethodView):
+    @roles(*READERS)
+    @blp.arguments(PanelQuery, location="query")
+    @blp.response(200, PanelOut)
+    def get(self, query: dict[str, Any], panel_id: uuid.UUID) -> Any:
+        """Read a panel with its newest interpretation"""
+        return reading.read_panel(db(), current_actor(), panel_id, query.get("revision"))
+
+
+@blp.route("/panels/<uuid:panel_id>/revisions")
+class PanelRevisions(MethodView):
+    @roles("clinic")
+    @blp.arguments(PanelIn)
+    @blp.response(202, PanelOut, description="Corrected results stored as a new revision, queued")
+    @blp.alt_response(200, schema=PanelOut, description="The same content as an existing revision")
+    def post(self, document: dict[str, Any], panel_id: uuid.UUID) -> Any:
+        """Post corrected results for an accession (a new revision)"""
+        rt, session = runtime(), db()
+        ruleset = active_ruleset(session, rt.rulesets, rt.settings.default_ruleset)
+        result = panel_service.revise_panel(
+            session, current_actor(), panel_id, document, ruleset, dt.datetime.now(dt.UTC)
+        )
+        return _submitted(result)
+
+
+@blp.route("/panels/<uuid:panel_id>/interpretations")
+class PanelInterpretations(MethodView):
+    @roles(*READERS)
+    @blp.arguments(PageQuery, location="query")
+    @blp.response(200, InterpretationPage)
+    def get(self, query: dict[str, Any], panel_id: uuid.UUID) -> Any:
+        """Every interpretation of a panel, newest first"""
+        items = reading.read_interpretations(db(), current_actor(), panel_id)
+        start = (query["page"] - 1) * query["per_page"]
+        return {
+            "items": items[start : start + query["per_page"]],
+            "total": len(items),
+            "page": query["page"],
+            "per_page": query["per_page"],
+        }
+
+
+@blp.route("/patients/<string:patient_id>/trend")
+class PatientTrend(MethodView):
+    @roles(*READERS)
+    @blp.arguments(TrendQuery, location="query")
+    @blp.response(200, TrendPage)
+    def get(self, query: dict[str, Any], patient_id: str) -> Any:
+        """One analyte of one patient over time, in canonical units"""
+        rt, session = runtime(), db()
+        ruleset = active_ruleset(session, rt.rulesets, rt.settings.default_ruleset)
+        if query["analyte"] not in ruleset.analytes:
+            from labinterp.api.problems import Problem
+
+            raise Problem(422, f"unknown analyte {query['analyte']!r}",
+                          errors={"analyte": [f"unknown analyte; known: {', '.join(ruleset.analytes)}"]})
+        items, total = reading.patient_trend(
+            session, current_actor(), patient_id, query["analyte"], query["page"], query["per_page"]
+        )
+        return {"items": items, "total": total, "page": query["page"], "per_page": query["per_page"]}

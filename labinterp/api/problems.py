@@ -1,0 +1,160 @@
+"""Every error as RFC 9457 problem+json, with field paths for validation errors."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from flask import Flask, Response, current_app
+from werkzeug.exceptions import HTTPException
+
+log = logging.getLogger(__name__)
+
+PROBLEM_MIMETYPE = "application/problem+json"
+_TYPES = {
+    400: "urn:labinterp:problem:malformed-body",
+    401: "urn:labinterp:problem:unauthenticated",
+    403: "urn:labinterp:problem:forbidden",
+    404: "urn:labinterp:problem:not-found",
+    409: "urn:labinterp:problem:accession-conflict",
+    413: "urn:labinterp:problem:body-too-large",
+    415: "urn:labinterp:problem:unsupported-media-type",
+    422: "urn:labinterp:problem:invalid-input",
+    429: "urn:labinterp:problem:rate-limited",
+    503: "urn:labinterp:problem:unavailable",
+}
+
+
+class Problem(Exception):
+    """Raise anywhere in a request to answer with a problem document."""
+
+    def __init__(
+        self,
+        status: int,
+        detail: str,
+        *,
+        title: str | None = None,
+        errors: Mapping[str, list[str]] | None = None,
+        headers: Mapping[str, str] | None = None,
+        extra: Mapping[str, Any] | None = None,
+    ):
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+        self.title = title
+        self.errors = dict(errors) if errors else None
+        self.headers = dict(headers or {})
+        self.extra = dict(extra or {})
+
+
+def flatten_messages(messages: Any, prefix: str = "") -> dict[str, list[str]]:
+    """marshmallow's nested messages -> {"results.1.unit": [...]} (indexes from 0)."""
+    flat: dict[str, list[str]] = {}
+    if isinstance(messages, Mapping):
+        for key, value in messages.items():
+            if key == "_schema":
+                path = prefix or "body"
+            else:
+                path = f"{prefix}.{key}" if prefix else str(key)
+            for p, msgs in flatten_messages(value, path).items():
+                flat.setdefault(p, []).extend(msgs)
+    elif isinstance(messages, list | tuple) and all(isinstance(m, str) for m in messages):
+        flat[prefix or "body"] = [_humane(m) for m in messages]
+    elif isinstance(messages, list | tuple):
+        for item in messages:
+            for p, msgs in flatten_messages(item, prefix).items():
+                flat.setdefault(p, []).extend(msgs)
+    else:
+        flat[prefix or "body"] = [_humane(str(messages))]
+    return flat
+
+
+def _humane(message: str) -> str:
+    return {
+        "Missing data for required field.": "is required",
+        "Field may not be null.": "may not be null",
+        "Not a valid string.": "must be a string",
+        "Not a valid integer.": "must be a whole number",
+        "Not a valid boolean.": "must be true or false",
+        "Not a valid list.": "must be a list",
+        "Invalid input type.": "must be a JSON object",
+    }.get(message, message)
+
+
+def problem_response(problem: Problem) -> Response:
+    title = problem.title or _title(problem.status)
+    body: dict[str, Any] = {
+        "type": _TYPES.get(problem.status, "about:blank"),
+        "title": title,
+        "status": problem.status,
+        "detail": problem.detail,
+    }
+    if problem.errors:
+        body["errors"] = problem.errors
+    body.update(problem.extra)
+    response = current_app.response_class(
+        current_app.json.dumps(body), status=problem.status, mimetype=PROBLEM_MIMETYPE
+    )
+    for key, value in problem.headers.items():
+        response.headers[key] = value
+    return response
+
+
+def _title(status: int) -> str:
+    from http import HTTPStatus
+
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Error"
+
+
+def _from_http_exception(exc: HTTPException) -> Problem:
+    status = exc.code or 500
+    data = getattr(exc, "data", None) or {}
+    messages = data.get("messages")
+    errors = None
+    if messages:
+        # webargs nests messages by location ({"json": {...}, "query": {...}})
+        if isinstance(messages, Mapping) and set(messages) <= {"json", "query", "querystring", "view_args", "path", "headers", "form"}:
+            merged: dict[str, list[str]] = {}
+            for location_messages in messages.values():
+                merged.update(flatten_messages(location_messages))
+            errors = merged
+        else:
+            errors = flatten_messages(messages)
+    detail = exc.description or _title(status)
+    if status == 422 and errors:
+        detail = "the request is well-formed but not valid: " + "; ".join(
+            f"{path}: {' '.join(msgs)}" for path, msgs in list(errors.items())[:5]
+        )
+    headers = {}
+    if status == 405 and exc.get_response is not None:
+        allow = exc.get_response().headers.get("Allow")
+        if allow:
+            headers["Allow"] = allow
+    return Problem(status, detail, errors=errors, headers=headers)
+
+
+def register_problem_handlers(app: Flask) -> None:
+    @app.errorhandler(Problem)
+    def _problem(problem: Problem) -> Response:
+        return problem_response(problem)
+
+    @app.errorhandler(HTTPException)
+    def _http(exc: HTTPException) -> Response:
+        return problem_response(_from_http_exception(exc))
+
+    @app.errorhandler(Exception)
+    def _unexpected(exc: Exception) -> Response:
+        from sqlalchemy.exc import OperationalError
+
+        if isinstance(exc, OperationalError):
+            log.error("database unavailable: %s", exc)
+            return problem_response(
+                Problem(503, "the database is unreachable; nothing was stored, retry later",
+                        headers={"Retry-After": "5"})
+            )
+        log.exception("unhandled error")
+        return problem_response(Problem(500, "an unexpected error occurred; it has been logged"))

@@ -1,0 +1,98 @@
+"""The Flask application factory."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask
+from flask_smorest import Api
+
+from labinterp import __version__
+from labinterp.api import operations, panels
+from labinterp.api.jsonio import DecimalJSONProvider
+from labinterp.api.problems import Problem, register_problem_handlers
+from labinterp.api.ratelimit import limiter
+from labinterp.api.session import init_session
+from labinterp.config import Settings, load_settings
+from labinterp.runtime import Runtime, build_runtime, set_runtime
+from labinterp.services.errors import AccessionConflict, AlreadyExists, InvalidInput, NotFound
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings | None = None, runtime: Runtime | None = None) -> Flask:
+    settings = settings or (runtime.settings if runtime else load_settings())
+    runtime = runtime or build_runtime(settings)
+    set_runtime(runtime)
+
+    app = Flask("labinterp", instance_path=str(settings.instance_path))
+    app.json = DecimalJSONProvider(app)
+    app.config.update(
+        SECRET_KEY=settings.secret_key,
+        MAX_CONTENT_LENGTH=settings.max_body,
+        API_TITLE="labinterp",
+        API_VERSION=__version__,
+        OPENAPI_VERSION="3.0.3",
+        OPENAPI_URL_PREFIX="/",
+        OPENAPI_JSON_PATH="openapi.json",
+        OPENAPI_SWAGGER_UI_PATH="docs",
+        # Swagger UI's files are served by this app (from swagger-ui-bundle): /docs works offline
+        OPENAPI_SWAGGER_UI_URL="/docs/assets/",
+        API_SPEC_OPTIONS={
+            "info": {
+                "description": (
+                    "Interprets serum electrolyte and vitamin panels (magnesium, potassium, "
+                    "calcium, 25-OH vitamin D, B12 …) against versioned reference ranges, with the "
+                    "twitching context a clinic reports. Decision support for clinicians, not a diagnosis."
+                )
+            },
+            "components": {
+                "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}
+            },
+            "security": [{"bearer": []}],
+        },
+    )
+    app.extensions["labinterp"] = runtime
+    limiter.configure(
+        settings.rate_limit_per_minute,
+        settings.broker_url if settings.broker_url.startswith(("redis://", "rediss://")) else None,
+    )
+
+    api = Api(app)
+    api.register_blueprint(operations.ops)
+    api.register_blueprint(operations.rules)
+    api.register_blueprint(panels.blp)
+    _serve_swagger_assets(app)
+    init_session(app)
+    register_problem_handlers(app)  # after Api(): ours replace its JSON error bodies
+
+    @app.errorhandler(InvalidInput)
+    def _invalid(exc: InvalidInput):  # type: ignore[no-untyped-def]
+        return app.handle_user_exception(
+            Problem(422, "the request is well-formed but not valid: " + str(exc), errors=exc.errors)
+        )
+
+    @app.errorhandler(NotFound)
+    def _not_found(exc: NotFound):  # type: ignore[no-untyped-def]
+        return app.handle_user_exception(Problem(404, str(exc)))
+
+    @app.errorhandler(AccessionConflict)
+    def _conflict(exc: AccessionConflict):  # type: ignore[no-untyped-def]
+        return app.handle_user_exception(
+            Problem(409, str(exc), extra={"panel_id": str(exc.panel_id)})
+        )
+
+    @app.errorhandler(AlreadyExists)
+    def _exists(exc: AlreadyExists):  # type: ignore[no-untyped-def]
+        return app.handle_user_exception(Problem(409, str(exc)))
+
+    return app
+
+
+def _serve_swagger_assets(app: Flask) -> None:
+    from flask import send_from_directory
+    from swagger_ui_bundle import swagger_ui_path
+
+    @app.get("/docs/assets/<path:filename>")
+    def swagger_assets(filename: str):  # type: ignore[no-untyped-def]
+        return send_from_directory(swagger_ui_path, filename, max_age=86400)

@@ -1,0 +1,78 @@
+"""Configuration from the environment, each value with a default that works on a laptop."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+DEFAULT_MAX_BODY = 1024 * 1024  # 1 MiB (API.md)
+DEFAULT_RULESET = "2026.1"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the API, the worker and the CLI need to know about where things live."""
+
+    instance_path: Path
+    database_url: str
+    broker_url: str
+    secret_key: str
+    max_body: int = DEFAULT_MAX_BODY
+    default_ruleset: str = DEFAULT_RULESET
+    rulesets_dir: Path | None = None
+    # a panel still `queued` this long after it was last enqueued is enqueued again
+    sweep_after_seconds: int = 60
+    rate_limit_per_minute: int = 600
+    broker_transport_options: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def embedded_broker(self) -> bool:
+        return self.broker_url.startswith("filesystem://")
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    env = os.environ if environ is None else environ
+    instance = Path(env.get("LABINTERP_INSTANCE", "instance")).resolve()
+    database_url = env.get("DATABASE_URL") or f"sqlite:///{instance / 'labinterp.db'}"
+    broker_url = env.get("CELERY_BROKER_URL") or "filesystem://"
+    transport_options: dict[str, Any] = {}
+    if broker_url.startswith("filesystem://"):
+        # kombu's filesystem transport: one folder that every producer and consumer shares
+        folder = instance / "broker"
+        transport_options = {
+            "data_folder_in": str(folder / "queue"),
+            "data_folder_out": str(folder / "queue"),
+            "control_folder": str(folder / "control"),
+            "store_processed": False,
+            "polling_interval": 0.1,
+        }
+    elif broker_url.startswith(("redis://", "rediss://")):
+        transport_options = {"visibility_timeout": 3600}
+    rulesets_dir = env.get("LABINTERP_RULESETS_DIR")
+    return Settings(
+        instance_path=instance,
+        database_url=_normalise_database_url(database_url),
+        broker_url=broker_url,
+        # no secret is ever written to disk by code: without one, sessions last a process
+        secret_key=env.get("LABINTERP_SECRET_KEY") or os.urandom(32).hex(),
+        max_body=int(env.get("LABINTERP_MAX_BODY", DEFAULT_MAX_BODY)),
+        default_ruleset=env.get("LABINTERP_RULESET", DEFAULT_RULESET),
+        rulesets_dir=Path(rulesets_dir) if rulesets_dir else None,
+        sweep_after_seconds=int(env.get("LABINTERP_SWEEP_AFTER", 60)),
+        rate_limit_per_minute=int(env.get("LABINTERP_RATE_LIMIT", 600)),
+        broker_transport_options=transport_options,
+    )
+
+
+def _normalise_database_url(url: str) -> str:
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url

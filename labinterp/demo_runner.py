@@ -1,0 +1,96 @@
+"""`labinterp demo`: the sample panels through a running service, shown as a table."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+import time
+import urllib.error
+import urllib.request
+from typing import Any
+
+import click
+
+from labinterp.demo import SAMPLE_PANELS
+
+
+def _call(method: str, url: str, token: str, body: Any = None) -> tuple[int, Any]:
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(url, data=data, method=method)
+    request.add_header("Authorization", f"Bearer {token}")
+    if data is not None:
+        request.add_header("Content-Type", "application/json")
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, json.loads(response.read() or b"null")
+    except urllib.error.HTTPError as exc:
+        payload = exc.read()
+        try:
+            return exc.code, json.loads(payload)
+        except ValueError:
+            return exc.code, payload.decode(errors="replace")
+
+
+def run_demo(base_url: str, token: str, timeout: float) -> int:
+    try:
+        _call("GET", f"{base_url}/healthz", token)
+    except (urllib.error.URLError, OSError) as exc:
+        click.echo(f"error: no labinterp answers at {base_url} ({exc}); start it with "
+                   "`labinterp serve` or pass --url", err=True)
+        return 2
+    posted: list[tuple[str, str]] = []
+    for panel in SAMPLE_PANELS:
+        status, body = _call("POST", f"{base_url}/api/v1/panels", token, panel)
+        if status not in (200, 202):
+            click.echo(f"error: posting {panel['accession']} answered {status}: {body}", err=True)
+            return 1
+        posted.append((panel["accession"], body["id"]))
+        click.echo(f"posted {panel['accession']} -> {status} ({body['status']})")
+    documents = {}
+    deadline = time.monotonic() + timeout
+    started = time.monotonic()
+    for accession, panel_id in posted:
+        while True:
+            _, body = _call("GET", f"{base_url}/api/v1/panels/{panel_id}", token)
+            if body.get("status") != "queued" or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        documents[accession] = body
+    click.echo(f"interpreted in {time.monotonic() - started:.2f} s\n")
+    _print_table(documents)
+    missing = [a for a, d in documents.items() if d.get("interpretation") is None]
+    if missing:
+        click.echo(f"\nnot interpreted within {timeout:.0f} s: {', '.join(missing)} "
+                   "(is a worker running?)", err=True)
+        return 1
+    return 0
+
+
+def _print_table(documents: dict[str, dict[str, Any]]) -> None:
+    header = f"{'accession':<10} {'status':<13} {'priority':<9} findings / red flags"
+    click.echo(header)
+    click.echo("-" * 100)
+    for accession, document in documents.items():
+        interpretation = document.get("interpretation")
+        if interpretation is None:
+            click.echo(f"{accession:<10} {document.get('status', '?'):<13} {'-':<9} (not interpreted)")
+            continue
+        findings = [
+            f"{f['code']}"
+            + (f" g{f['grade']}" if f.get("grade") else "")
+            + (" CRITICAL" if f.get("critical") else "")
+            + (" (possibly spurious)" if f.get("possibly_spurious") else "")
+            for f in interpretation["findings"]
+        ]
+        flags = [f"red flag: {r['code']}" + (" (urgent)" if r["urgent"] else "")
+                 for r in interpretation["red_flags"]]
+        lines = findings + flags or ["nothing flagged"]
+        click.echo(f"{accession:<10} {interpretation['status']:<13} {interpretation['priority']:<9} {lines[0]}")
+        for line in lines[1:]:
+            click.echo(f"{'':<34} {line}")
+        follow = ", ".join(f["code"] for f in interpretation["follow_up"])
+        if follow:
+            click.echo(f"{'':<34} next: {follow}")
+        for line in textwrap.wrap(interpretation["summary"], 64):
+            click.echo(f"{'':<34} {line}")
+        click.echo("")

@@ -1,0 +1,1 @@
+"""Queries. Each function takes a Session and never commits: the calling service does."""

@@ -1,0 +1,221 @@
+"""Queries about panels, their revisions and interpretations."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import Select, and_, exists, func, or_, select
+from sqlalchemy.orm import Session, selectinload
+
+from labinterp.models import (
+    Clinic,
+    Interpretation,
+    InterpretationCode,
+    Panel,
+    PanelRevision,
+    Patient,
+    Result,
+)
+
+PANEL_STATUSES = ("queued", "interpreted", "failed")
+FINDING_STATUSES = ("flagged", "indeterminate", "normal")
+
+
+@dataclass(frozen=True)
+class PanelFilter:
+    clinic_ids: Collection[uuid.UUID] | None  # None: every clinic (admin)
+    accession: str | None = None
+    patient_id: str | None = None
+    flag: str | None = None
+    status: str | None = None
+    collected_from: dt.datetime | None = None
+    collected_to: dt.datetime | None = None
+
+
+def get_panel(session: Session, panel_id: uuid.UUID, clinic_ids: Collection[uuid.UUID] | None) -> Panel | None:
+    """The panel, or None when it does not exist or belongs to a clinic the caller cannot see."""
+    stmt = (
+        select(Panel)
+        .where(Panel.id == panel_id)
+        .options(selectinload(Panel.patient), selectinload(Panel.clinic))
+    )
+    if clinic_ids is not None:
+        stmt = stmt.where(Panel.clinic_id.in_(list(clinic_ids)))
+    return session.scalars(stmt).one_or_none()
+
+
+def get_by_accession(session: Session, clinic_id: uuid.UUID, accession: str) -> Panel | None:
+    return session.scalars(
+        select(Panel).where(Panel.clinic_id == clinic_id, Panel.accession == accession)
+    ).one_or_none()
+
+
+def get_revision(session: Session, panel_id: uuid.UUID, revision: int) -> PanelRevision | None:
+    return session.scalars(
+        select(PanelRevision)
+        .where(PanelRevision.panel_id == panel_id, PanelRevision.revision == revision)
+        .options(selectinload(PanelRevision.results), selectinload(PanelRevision.context))
+    ).one_or_none()
+
+
+def revision_hashes(session: Session, panel_id: uuid.UUID) -> dict[str, int]:
+    rows = session.execute(
+        select(PanelRevision.content_hash, PanelRevision.revision).where(
+            PanelRevision.panel_id == panel_id
+        )
+    )
+    return {h: r for h, r in rows}
+
+
+def get_or_create_patient(
+    session: Session, clinic_id: uuid.UUID, external_id: str, sex: str, birth_date: dt.date | None
+) -> Patient:
+    patient = session.scalars(
+        select(Patient).where(Patient.clinic_id == clinic_id, Patient.external_id == external_id)
+    ).one_or_none()
+    if patient is None:
+        patient = Patient(clinic_id=clinic_id, external_id=external_id, sex=sex, birth_date=birth_date)
+        session.add(patient)
+        session.flush()
+    else:  # the newest panel's demographics are the best known
+        patient.sex = sex if sex != "unknown" else patient.sex
+        patient.birth_date = birth_date or patient.birth_date
+    return patient
+
+
+def newest_interpretation(session: Session, panel_id: uuid.UUID) -> Interpretation | None:
+    return session.scalars(
+        select(Interpretation)
+        .where(Interpretation.panel_id == panel_id)
+        .order_by(Interpretation.created_at.desc(), Interpretation.revision.desc())
+        .limit(1)
+    ).first()
+
+
+def newest_interpretations(
+    session: Session, panel_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, Interpretation]:
+    if not panel_ids:
+        return {}
+    newest = (
+        select(Interpretation.panel_id, func.max(Interpretation.created_at).label("at"))
+        .where(Interpretation.panel_id.in_(list(panel_ids)))
+        .group_by(Interpretation.panel_id)
+        .subquery()
+    )
+    rows = session.scalars(
+        select(Interpretation).join(
+            newest,
+            and_(Interpretation.panel_id == newest.c.panel_id, Interpretation.created_at == newest.c.at),
+        )
+    )
+    return {i.panel_id: i for i in rows}
+
+
+def interpretations_of(session: Session, panel_id: uuid.UUID) -> list[Interpretation]:
+    return list(
+        session.scalars(
+            select(Interpretation)
+            .where(Interpretation.panel_id == panel_id)
+            .order_by(Interpretation.created_at.desc(), Interpretation.revision.desc())
+        )
+    )
+
+
+def interpretation_exists(session: Session, revision_id: uuid.UUID, ruleset: str) -> bool:
+    return bool(
+        session.scalar(
+            select(
+                exists().where(
+                    Interpretation.revision_id == revision_id, Interpretation.ruleset == ruleset
+                )
+            )
+        )
+    )
+
+
+def _newest_interpretation_id_of_panel() -> Select[tuple[uuid.UUID]]:
+    inner = Interpretation.__table__.alias("newest")
+    return (
+        select(inner.c.id)
+        .where(inner.c.panel_id == Panel.id)
+        .order_by(inner.c.created_at.desc(), inner.c.revision.desc())
+        .limit(1)
+    )
+
+
+def list_panels(
+    session: Session, where: PanelFilter, page: int, per_page: int
+) -> tuple[list[Panel], int]:
+    stmt = select(Panel)
+    if where.clinic_ids is not None:
+        stmt = stmt.where(Panel.clinic_id.in_(list(where.clinic_ids)))
+    if where.accession:
+        stmt = stmt.where(Panel.accession == where.accession)
+    if where.patient_id:
+        stmt = stmt.join(Patient, Patient.id == Panel.patient_id).where(
+            Patient.external_id == where.patient_id
+        )
+    if where.collected_from:
+        stmt = stmt.where(Panel.collected_at >= where.collected_from)
+    if where.collected_to:
+        stmt = stmt.where(Panel.collected_at <= where.collected_to)
+    newest_id = _newest_interpretation_id_of_panel().scalar_subquery()
+    if where.status in PANEL_STATUSES:
+        stmt = stmt.where(Panel.status == where.status)
+    elif where.status in FINDING_STATUSES:
+        stmt = stmt.where(
+            exists().where(Interpretation.id == newest_id, Interpretation.status == where.status)
+        )
+    if where.flag:
+        stmt = stmt.where(
+            exists().where(
+                InterpretationCode.interpretation_id == newest_id,
+                InterpretationCode.code == where.flag,
+            )
+        )
+    total = session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
+    rows = session.scalars(
+        stmt.options(selectinload(Panel.patient), selectinload(Panel.clinic))
+        .order_by(Panel.collected_at.desc(), Panel.id)
+        .offset((page - 1) * per_page)
+        .limit(per_page)
+    )
+    return list(rows), int(total)
+
+
+def queued_panels_to_sweep(session: Session, older_than: dt.datetime, limit: int) -> list[uuid.UUID]:
+    return list(
+        session.scalars(
+            select(Panel.id)
+            .where(
+                Panel.status == "queued",
+                or_(Panel.enqueued_at.is_(None), Panel.enqueued_at < older_than),
+            )
+            .order_by(Panel.updated_at)
+            .limit(limit)
+        )
+    )
+
+
+def trend_rows(
+    session: Session, clinic_ids: Collection[uuid.UUID] | None, patient_external_id: str, analyte: str
+) -> list[tuple[Panel, PanelRevision, Result, Clinic]]:
+    stmt = (
+        select(Panel, PanelRevision, Result, Clinic)
+        .join(Patient, Patient.id == Panel.patient_id)
+        .join(Clinic, Clinic.id == Panel.clinic_id)
+        .join(
+            PanelRevision,
+            and_(PanelRevision.panel_id == Panel.id, PanelRevision.revision == Panel.current_revision),
+        )
+        .join(Result, and_(Result.revision_id == PanelRevision.id, Result.analyte == analyte))
+        .where(Patient.external_id == patient_external_id)
+        .order_by(PanelRevision.collected_at, Panel.id)
+    )
+    if clinic_ids is not None:
+        stmt = stmt.where(Panel.clinic_id.in_(list(clinic_ids)))
+    return [(p, r, res, c) for p, r, res, c in session.execute(stmt)]

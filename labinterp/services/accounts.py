@@ -1,0 +1,103 @@
+"""Clinics and API tokens. A token is shown once and stored only as its SHA-256 hash."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import secrets
+import uuid
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, selectinload
+
+from labinterp.models import ApiToken, Clinic
+from labinterp.services.audit import Actor
+from labinterp.services.errors import AlreadyExists, InvalidInput, NotFound
+
+ROLES = ("clinic", "clinician", "admin")
+TOKEN_PREFIX = "li_"
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def create_clinic(session: Session, name: str) -> Clinic:
+    """One transaction. A clinic name is unique."""
+    name = name.strip()
+    if not name:
+        raise InvalidInput({"name": ["a clinic needs a name"]})
+    if session.scalars(select(Clinic).where(Clinic.name == name)).first() is not None:
+        raise AlreadyExists(f"clinic {name!r} already exists")
+    clinic = Clinic(id=uuid.uuid4(), name=name, created_at=dt.datetime.now(dt.UTC))
+    session.add(clinic)
+    session.commit()
+    return clinic
+
+
+def find_clinic(session: Session, name: str) -> Clinic:
+    clinic = session.scalars(select(Clinic).where(Clinic.name == name)).first()
+    if clinic is None:
+        raise NotFound(f"clinic {name!r}")
+    return clinic
+
+
+@dataclass(frozen=True)
+class IssuedToken:
+    token: str  # shown once, never stored
+    token_id: uuid.UUID
+    role: str
+
+
+def create_token(
+    session: Session, role: str, clinic_names: list[str], name: str | None = None
+) -> IssuedToken:
+    """Issue a token for a role (and its clinics). One transaction."""
+    if role not in ROLES:
+        raise InvalidInput({"role": [f"unknown role {role!r}; use one of {', '.join(ROLES)}"]})
+    if role == "clinic" and len(clinic_names) != 1:
+        raise InvalidInput({"clinic": ["a clinic token acts for exactly one clinic (--clinic NAME)"]})
+    if role == "clinician" and not clinic_names:
+        raise InvalidInput({"clinic": ["a clinician token needs at least one --clinic"]})
+    if role == "admin" and clinic_names:
+        raise InvalidInput({"clinic": ["an admin token reads every clinic; give no --clinic"]})
+    clinics = [find_clinic(session, n) for n in clinic_names]
+    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    row = ApiToken(
+        id=uuid.uuid4(),
+        name=name or f"{role} token",
+        token_hash=hash_token(token),
+        prefix=token[:12],
+        role=role,
+        created_at=dt.datetime.now(dt.UTC),
+    )
+    row.clinics = clinics
+    session.add(row)
+    session.commit()
+    return IssuedToken(token=token, token_id=row.id, role=role)
+
+
+def resolve_token(session: Session, token: str) -> Actor | None:
+    """The actor behind a presented token, or None when unknown or revoked."""
+    row = session.scalars(
+        select(ApiToken)
+        .where(ApiToken.token_hash == hash_token(token))
+        .options(selectinload(ApiToken.clinics))
+    ).first()
+    if row is None or row.revoked_at is not None:
+        return None
+    return Actor(
+        name=f"token:{row.prefix}…({row.name})",
+        role=row.role,
+        clinic_ids=None if row.role == "admin" else frozenset(c.id for c in row.clinics),
+        token_id=row.id,
+    )
+
+
+def revoke_token(session: Session, token_id: uuid.UUID) -> None:
+    row = session.get(ApiToken, token_id)
+    if row is None:
+        raise NotFound("token")
+    row.revoked_at = dt.datetime.now(dt.UTC)
+    session.commit()

@@ -1,0 +1,55 @@
+"""The audit trail: who read or changed what, when. Written inside the caller's transaction."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from labinterp.models import AuditEvent
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who is acting: a token's principal, a CLI operator or the worker."""
+
+    name: str
+    role: str
+    clinic_ids: frozenset[uuid.UUID] | None = None  # None: all clinics (admin, system)
+    token_id: uuid.UUID | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def single_clinic(self) -> uuid.UUID | None:
+        if self.clinic_ids is not None and len(self.clinic_ids) == 1:
+            return next(iter(self.clinic_ids))
+        return None
+
+
+SYSTEM = Actor(name="system", role="system")
+
+
+def record(
+    session: Session,
+    actor: Actor,
+    action: str,
+    *,
+    clinic_id: uuid.UUID | None = None,
+    panel_id: uuid.UUID | None = None,
+    detail: dict[str, Any] | None = None,
+    at: dt.datetime | None = None,
+) -> None:
+    session.add(
+        AuditEvent(
+            at=at or dt.datetime.now(dt.UTC),
+            actor=actor.name,
+            role=actor.role,
+            action=action,
+            clinic_id=clinic_id,
+            panel_id=panel_id,
+            detail=detail,
+        )
+    )

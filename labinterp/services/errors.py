@@ -1,0 +1,36 @@
+"""Service-level failures, mapped to problem+json at the API edge."""
+
+from __future__ import annotations
+
+import uuid
+
+
+class ServiceError(Exception):
+    pass
+
+
+class NotFound(ServiceError):
+    def __init__(self, what: str):
+        super().__init__(f"{what} not found")
+        self.what = what
+
+
+class InvalidInput(ServiceError):
+    """Well-formed but invalid: ``errors`` maps field paths to messages (422)."""
+
+    def __init__(self, errors: dict[str, list[str]]):
+        super().__init__("; ".join(f"{k}: {' '.join(v)}" for k, v in errors.items()))
+        self.errors = errors
+
+
+class AccessionConflict(ServiceError):
+    def __init__(self, accession: str, panel_id: uuid.UUID):
+        super().__init__(
+            f"accession {accession!r} was already posted by this clinic with different content; "
+            f"send corrections to /api/v1/panels/{panel_id}/revisions"
+        )
+        self.panel_id = panel_id
+
+
+class AlreadyExists(ServiceError):
+    pass

@@ -1,0 +1,174 @@
+"""Interpreting a stored panel: what the worker runs."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import uuid
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Literal
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from labinterp.domain import (
+    Context,
+    PanelRejected,
+    RawPanel,
+    RawRange,
+    RawResult,
+    Ruleset,
+    Twitching,
+    accept_panel,
+    interpret,
+)
+from labinterp.models import Interpretation, InterpretationCode, Panel, PanelRevision
+from labinterp.repositories import panels as repo
+from labinterp.services import audit
+from labinterp.services.audit import SYSTEM
+
+log = logging.getLogger(__name__)
+
+Outcome = Literal["interpreted", "already_done", "missing", "failed"]
+
+
+@dataclass(frozen=True)
+class InterpretOutcome:
+    outcome: Outcome
+    interpretation_id: uuid.UUID | None = None
+
+
+def raw_panel_from_revision(revision: PanelRevision) -> RawPanel:
+    """Rebuild the panel as the clinic sent it, from what was stored verbatim."""
+    ctx = revision.context
+    return RawPanel(
+        collected_at=_aware(revision.collected_at),
+        sex=revision.sex,  # type: ignore[arg-type]
+        birth_date=revision.birth_date,
+        age_years=revision.age_years,
+        hemolyzed=revision.hemolyzed,
+        specimen_type=revision.specimen_type,
+        results=tuple(
+            RawResult(
+                analyte=r.analyte,
+                loinc=r.loinc,
+                value=Decimal(r.reported_value),
+                unit=r.reported_unit,
+                reference_range=None
+                if r.lab_low is None and r.lab_high is None and r.lab_range_text is None
+                else RawRange(
+                    low=None if r.lab_low is None else Decimal(r.lab_low),
+                    high=None if r.lab_high is None else Decimal(r.lab_high),
+                    text=r.lab_range_text,
+                ),
+            )
+            for r in sorted(revision.results, key=lambda r: r.position)
+        ),
+        context=Context()
+        if ctx is None
+        else Context(
+            twitching=None
+            if ctx.twitching is None
+            else Twitching(
+                sites=tuple(ctx.twitching.get("sites") or ()),
+                duration_days=ctx.twitching.get("duration_days"),
+                frequency=ctx.twitching.get("frequency"),
+            ),
+            symptoms=tuple(ctx.symptoms or ()),
+            factors=tuple(ctx.factors or ()),
+            medications=tuple(ctx.medications or ()),
+            notes=ctx.notes,
+        ),
+    )
+
+
+def interpret_panel(session: Session, panel_id: uuid.UUID, ruleset: Ruleset) -> InterpretOutcome:
+    """Interpret the panel's current revision with ``ruleset`` and store the result.
+
+    One transaction. Idempotency key: (revision, ruleset version), enforced by a unique
+    constraint, so a redelivered or duplicated task is a no-op.
+    """
+    panel = session.get(Panel, panel_id)
+    if panel is None:
+        return InterpretOutcome("missing")
+    revision = repo.get_revision(session, panel.id, panel.current_revision)
+    if revision is None:  # pragma: no cover - the revision is written with the panel
+        return InterpretOutcome("missing")
+    if repo.interpretation_exists(session, revision.id, ruleset.version):
+        if panel.status == "queued":
+            panel.status = "interpreted"
+            session.commit()
+        return InterpretOutcome("already_done")
+    now = dt.datetime.now(dt.UTC)
+    try:
+        accepted = accept_panel(raw_panel_from_revision(revision), ruleset, _aware(revision.created_at))
+    except PanelRejected as exc:  # valid when received, not under this ruleset
+        panel.status, panel.failure, panel.updated_at = "failed", str(exc), now
+        audit.record(session, SYSTEM, "interpretation.failed", clinic_id=panel.clinic_id,
+                     panel_id=panel.id, detail={"errors": exc.errors, "ruleset": ruleset.version})
+        session.commit()
+        return InterpretOutcome("failed")
+    result = interpret(accepted, ruleset)
+    row = store_interpretation(session, panel, revision, ruleset, result.to_dict(), now)
+    for code, kind in _codes(result.to_dict()):
+        session.add(InterpretationCode(interpretation_id=row.id, code=code, kind=kind))
+    panel.status, panel.failure, panel.updated_at = "interpreted", None, now
+    try:
+        session.commit()
+    except IntegrityError:  # another worker stored the same interpretation first
+        session.rollback()
+        return InterpretOutcome("already_done")
+    return InterpretOutcome("interpreted", row.id)
+
+
+def store_interpretation(
+    session: Session,
+    panel: Panel,
+    revision: PanelRevision,
+    ruleset: Ruleset,
+    body: dict[str, object],
+    now: dt.datetime,
+) -> Interpretation:
+    row = Interpretation(
+        id=uuid.uuid4(),
+        panel_id=panel.id,
+        revision_id=revision.id,
+        revision=revision.revision,
+        ruleset=ruleset.version,
+        created_at=now,
+        status=str(body["status"]),
+        priority=str(body["priority"]),
+        body=body,
+    )
+    session.add(row)
+    session.flush()
+    return row
+
+
+def _codes(body: dict[str, object]) -> set[tuple[str, str]]:
+    """Codes a panel can be filtered by: finding codes, red-flag codes, result flags (L, HH…)."""
+    codes: set[tuple[str, str]] = set()
+    for finding in body.get("findings", []):  # type: ignore[attr-defined]
+        codes.add((finding["code"], "finding"))
+    for flag in body.get("red_flags", []):  # type: ignore[attr-defined]
+        codes.add((flag["code"], "red_flag"))
+    for result in body.get("results", []):  # type: ignore[attr-defined]
+        if result.get("interpretation") not in (None, "N"):
+            codes.add((result["interpretation"], "result"))
+    return codes
+
+
+def mark_failed(session: Session, panel_id: uuid.UUID, reason: str) -> None:
+    """Record that interpretation gave up after its retries. One transaction."""
+    panel = session.get(Panel, panel_id)
+    if panel is None or panel.status != "queued":
+        return
+    panel.status, panel.failure, panel.updated_at = "failed", reason[:2000], dt.datetime.now(dt.UTC)
+    audit.record(session, SYSTEM, "interpretation.failed", clinic_id=panel.clinic_id,
+                 panel_id=panel.id, detail={"reason": reason[:2000]})
+    session.commit()
+
+
+def _aware(value: dt.datetime) -> dt.datetime:
+    return value if value.tzinfo is not None else value.replace(tzinfo=dt.UTC)

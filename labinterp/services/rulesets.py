@@ -1,0 +1,40 @@
+"""Which ruleset is active. Published rulesets never change; activation is a setting."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy.orm import Session
+
+from labinterp.domain import Ruleset
+from labinterp.models import Setting
+from labinterp.services.errors import NotFound
+
+ACTIVE_KEY = "active_ruleset"
+
+
+def active_version(session: Session, default: str) -> str:
+    setting = session.get(Setting, ACTIVE_KEY)
+    return setting.value if setting is not None else default
+
+
+def active_ruleset(session: Session, rulesets: dict[str, Ruleset], default: str) -> Ruleset:
+    version = active_version(session, default)
+    try:
+        return rulesets[version]
+    except KeyError:
+        raise NotFound(f"active ruleset {version}") from None
+
+
+def activate(session: Session, rulesets: dict[str, Ruleset], version: str) -> Ruleset:
+    """Make ``version`` the ruleset new panels are interpreted with. One transaction."""
+    if version not in rulesets:
+        raise NotFound(f"ruleset {version}")
+    setting = session.get(Setting, ACTIVE_KEY)
+    now = dt.datetime.now(dt.UTC)
+    if setting is None:
+        session.add(Setting(key=ACTIVE_KEY, value=version, updated_at=now))
+    else:
+        setting.value, setting.updated_at = version, now
+    session.commit()
+    return rulesets[version]

@@ -1,0 +1,107 @@
+"""An app on a fresh SQLite file (migrated, not create_all) with one token of each role."""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from labinterp.app import create_app
+from labinterp.config import load_settings
+from labinterp.db import upgrade_database
+from labinterp.demo import SAMPLE_PANELS
+from labinterp.runtime import Runtime, build_runtime
+from labinterp.services.accounts import create_clinic, create_token
+from labinterp.services.interpretation import interpret_panel
+from labinterp.services.rulesets import active_ruleset
+
+
+@dataclass
+class Tokens:
+    clinic: str
+    other_clinic: str
+    clinician: str
+    admin: str
+
+
+@pytest.fixture
+def runtime(tmp_path: Path) -> Runtime:
+    settings = load_settings(
+        {
+            "LABINTERP_INSTANCE": str(tmp_path / "instance"),
+            "LABINTERP_SECRET_KEY": "test",
+            "LABINTERP_RATE_LIMIT": "0",
+        }
+    )
+    settings.instance_path.mkdir(parents=True)
+    upgrade_database(settings.database_url)
+    return build_runtime(settings)
+
+
+@pytest.fixture
+def app(runtime: Runtime) -> Flask:
+    return create_app(runtime=runtime)
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+@pytest.fixture
+def tokens(runtime: Runtime) -> Tokens:
+    with runtime.session_factory() as session:
+        create_clinic(session, "north")
+        create_clinic(session, "south")
+        return Tokens(
+            clinic=create_token(session, "clinic", ["north"]).token,
+            other_clinic=create_token(session, "clinic", ["south"]).token,
+            clinician=create_token(session, "clinician", ["north"]).token,
+            admin=create_token(session, "admin", []).token,
+        )
+
+
+def auth(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def sample_panel(**changes: Any) -> dict[str, Any]:
+    """API.md's example panel (a deep copy), with top-level fields replaced."""
+    panel = copy.deepcopy(SAMPLE_PANELS[0])
+    panel["accession"] = "LAB-2026-000123"
+    panel.update(changes)
+    return panel
+
+
+@pytest.fixture
+def work(runtime: Runtime):  # type: ignore[no-untyped-def]
+    """Run the worker's unit of work for queued panels, as the Celery task does."""
+
+    def run(*panel_ids: str) -> None:
+        with runtime.session_factory() as session:
+            ruleset = active_ruleset(session, runtime.rulesets, runtime.settings.default_ruleset)
+            for panel_id in panel_ids:
+                interpret_panel(session, uuid.UUID(panel_id), ruleset)
+
+    return run
+
+
+@pytest.fixture
+def posted(client: FlaskClient, tokens: Tokens, work: Any) -> Iterator[dict[str, Any]]:
+    """The API.md example panel, posted and interpreted."""
+    response = client.post("/api/v1/panels", json=sample_panel(), headers=auth(tokens.clinic))
+    assert response.status_code == 202, response.get_json()
+    work(response.get_json()["id"])
+    yield client.get(f"/api/v1/panels/{response.get_json()['id']}", headers=auth(tokens.clinic)).get_json()
+
+
+def now_iso(delta: dt.timedelta = dt.timedelta()) -> str:
+    return (dt.datetime.now(dt.UTC) + delta).isoformat()
