@@ -16,15 +16,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from flask import Flask, request  # noqa: E402
+from flask import Flask, request
 
-from labinterp.api.jsonio import loads  # noqa: E402
-from labinterp.app import create_app  # noqa: E402
-from labinterp.config import load_settings  # noqa: E402
-from labinterp.db import upgrade_database  # noqa: E402
-from labinterp.demo import SAMPLE_PANELS  # noqa: E402
-from labinterp.runtime import build_runtime  # noqa: E402
-from labinterp.services.accounts import create_clinic, create_token  # noqa: E402
+from labinterp.api.jsonio import loads
+from labinterp.app import create_app
+from labinterp.config import load_settings
+from labinterp.db import upgrade_database
+from labinterp.demo import SAMPLE_PANELS
+from labinterp.runtime import build_runtime
+from labinterp.services.accounts import create_clinic, create_token
 
 N = int(os.environ.get("BENCH_N", 1000))
 
@@ -59,8 +59,11 @@ def full(env: dict[str, str]) -> float:
     runtime = build_runtime(settings)
     with runtime.session_factory() as session:
         create_clinic(session, f"bench-{time.time_ns()}")
-        name = session.execute(__import__("sqlalchemy").text(
-            "select name from clinics order by created_at desc limit 1")).scalar_one()
+        name = session.execute(
+            __import__("sqlalchemy").text(
+                "select name from clinics order by created_at desc limit 1"
+            )
+        ).scalar_one()
         token = create_token(session, "clinic", [name]).token
     client = create_app(runtime=runtime).test_client()
     headers = {"Authorization": f"Bearer {token}"}
@@ -79,13 +82,27 @@ def main() -> None:
         base = bare()
         print(f"baseline bare Flask JSON endpoint: {base:,.0f} req/s")
         sqlite = full({"LABINTERP_INSTANCE": tmp, "LABINTERP_RATE_LIMIT": "0"})
-        print(f"POST /api/v1/panels, SQLite + folder broker: {sqlite:,.0f} panels/s ({base / sqlite:.1f}x the baseline's time)")
-        pg = os.environ.get("LABINTERP_BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+        print(
+            f"POST /api/v1/panels, SQLite + folder broker: {sqlite:,.0f} panels/s "
+            f"({base / sqlite:.1f}x the baseline's time)"
+        )
+        pg = os.environ.get(
+            "LABINTERP_BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+        )
         redis = os.environ.get("LABINTERP_BENCH_REDIS_URL", "redis://127.0.0.1:6379/12")
         try:
-            rate = full({"LABINTERP_INSTANCE": tmp, "DATABASE_URL": pg, "CELERY_BROKER_URL": redis,
-                         "LABINTERP_RATE_LIMIT": "0"})
-            print(f"POST /api/v1/panels, PostgreSQL + Redis: {rate:,.0f} panels/s ({base / rate:.1f}x the baseline's time)")
+            rate = full(
+                {
+                    "LABINTERP_INSTANCE": tmp,
+                    "DATABASE_URL": pg,
+                    "CELERY_BROKER_URL": redis,
+                    "LABINTERP_RATE_LIMIT": "0",
+                }
+            )
+            print(
+                f"POST /api/v1/panels, PostgreSQL + Redis: {rate:,.0f} panels/s "
+                f"({base / rate:.1f}x the baseline's time)"
+            )
         except Exception as exc:  # no PostgreSQL here: say so, don't fail
             print(f"PostgreSQL + Redis skipped: {type(exc).__name__}: {exc}")
 

@@ -9,10 +9,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from labinterp.domain import accept_panel, interpret  # noqa: E402
-from labinterp.rulesets import load_rulesets  # noqa: E402
-from labinterp.schemas.panels import PanelIn, to_raw_panel  # noqa: E402
-from tests.integration.test_nhanes import NHANES, panel_from_row  # noqa: E402
+from labinterp.domain import accept_panel, interpret
+from labinterp.rulesets import load_rulesets
+from labinterp.schemas.panels import PanelIn, to_raw_panel
+from tests.integration.test_nhanes import NHANES, panel_from_row
 
 
 def main() -> None:
@@ -24,7 +24,10 @@ def main() -> None:
     for d in documents:
         d["collected_at"] = "2018-06-30T09:00:00Z"
     schema = PanelIn()
-    loaded = [schema.load({**d, "results": [{**r, "value": r["value"]} for r in d["results"]]}) for d in documents]
+    loaded = [
+        schema.load({**d, "results": [{**r, "value": r["value"]} for r in d["results"]]})
+        for d in documents
+    ]
     ruleset = load_rulesets()["2026.1"]
     now = dt.datetime(2026, 11, 25, tzinfo=dt.UTC)
 

@@ -43,12 +43,11 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
                 "description": (
                     "Interprets serum electrolyte and vitamin panels (magnesium, potassium, "
                     "calcium, 25-OH vitamin D, B12 …) against versioned reference ranges, with the "
-                    "twitching context a clinic reports. Decision support for clinicians, not a diagnosis."
+                    "twitching context a clinic reports. "
+                    "Decision support for clinicians, not a diagnosis."
                 )
             },
-            "components": {
-                "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}
-            },
+            "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
             "security": [{"bearer": []}],
         },
     )
@@ -67,23 +66,23 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     register_problem_handlers(app)  # after Api(): ours replace its JSON error bodies
 
     @app.errorhandler(InvalidInput)
-    def _invalid(exc: InvalidInput):  # type: ignore[no-untyped-def]
+    def _invalid(exc: InvalidInput):
         return app.handle_user_exception(
             Problem(422, "the request is well-formed but not valid: " + str(exc), errors=exc.errors)
         )
 
     @app.errorhandler(NotFound)
-    def _not_found(exc: NotFound):  # type: ignore[no-untyped-def]
+    def _not_found(exc: NotFound):
         return app.handle_user_exception(Problem(404, str(exc)))
 
     @app.errorhandler(AccessionConflict)
-    def _conflict(exc: AccessionConflict):  # type: ignore[no-untyped-def]
+    def _conflict(exc: AccessionConflict):
         return app.handle_user_exception(
             Problem(409, str(exc), extra={"panel_id": str(exc.panel_id)})
         )
 
     @app.errorhandler(AlreadyExists)
-    def _exists(exc: AlreadyExists):  # type: ignore[no-untyped-def]
+    def _exists(exc: AlreadyExists):
         return app.handle_user_exception(Problem(409, str(exc)))
 
     return app
@@ -94,5 +93,5 @@ def _serve_swagger_assets(app: Flask) -> None:
     from swagger_ui_bundle import swagger_ui_path
 
     @app.get("/docs/assets/<path:filename>")
-    def swagger_assets(filename: str):  # type: ignore[no-untyped-def]
+    def swagger_assets(filename: str):
         return send_from_directory(swagger_ui_path, filename, max_age=86400)

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
-import time
 from typing import Any
 
 import click
@@ -19,7 +17,7 @@ def _fail(message: str, code: int = 1) -> None:
     sys.exit(code)
 
 
-def _session():  # type: ignore[no-untyped-def]
+def _session():
     from labinterp.runtime import get_runtime
 
     return get_runtime().session_factory()
@@ -54,8 +52,17 @@ def serve(port: int, host: str, workers: int, threads: int, no_worker: bool) -> 
     worker: subprocess.Popen[bytes] | None = None
     if not no_worker:
         worker = subprocess.Popen(
-            [sys.executable, "-m", "labinterp", "worker", "--beat", "--concurrency", "1",
-             "--pool", "solo" if settings.embedded_broker else "prefork"],
+            [
+                sys.executable,
+                "-m",
+                "labinterp",
+                "worker",
+                "--beat",
+                "--concurrency",
+                "1",
+                "--pool",
+                "solo" if settings.embedded_broker else "prefork",
+            ],
         )
         click.echo(f"started worker process {worker.pid}", err=True)
     try:
@@ -72,7 +79,7 @@ def serve(port: int, host: str, workers: int, threads: int, no_worker: bool) -> 
 def _run_gunicorn(host: str, port: int, workers: int, threads: int) -> None:
     from gunicorn.app.base import BaseApplication
 
-    class _Server(BaseApplication):  # type: ignore[misc]
+    class _Server(BaseApplication):
         def load_config(self) -> None:
             self.cfg.set("bind", f"{host}:{port}")
             self.cfg.set("workers", workers)
@@ -86,7 +93,9 @@ def _run_gunicorn(host: str, port: int, workers: int, threads: int) -> None:
 
             return create_app()
 
-    click.echo(f"labinterp API on http://{host}:{port}  (docs: http://{host}:{port}/docs)", err=True)
+    click.echo(
+        f"labinterp API on http://{host}:{port}  (docs: http://{host}:{port}/docs)", err=True
+    )
     _Server().run()
 
 
@@ -181,10 +190,18 @@ def tokens_create(role: str, clinic_names: tuple[str, ...], name: str | None) ->
 
 
 @main.command()
-@click.option("--url", default="http://127.0.0.1:5000", show_default=True, help="a running labinterp")
-@click.option("--token", envvar="LABINTERP_DEMO_TOKEN", default=None,
-              help="a clinic token (default: create a demo clinic and token in this instance)")
-@click.option("--timeout", default=20.0, show_default=True, help="seconds to wait for interpretations")
+@click.option(
+    "--url", default="http://127.0.0.1:5000", show_default=True, help="a running labinterp"
+)
+@click.option(
+    "--token",
+    envvar="LABINTERP_DEMO_TOKEN",
+    default=None,
+    help="a clinic token (default: create a demo clinic and token in this instance)",
+)
+@click.option(
+    "--timeout", default=20.0, show_default=True, help="seconds to wait for interpretations"
+)
 def demo(url: str, token: str | None, timeout: float) -> None:
     """Post the sample panels through the running pipeline and show what was flagged and why."""
     from labinterp.demo_runner import run_demo

@@ -45,6 +45,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     transport_options: dict[str, Any] = {}
     if broker_url.startswith("filesystem://"):
         # kombu's filesystem transport: one folder that every producer and consumer shares
+        # (the host part means nothing to it; naming one keeps kombu from warning on every connect)
+        broker_url = "filesystem://localhost/"
         folder = instance / "broker"
         transport_options = {
             "data_folder_in": str(folder / "queue"),

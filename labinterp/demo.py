@@ -17,8 +17,12 @@ SAMPLE_PANELS: list[dict[str, Any]] = [
             {"analyte": "calcium", "value": 8.1, "unit": "mg/dL"},
             {"analyte": "albumin", "value": 3.2, "unit": "g/dL"},
             {"analyte": "vitamin_d_25oh", "value": 14, "unit": "ng/mL"},
-            {"analyte": "vitamin_b12", "value": 180, "unit": "pg/mL",
-             "reference_range": {"low": 200, "high": 900}},
+            {
+                "analyte": "vitamin_b12",
+                "value": 180,
+                "unit": "pg/mL",
+                "reference_range": {"low": 200, "high": 900},
+            },
         ],
         "context": {
             "twitching": {"sites": ["toes"], "duration_days": 21, "frequency": "daily"},

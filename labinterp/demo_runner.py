@@ -35,8 +35,11 @@ def run_demo(base_url: str, token: str, timeout: float) -> int:
     try:
         _call("GET", f"{base_url}/healthz", token)
     except (urllib.error.URLError, OSError) as exc:
-        click.echo(f"error: no labinterp answers at {base_url} ({exc}); start it with "
-                   "`labinterp serve` or pass --url", err=True)
+        click.echo(
+            f"error: no labinterp answers at {base_url} ({exc}); start it with "
+            "`labinterp serve` or pass --url",
+            err=True,
+        )
         return 2
     posted: list[tuple[str, str]] = []
     for panel in SAMPLE_PANELS:
@@ -60,8 +63,11 @@ def run_demo(base_url: str, token: str, timeout: float) -> int:
     _print_table(documents)
     missing = [a for a, d in documents.items() if d.get("interpretation") is None]
     if missing:
-        click.echo(f"\nnot interpreted within {timeout:.0f} s: {', '.join(missing)} "
-                   "(is a worker running?)", err=True)
+        click.echo(
+            f"\nnot interpreted within {timeout:.0f} s: {', '.join(missing)} "
+            "(is a worker running?)",
+            err=True,
+        )
         return 1
     return 0
 
@@ -73,7 +79,9 @@ def _print_table(documents: dict[str, dict[str, Any]]) -> None:
     for accession, document in documents.items():
         interpretation = document.get("interpretation")
         if interpretation is None:
-            click.echo(f"{accession:<10} {document.get('status', '?'):<13} {'-':<9} (not interpreted)")
+            click.echo(
+                f"{accession:<10} {document.get('status', '?'):<13} {'-':<9} (not interpreted)"
+            )
             continue
         findings = [
             f"{f['code']}"
@@ -82,10 +90,15 @@ def _print_table(documents: dict[str, dict[str, Any]]) -> None:
             + (" (possibly spurious)" if f.get("possibly_spurious") else "")
             for f in interpretation["findings"]
         ]
-        flags = [f"red flag: {r['code']}" + (" (urgent)" if r["urgent"] else "")
-                 for r in interpretation["red_flags"]]
+        flags = [
+            f"red flag: {r['code']}" + (" (urgent)" if r["urgent"] else "")
+            for r in interpretation["red_flags"]
+        ]
         lines = findings + flags or ["nothing flagged"]
-        click.echo(f"{accession:<10} {interpretation['status']:<13} {interpretation['priority']:<9} {lines[0]}")
+        click.echo(
+            f"{accession:<10} {interpretation['status']:<13} "
+            f"{interpretation['priority']:<9} {lines[0]}"
+        )
         for line in lines[1:]:
             click.echo(f"{'':<34} {line}")
         follow = ", ".join(f["code"] for f in interpretation["follow_up"])

@@ -53,8 +53,12 @@ def _scalar(node: yaml.ScalarNode, where: str) -> Any:
         if not number.is_finite():
             raise RulesetError(f"{where} line {line}: {node.value!r} is not a finite number")
         return number
-    if tag in ("tag:yaml.org,2002:int", "tag:yaml.org,2002:bool", "tag:yaml.org,2002:null",
-               "tag:yaml.org,2002:timestamp"):
+    if tag in (
+        "tag:yaml.org,2002:int",
+        "tag:yaml.org,2002:bool",
+        "tag:yaml.org,2002:null",
+        "tag:yaml.org,2002:timestamp",
+    ):
         value = yaml.SafeLoader("").construct_object(node, deep=True)
         if isinstance(value, dt.datetime):
             raise RulesetError(f"{where} line {line}: give a date, not a date and time")
@@ -75,13 +79,18 @@ def _convert(node: yaml.Node, where: str) -> Any:
         mapping = Map(line=line)
         for key_node, value_node in node.value:
             if not isinstance(key_node, yaml.ScalarNode):
-                raise RulesetError(f"{where} line {key_node.start_mark.line + 1}: keys must be "
-                                   "plain values")
-            key = key_node.value if key_node.tag == "tag:yaml.org,2002:str" else _scalar(
-                key_node, where)
+                raise RulesetError(
+                    f"{where} line {key_node.start_mark.line + 1}: keys must be plain values"
+                )
+            key = (
+                key_node.value
+                if key_node.tag == "tag:yaml.org,2002:str"
+                else _scalar(key_node, where)
+            )
             if key in mapping:
-                raise RulesetError(f"{where} line {key_node.start_mark.line + 1}: duplicate "
-                                   f"key '{key}'")
+                raise RulesetError(
+                    f"{where} line {key_node.start_mark.line + 1}: duplicate key '{key}'"
+                )
             mapping[key] = _convert(value_node, where)
             mapping.key_lines[key] = key_node.start_mark.line + 1
         return mapping

@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
     retry_backoff_max=60,
     max_retries=8,
 )
-def interpret_panel(self, panel_id: str) -> str:  # type: ignore[no-untyped-def]
+def interpret_panel(self, panel_id: str) -> str:
     """Interpret one panel's current revision with the active ruleset.
 
     Idempotent on (revision, ruleset): a redelivery after a crash is a no-op.

@@ -40,7 +40,9 @@ def roles(*allowed: str) -> Callable[[F], F]:
             actor = authenticate()
             if actor.role not in allowed:
                 raise Problem(
-                    403, f"a {actor.role} token may not do this; it needs the role {' or '.join(allowed)}"
+                    403,
+                    f"a {actor.role} token may not do this; "
+                    f"it needs the role {' or '.join(allowed)}",
                 )
             limiter.hit(str(actor.token_id))
             g.actor = actor

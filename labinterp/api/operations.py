@@ -17,7 +17,9 @@ from labinterp.services import dispatch
 from labinterp.services import rulesets as ruleset_service
 
 ops = Blueprint("operations", __name__, description="Health, readiness and metrics.")
-rules = Blueprint("rulesets", __name__, url_prefix="/api/v1", description="Versioned reference-range rulesets.")
+rules = Blueprint(
+    "rulesets", __name__, url_prefix="/api/v1", description="Versioned reference-range rulesets."
+)
 
 
 @ops.route("/healthz")
@@ -51,8 +53,12 @@ class Ready(MethodView):
         if db_ok and broker_ok:
             return {"status": "ready", "checks": checks}
         down = " and ".join(name for name, c in checks.items() if not c["ok"])
-        raise Problem(503, f"not ready: {down} unreachable", extra={"checks": checks},
-                      headers={"Retry-After": "5"})
+        raise Problem(
+            503,
+            f"not ready: {down} unreachable",
+            extra={"checks": checks},
+            headers={"Retry-After": "5"},
+        )
 
 
 @ops.route("/metrics")
@@ -65,7 +71,9 @@ class Metrics(MethodView):
             "# HELP labinterp_panels Panels by processing status.",
             "# TYPE labinterp_panels gauge",
         ]
-        counts = dict(session.execute(select(Panel.status, func.count()).group_by(Panel.status)).all())
+        counts = dict(
+            session.execute(select(Panel.status, func.count()).group_by(Panel.status)).all()
+        )
         for status in ("queued", "interpreted", "failed"):
             lines.append(f'labinterp_panels{{status="{status}"}} {counts.get(status, 0)}')
         lines += [
@@ -78,7 +86,9 @@ class Metrics(MethodView):
             ).all()
         )
         for status in ("flagged", "indeterminate", "normal"):
-            lines.append(f'labinterp_interpretations{{status="{status}"}} {by_status.get(status, 0)}')
+            lines.append(
+                f'labinterp_interpretations{{status="{status}"}} {by_status.get(status, 0)}'
+            )
         return current_app.response_class(
             "\n".join(lines) + "\n", mimetype="text/plain; version=0.0.4"
         )
@@ -91,7 +101,13 @@ def _ruleset_documents() -> dict[str, Any]:
         {**rs.describe(), "active": version == active}
         for version, rs in sorted(rt.rulesets.items())
     ]
-    return {"items": items, "total": len(items), "page": 1, "per_page": len(items), "active": active}
+    return {
+        "items": items,
+        "total": len(items),
+        "page": 1,
+        "per_page": len(items),
+        "active": active,
+    }
 
 
 @rules.route("/rulesets")

@@ -22,8 +22,12 @@ from labinterp.services import reading
 from labinterp.services.rulesets import active_ruleset
 
 blp = Blueprint(
-    "panels", __name__, url_prefix="/api/v1",
-    description="Post lab panels with their twitching context; read them and their interpretations.",
+    "panels",
+    __name__,
+    url_prefix="/api/v1",
+    description=(
+        "Post lab panels with their twitching context; read them and their interpretations."
+    ),
 )
 READERS = ("clinic", "clinician", "admin")
 
@@ -34,7 +38,9 @@ class PanelListQuery(PageQuery):
 
     accession = fields.String()
     patient_id = fields.String()
-    flag = fields.String(metadata={"description": "a finding or red-flag code, or a result flag (L, LL, H, HH, IND)"})
+    flag = fields.String(
+        metadata={"description": "a finding or red-flag code, or a result flag (L, LL, H, HH, IND)"}
+    )
     status = fields.String(validate=validate.OneOf(PANEL_STATUSES + FINDING_STATUSES))
     collected_from = UtcDateTime()
     collected_to = UtcDateTime()
@@ -44,7 +50,9 @@ class PanelQuery(Schema):
     class Meta:
         unknown = EXCLUDE
 
-    revision = fields.Integer(validate=validate.Range(min=1), metadata={"description": "an earlier revision"})
+    revision = fields.Integer(
+        validate=validate.Range(min=1), metadata={"description": "an earlier revision"}
+    )
 
 
 class TrendQuery(PageQuery):
@@ -67,14 +75,25 @@ def _clinic_of_poster() -> uuid.UUID:
 class Panels(MethodView):
     @roles("clinic")
     @blp.arguments(PanelIn)
-    @blp.response(202, PanelOut, description="Accepted: stored durably and queued for interpretation")
-    @blp.alt_response(200, schema=PanelOut, description="The same accession with the same content: the existing panel")
+    @blp.response(
+        202, PanelOut, description="Accepted: stored durably and queued for interpretation"
+    )
+    @blp.alt_response(
+        200,
+        schema=PanelOut,
+        description="The same accession with the same content: the existing panel",
+    )
     def post(self, document: dict[str, Any]) -> Any:
         """Post a panel (asynchronous interpretation)"""
         rt, session = runtime(), db()
         ruleset = active_ruleset(session, rt.rulesets, rt.settings.default_ruleset)
         result = panel_service.submit_panel(
-            session, current_actor(), _clinic_of_poster(), document, ruleset, dt.datetime.now(dt.UTC)
+            session,
+            current_actor(),
+            _clinic_of_poster(),
+            document,
+            ruleset,
+            dt.datetime.now(dt.UTC),
         )
         return _submitted(result)
 
@@ -93,7 +112,12 @@ class Panels(MethodView):
             collected_to=query.get("collected_to"),
         )
         items, total = reading.list_panels(db(), where, query["page"], query["per_page"])
-        return {"items": items, "total": total, "page": query["page"], "per_page": query["per_page"]}
+        return {
+            "items": items,
+            "total": total,
+            "page": query["page"],
+            "per_page": query["per_page"],
+        }
 
 
 @blp.route("/panels/<uuid:panel_id>")
@@ -151,9 +175,17 @@ class PatientTrend(MethodView):
         if query["analyte"] not in ruleset.analytes:
             from labinterp.api.problems import Problem
 
-            raise Problem(422, f"unknown analyte {query['analyte']!r}",
-                          errors={"analyte": [f"unknown analyte; known: {', '.join(ruleset.analytes)}"]})
+            raise Problem(
+                422,
+                f"unknown analyte {query['analyte']!r}",
+                errors={"analyte": [f"unknown analyte; known: {', '.join(ruleset.analytes)}"]},
+            )
         items, total = reading.patient_trend(
             session, current_actor(), patient_id, query["analyte"], query["page"], query["per_page"]
         )
-        return {"items": items, "total": total, "page": query["page"], "per_page": query["per_page"]}
+        return {
+            "items": items,
+            "total": total,
+            "page": query["page"],
+            "per_page": query["per_page"],
+        }

@@ -16,19 +16,24 @@ JSON_TYPES = ("application/json", "application/fhir+json")
 
 
 def is_json_mimetype(mimetype: str) -> bool:
-    return mimetype in JSON_TYPES or (mimetype.startswith("application/") and mimetype.endswith("+json"))
+    return mimetype in JSON_TYPES or (
+        mimetype.startswith("application/") and mimetype.endswith("+json")
+    )
 
 
 def read_body(request: Any, accepted: tuple[str, ...] | None = None) -> bytes:
     """The raw body, after the size (413) and Content-Type (415) checks."""
     limit = current_app.config["MAX_CONTENT_LENGTH"]
     if request.content_length is not None and request.content_length > limit:
-        raise Problem(413, f"the body is {request.content_length} bytes; the limit is {limit} bytes")
+        raise Problem(
+            413, f"the body is {request.content_length} bytes; the limit is {limit} bytes"
+        )
     ok = is_json_mimetype(request.mimetype) if accepted is None else request.mimetype in accepted
     if not ok:
         wanted = "application/json" if accepted is None else " or ".join(accepted)
         raise Problem(
-            415, f"Content-Type {request.mimetype or '(none)'!r} is not supported here; send {wanted}"
+            415,
+            f"Content-Type {request.mimetype or '(none)'!r} is not supported here; send {wanted}",
         )
     return bytes(request.get_data(cache=True))
 
@@ -42,8 +47,13 @@ class LabParser(FlaskParser):
             raise Problem(400, f"the body is not valid JSON: {exc}") from None
 
     def handle_error(
-        self, error: ma.ValidationError, req: Any, schema: ma.Schema, *,
-        error_status_code: int | None, error_headers: Any,
+        self,
+        error: ma.ValidationError,
+        req: Any,
+        schema: ma.Schema,
+        *,
+        error_status_code: int | None,
+        error_headers: Any,
     ) -> NoReturn:
         messages: Any = error.messages
         if isinstance(messages, dict) and len(messages) == 1:  # webargs nests by location

@@ -117,7 +117,15 @@ def _from_http_exception(exc: HTTPException) -> Problem:
     errors = None
     if messages:
         # webargs nests messages by location ({"json": {...}, "query": {...}})
-        if isinstance(messages, Mapping) and set(messages) <= {"json", "query", "querystring", "view_args", "path", "headers", "form"}:
+        if isinstance(messages, Mapping) and set(messages) <= {
+            "json",
+            "query",
+            "querystring",
+            "view_args",
+            "path",
+            "headers",
+            "form",
+        }:
             merged: dict[str, list[str]] = {}
             for location_messages in messages.values():
                 merged.update(flatten_messages(location_messages))
@@ -153,8 +161,11 @@ def register_problem_handlers(app: Flask) -> None:
         if isinstance(exc, OperationalError):
             log.error("database unavailable: %s", exc)
             return problem_response(
-                Problem(503, "the database is unreachable; nothing was stored, retry later",
-                        headers={"Retry-After": "5"})
+                Problem(
+                    503,
+                    "the database is unreachable; nothing was stored, retry later",
+                    headers={"Retry-After": "5"},
+                )
             )
         log.exception("unhandled error")
         return problem_response(Problem(500, "an unexpected error occurred; it has been logged"))

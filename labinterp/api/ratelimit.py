@@ -26,7 +26,9 @@ class Limiter:
         if redis_url:
             import redis
 
-            self._redis = redis.Redis.from_url(redis_url, socket_timeout=0.5, socket_connect_timeout=0.5)
+            self._redis = redis.Redis.from_url(
+                redis_url, socket_timeout=0.5, socket_connect_timeout=0.5
+            )
 
     def hit(self, key: str) -> None:
         if self.per_minute <= 0:
@@ -37,7 +39,8 @@ class Limiter:
             retry = 60 - int(time.time() % 60)
             raise Problem(
                 429,
-                f"more than {self.per_minute} requests in a minute for this token; retry in {retry} s",
+                f"more than {self.per_minute} requests in a minute for this token; "
+                f"retry in {retry} s",
                 headers={"Retry-After": str(retry)},
             )
 

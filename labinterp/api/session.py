@@ -9,13 +9,13 @@ from labinterp.runtime import Runtime
 
 
 def runtime() -> Runtime:
-    return current_app.extensions["labinterp"]  # type: ignore[no-any-return]
+    return current_app.extensions["labinterp"]
 
 
 def db() -> Session:
     if "db" not in g:
         g.db = runtime().session_factory()
-    return g.db  # type: ignore[no-any-return]
+    return g.db
 
 
 def init_session(app: Flask) -> None:

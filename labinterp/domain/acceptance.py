@@ -62,15 +62,18 @@ class _Errors(dict[str, list[str]]):
         self.setdefault(path, []).append(message)
 
 
-def _identify(raw: RawResult, i: int, ruleset: Ruleset, errors: _Errors
-              ) -> tuple[Analyte | None, LoincCode | None]:
+def _identify(
+    raw: RawResult, i: int, ruleset: Ruleset, errors: _Errors
+) -> tuple[Analyte | None, LoincCode | None]:
     by_name = by_code = None
     path = f"results.{i}"
     if raw.analyte is not None and raw.analyte.strip():
         key = ruleset.alias_index.get(raw.analyte.strip().casefold())
         if key is None:
-            errors.add(f"{path}.analyte", f"unknown analyte '{raw.analyte}'; known: "
-                       f"{', '.join(ruleset.analytes)}")
+            errors.add(
+                f"{path}.analyte",
+                f"unknown analyte '{raw.analyte}'; known: {', '.join(ruleset.analytes)}",
+            )
         else:
             by_name = ruleset.analytes[key]
     code = raw.loinc.strip() if raw.loinc is not None else ""
@@ -78,11 +81,15 @@ def _identify(raw: RawResult, i: int, ruleset: Ruleset, errors: _Errors
         refused = ruleset.refused_loinc.get(code)
         by_code = ruleset.loinc_index.get(code)
         if refused is not None:
-            errors.add(f"{path}.loinc", f"LOINC {code} is {refused.reason}, not a serum result "
-                       "of a supported analyte")
+            errors.add(
+                f"{path}.loinc",
+                f"LOINC {code} is {refused.reason}, not a serum result of a supported analyte",
+            )
         elif by_code is None:
-            errors.add(f"{path}.loinc", f"unknown LOINC code '{code}'; known: "
-                       f"{', '.join(ruleset.loinc_index)}")
+            errors.add(
+                f"{path}.loinc",
+                f"unknown LOINC code '{code}'; known: {', '.join(ruleset.loinc_index)}",
+            )
     if by_name is None and by_code is None and not code and not (raw.analyte or "").strip():
         errors.add(f"{path}.analyte", "analyte or loinc is required")
     if by_name is not None and by_code is not None and by_code.analyte != by_name.key:
@@ -99,8 +106,9 @@ def _unit(raw: RawResult, i: int, analyte: Analyte, errors: _Errors) -> UnitConv
         return None
     conversion = analyte.units.get(normalise_unit(raw.unit))
     if conversion is None:
-        errors.add(f"results.{i}.unit",
-                   f"unit '{raw.unit}' is not valid for {analyte.key}; use {allowed}")
+        errors.add(
+            f"results.{i}.unit", f"unit '{raw.unit}' is not valid for {analyte.key}; use {allowed}"
+        )
     return conversion
 
 
@@ -132,8 +140,9 @@ def _range_ok(rr: RawRange | None, i: int, errors: _Errors) -> bool:
     return ok
 
 
-def _accept_result(raw: RawResult, i: int, ruleset: Ruleset, errors: _Errors
-                   ) -> AcceptedResult | None:
+def _accept_result(
+    raw: RawResult, i: int, ruleset: Ruleset, errors: _Errors
+) -> AcceptedResult | None:
     analyte, loinc = _identify(raw, i, ruleset, errors)
     value_ok = _value_ok(raw, i, errors)
     range_ok = _range_ok(raw.reference_range, i, errors)
@@ -149,38 +158,56 @@ def _accept_result(raw: RawResult, i: int, ruleset: Ruleset, errors: _Errors
         shown = f"{fmt(raw.value)} {raw.unit}"
         if conversion.unit != analyte.canonical_unit:
             shown += f" ({fmt(value)} {analyte.canonical_unit})"
-        errors.add(f"results.{i}.value",
-                   f"{analyte.key} {shown} is outside the physiologically possible range "
-                   f"{fmt(analyte.accepted_low)}–{fmt(analyte.accepted_high)} "
-                   f"{analyte.canonical_unit}")
+        errors.add(
+            f"results.{i}.value",
+            f"{analyte.key} {shown} is outside the physiologically possible range "
+            f"{fmt(analyte.accepted_low)}–{fmt(analyte.accepted_high)} "
+            f"{analyte.canonical_unit}",
+        )
         return None
     return AcceptedResult(
-        position=i, analyte=analyte.key, loinc=loinc.code if loinc else None,
-        reported_value=raw.value, reported_unit=raw.unit, value=value,
-        unit=analyte.canonical_unit, reference_range=raw.reference_range,
+        position=i,
+        analyte=analyte.key,
+        loinc=loinc.code if loinc else None,
+        reported_value=raw.value,
+        reported_unit=raw.unit,
+        value=value,
+        unit=analyte.canonical_unit,
+        reference_range=raw.reference_range,
         loinc_unit_mismatch=loinc is not None and loinc.dimension != conversion.dimension,
-        factor=conversion.factor, already_corrected=loinc is not None and loinc.corrected,
+        factor=conversion.factor,
+        already_corrected=loinc is not None and loinc.corrected,
     )
 
 
 def _context(context: Context, ruleset: Ruleset, errors: _Errors) -> Context:
     lists: dict[str, tuple[str, ...]] = {}
-    for name, singular in (("symptoms", "symptom"), ("factors", "factor"),
-                           ("medications", "medication")):
+    for name, singular in (
+        ("symptoms", "symptom"),
+        ("factors", "factor"),
+        ("medications", "medication"),
+    ):
         allowed = ruleset.vocabularies[name]
         lookup = {code.casefold(): code for code in allowed}
         accepted: list[str] = []
         for j, given in enumerate(getattr(context, name)):
             code = lookup.get(str(given).strip().casefold())
             if code is None:
-                errors.add(f"context.{name}.{j}", f"unknown {singular} '{given}'; allowed: "
-                           f"{', '.join(allowed)} (free text goes to context.notes)")
+                errors.add(
+                    f"context.{name}.{j}",
+                    f"unknown {singular} '{given}'; allowed: "
+                    f"{', '.join(allowed)} (free text goes to context.notes)",
+                )
             elif code not in accepted:
                 accepted.append(code)
         lists[name] = tuple(accepted)
-    return Context(twitching=context.twitching, symptoms=lists["symptoms"],
-                   factors=lists["factors"], medications=lists["medications"],
-                   notes=context.notes)
+    return Context(
+        twitching=context.twitching,
+        symptoms=lists["symptoms"],
+        factors=lists["factors"],
+        medications=lists["medications"],
+        notes=context.notes,
+    )
 
 
 def _aware(moment: dt.datetime) -> dt.datetime:
@@ -210,8 +237,10 @@ def accept_panel(panel: RawPanel, ruleset: Ruleset, now: dt.datetime) -> Accepte
         if result is None:
             continue
         if result.analyte in seen:
-            errors.add(f"results.{i}.analyte", f"duplicate analyte {result.analyte} "
-                       f"(also results.{seen[result.analyte]})")
+            errors.add(
+                f"results.{i}.analyte",
+                f"duplicate analyte {result.analyte} (also results.{seen[result.analyte]})",
+            )
             continue
         seen[result.analyte] = i
         accepted.append(result)
@@ -219,7 +248,12 @@ def accept_panel(panel: RawPanel, ruleset: Ruleset, now: dt.datetime) -> Accepte
     if errors:
         raise PanelRejected(dict(errors))
     return AcceptedPanel(
-        collected_at=collected_at, results=tuple(accepted), sex=panel.sex,
-        birth_date=panel.birth_date, age_years=panel.age_years, hemolyzed=panel.hemolyzed,
-        specimen_type=panel.specimen_type, context=context,
+        collected_at=collected_at,
+        results=tuple(accepted),
+        sex=panel.sex,
+        birth_date=panel.birth_date,
+        age_years=panel.age_years,
+        hemolyzed=panel.hemolyzed,
+        specimen_type=panel.specimen_type,
+        context=context,
     )

@@ -39,8 +39,10 @@ class AgeBound:
 
     def same_point(self, other: AgeBound) -> bool:
         """Exactly the same age: 12 mo is 1 y; days are never months."""
-        return self._months() == other._months() if "d" not in (self.unit, other.unit) else (
-            self.unit == other.unit and self.value == other.value
+        return (
+            self._months() == other._months()
+            if "d" not in (self.unit, other.unit)
+            else (self.unit == other.unit and self.value == other.value)
         )
 
     def _months(self) -> int:
@@ -98,10 +100,16 @@ def age_from_bound(bound: AgeBound) -> Age:
     if bound.unit == "y":
         return age_from_years(bound.value)
     if bound.unit == "mo":
-        return Age((bound.value * 28, bound.value * 31 + 30), (bound.value, bound.value),
-                   (bound.value // 12, bound.value // 12))
-    return Age((bound.value, bound.value), (bound.value // 31, bound.value // 28),
-               (bound.value // 366, bound.value // 365))
+        return Age(
+            (bound.value * 28, bound.value * 31 + 30),
+            (bound.value, bound.value),
+            (bound.value // 12, bound.value // 12),
+        )
+    return Age(
+        (bound.value, bound.value),
+        (bound.value // 31, bound.value // 28),
+        (bound.value // 366, bound.value // 365),
+    )
 
 
 Placement = Literal["inside", "outside", "ambiguous"]

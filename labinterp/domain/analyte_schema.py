@@ -21,9 +21,23 @@ from labinterp.domain.ruleset import (
 from labinterp.domain.schema_tools import Checker, Map
 from labinterp.domain.units import normalise_unit
 
-ANALYTE_KEYS = ("display", "canonical_unit", "precision", "units", "loinc", "accepted_range",
-                "intervals", "critical", "findings", "grading", "decision",
-                "albumin_correction", "aliases", "decided_by", "source")
+ANALYTE_KEYS = (
+    "display",
+    "canonical_unit",
+    "precision",
+    "units",
+    "loinc",
+    "accepted_range",
+    "intervals",
+    "critical",
+    "findings",
+    "grading",
+    "decision",
+    "albumin_correction",
+    "aliases",
+    "decided_by",
+    "source",
+)
 
 
 def sources_of(node: Map, inherited: tuple[str, ...] = ()) -> tuple[str, ...]:
@@ -80,15 +94,24 @@ def _band(check: Checker, node: Map, what: str, inherited: tuple[str, ...]) -> B
     if low is not None and high is not None and low > high:
         check.fail(node.line_of("low"), f"{what}: low ({low}) is greater than high ({high})")
     age_min, age_max = _age_span(check, node, what)
-    return Band(low=low, high=high, sources=sources_of(node, inherited), sex=sex,
-                age_min=age_min, age_max=age_max, line=node.line)
+    return Band(
+        low=low,
+        high=high,
+        sources=sources_of(node, inherited),
+        sex=sex,
+        age_min=age_min,
+        age_max=age_max,
+        line=node.line,
+    )
 
 
 def check_band_layout(check: Checker, bands: tuple[Band, ...], what: str) -> None:
     """Bands of the same sex must neither overlap nor leave gaps between them."""
     for sex in ("any", "female", "male"):
-        same = sorted((b for b in bands if b.sex == sex),
-                      key=lambda b: b.age_min.approx_days() if b.age_min else -1.0)
+        same = sorted(
+            (b for b in bands if b.sex == sex),
+            key=lambda b: b.age_min.approx_days() if b.age_min else -1.0,
+        )
         for before, after in itertools.pairwise(same):
             after_text = span_text(after.age_min, after.age_max)
             before_text = span_text(before.age_min, before.age_max)
@@ -99,30 +122,35 @@ def check_band_layout(check: Checker, bands: tuple[Band, ...], what: str) -> Non
             elif after.age_min.approx_days() < before.age_max.approx_days():
                 check.fail(after.line, f"{what} band {after_text} overlaps {before_text}")
             else:
-                check.fail(after.line, f"{what} band {after_text} leaves a gap after "
-                           f"{before_text}")
+                check.fail(after.line, f"{what} band {after_text} leaves a gap after {before_text}")
 
 
-def _bands(check: Checker, node: Map, key: str, what: str,
-           inherited: tuple[str, ...]) -> tuple[Band, ...]:
+def _bands(
+    check: Checker, node: Map, key: str, what: str, inherited: tuple[str, ...]
+) -> tuple[Band, ...]:
     raw = node.get(key)
     if raw is None:
         return ()
     seq = check.sequence(raw, node.line_of(key), f"analyte {what} {key}")
     kind = what if key == "intervals" else f"{what} critical"
     bands = tuple(
-        _band(check, check.mapping(item, seq.line_of(i), f"{kind} band"), f"{kind} band",
-              inherited)
+        _band(check, check.mapping(item, seq.line_of(i), f"{kind} band"), f"{kind} band", inherited)
         for i, item in enumerate(seq)
     )
     check_band_layout(check, bands, kind)
     return bands
 
 
-def _units(check: Checker, node: Map, key: str, canonical: str,
-           unit_table: dict[str, tuple[str, str]], inherited: tuple[str, ...]
-           ) -> dict[str, UnitConversion]:
+def _units(
+    check: Checker,
+    node: Map,
+    key: str,
+    canonical: str,
+    unit_table: dict[str, tuple[str, str]],
+    inherited: tuple[str, ...],
+) -> dict[str, UnitConversion]:
     """Normalised spelling (and alias) -> conversion; the canonical unit has factor 1."""
+
     def known(name: str, line: int) -> tuple[str, str]:
         entry = unit_table.get(normalise_unit(name))
         if entry is None:
@@ -141,8 +169,12 @@ def _units(check: Checker, node: Map, key: str, canonical: str,
         factor = check.number(spec, "factor", f"analyte {key} unit {name}", positive=True)
         if display in conversions:
             check.fail(line, f"analyte {key}: unit {name} is listed twice")
-        conversions[display] = UnitConversion(display, factor, dimension,  # type: ignore[arg-type]
-                                              sources_of(spec, inherited))
+        conversions[display] = UnitConversion(
+            display,
+            factor,
+            dimension,  # type: ignore[arg-type]
+            sources_of(spec, inherited),
+        )
     index: dict[str, UnitConversion] = {}  # canonical first, then in the file's order
     for display, conversion in conversions.items():
         for norm, (name, _dimension) in unit_table.items():
@@ -151,8 +183,9 @@ def _units(check: Checker, node: Map, key: str, canonical: str,
     return index
 
 
-def _grading(check: Checker, node: Map, key: str, codes: set[str],
-             symptom_sets: set[str]) -> dict[str, GradeTable]:
+def _grading(
+    check: Checker, node: Map, key: str, codes: set[str], symptom_sets: set[str]
+) -> dict[str, GradeTable]:
     raw = node.get("grading")
     if raw is None:
         return {}
@@ -168,8 +201,9 @@ def _grading(check: Checker, node: Map, key: str, codes: set[str],
         steps: list[GradeStep] = []
         for i, item in enumerate(seq):
             step = check.mapping(item, seq.line_of(i), what)
-            check.keys(step, what, required=("grade",),
-                       optional=("below", "above", "with_symptoms"))
+            check.keys(
+                step, what, required=("grade",), optional=("below", "above", "with_symptoms")
+            )
             grade = check.integer(step, "grade", what)
             if grade not in (1, 2, 3, 4, 5):
                 check.fail(step.line_of("grade"), f"{what}: grade must be 1 to 5")
@@ -179,9 +213,15 @@ def _grading(check: Checker, node: Map, key: str, codes: set[str],
                 check.keys(ws, what, required=("set", "grade"))
                 symptom_set = check.members(ws, "set", what, symptom_sets, "symptom set")[0]
                 symptom_grade = check.integer(ws, "grade", what)
-            steps.append(GradeStep(grade, check.optional_number(step, "below", what),
-                                   check.optional_number(step, "above", what),
-                                   symptom_set, symptom_grade))
+            steps.append(
+                GradeStep(
+                    grade,
+                    check.optional_number(step, "below", what),
+                    check.optional_number(step, "above", what),
+                    symptom_set,
+                    symptom_grade,
+                )
+            )
         if not steps or steps[-1].below is not None or steps[-1].above is not None:
             check.fail(seq.line, f"{what}: the last grade must be the fallback (no below/above)")
         tables[code] = GradeTable(tuple(steps), sources_of(table))
@@ -196,23 +236,34 @@ def _decision(check: Checker, node: Map, key: str) -> Decision | None:
     decision = check.mapping(raw, node.line_of("decision"), what)
     check.keys(decision, what, required=("adequate", "bands"), optional=("age", "source"))
     inherited = sources_of(decision)
-    adequate = _band(check, check.mapping(decision["adequate"], decision.line_of("adequate"),
-                                          what), f"{what} adequate", inherited)
+    adequate = _band(
+        check,
+        check.mapping(decision["adequate"], decision.line_of("adequate"), what),
+        f"{what} adequate",
+        inherited,
+    )
     age_min, age_max = _age_span(check, decision, what)
     seq = check.sequence(decision["bands"], decision.line_of("bands"), what)
     bands: list[DecisionBand] = []
     for i, item in enumerate(seq):
         band = check.mapping(item, seq.line_of(i), what)
-        check.keys(band, what, required=("code",),
-                   optional=("below", "from", "to", "above", "confirm_with", "source"))
-        bands.append(DecisionBand(
-            code=check.text(band, "code", what), sources=sources_of(band, inherited),
-            below=check.optional_number(band, "below", what),
-            from_=check.optional_number(band, "from", what),
-            to=check.optional_number(band, "to", what),
-            above=check.optional_number(band, "above", what),
-            confirm_with=check.optional_text(band, "confirm_with", what),
-        ))
+        check.keys(
+            band,
+            what,
+            required=("code",),
+            optional=("below", "from", "to", "above", "confirm_with", "source"),
+        )
+        bands.append(
+            DecisionBand(
+                code=check.text(band, "code", what),
+                sources=sources_of(band, inherited),
+                below=check.optional_number(band, "below", what),
+                from_=check.optional_number(band, "from", what),
+                to=check.optional_number(band, "to", what),
+                above=check.optional_number(band, "above", what),
+                confirm_with=check.optional_text(band, "confirm_with", what),
+            )
+        )
     return Decision(adequate, tuple(bands), age_min, age_max)
 
 
@@ -226,18 +277,40 @@ def _loinc(check: Checker, node: Map, key: str) -> tuple[LoincCode, ...]:
         dimension = spec["dimension"]
         if dimension not in ("mass", "substance"):
             check.fail(spec.line_of("dimension"), f"{what}: dimension must be mass or substance")
-        codes.append(LoincCode(str(code), key, check.text(spec, "name", what), dimension,
-                               check.flag(spec, "corrected", what), sources_of(spec)))
+        codes.append(
+            LoincCode(
+                str(code),
+                key,
+                check.text(spec, "name", what),
+                dimension,
+                check.flag(spec, "corrected", what),
+                sources_of(spec),
+            )
+        )
     return tuple(codes)
 
 
-def build_analyte(check: Checker, key: str, node: Map, unit_table: dict[str, tuple[str, str]],
-                  symptom_sets: set[str]) -> Analyte:
+def build_analyte(
+    check: Checker,
+    key: str,
+    node: Map,
+    unit_table: dict[str, tuple[str, str]],
+    symptom_sets: set[str],
+) -> Analyte:
     what = f"analyte {key}"
-    check.keys(node, what, required=("display", "canonical_unit", "precision", "loinc",
-                                     "accepted_range", "findings" if "decision" not in node
-                                     else "decision"),
-               optional=ANALYTE_KEYS)
+    check.keys(
+        node,
+        what,
+        required=(
+            "display",
+            "canonical_unit",
+            "precision",
+            "loinc",
+            "accepted_range",
+            "findings" if "decision" not in node else "decision",
+        ),
+        optional=ANALYTE_KEYS,
+    )
     inherited = sources_of(node)
     precision = check.integer(node, "precision", what)
     if not 0 <= precision <= 6:
@@ -249,8 +322,10 @@ def build_analyte(check: Checker, key: str, node: Map, unit_table: dict[str, tup
     low = check.number(accepted, "low", f"{what} accepted_range", positive=True)
     high = check.number(accepted, "high", f"{what} accepted_range", positive=True)
     if low > high:
-        check.fail(accepted.line_of("low"), f"{what} accepted_range: low ({low}) is greater "
-                   f"than high ({high})")
+        check.fail(
+            accepted.line_of("low"),
+            f"{what} accepted_range: low ({low}) is greater than high ({high})",
+        )
     findings = check.mapping(node.get("findings") or Map(), node.line_of("findings"), what)
     check.keys(findings, f"{what} findings", optional=("low", "high"))
     finding_low, finding_high = findings.get("low"), findings.get("high")
@@ -258,22 +333,36 @@ def build_analyte(check: Checker, key: str, node: Map, unit_table: dict[str, tup
     correction = None
     if "albumin_correction" in node:
         ac = check.mapping(node["albumin_correction"], node.line_of("albumin_correction"), what)
-        check.keys(ac, f"{what} albumin_correction",
-                   required=("albumin_analyte", "below", "reference", "factor", "source"))
+        check.keys(
+            ac,
+            f"{what} albumin_correction",
+            required=("albumin_analyte", "below", "reference", "factor", "source"),
+        )
         correction = AlbuminCorrection(
-            check.text(ac, "albumin_analyte", what), check.number(ac, "below", what),
-            check.number(ac, "reference", what), check.number(ac, "factor", what),
-            sources_of(ac))
+            check.text(ac, "albumin_analyte", what),
+            check.number(ac, "below", what),
+            check.number(ac, "reference", what),
+            check.number(ac, "factor", what),
+            sources_of(ac),
+        )
     aliases = check.texts(node, "aliases", what)
     return Analyte(
-        key=key, display=check.text(node, "display", what), canonical_unit=canonical,
-        precision=precision, units=frozen_map(units), loinc=_loinc(check, node, key),
-        accepted_low=low, accepted_high=high, accepted_sources=sources_of(accepted, inherited),
+        key=key,
+        display=check.text(node, "display", what),
+        canonical_unit=canonical,
+        precision=precision,
+        units=frozen_map(units),
+        loinc=_loinc(check, node, key),
+        accepted_low=low,
+        accepted_high=high,
+        accepted_sources=sources_of(accepted, inherited),
         intervals=_bands(check, node, "intervals", key, inherited),
         critical=_bands(check, node, "critical", key, inherited),
-        finding_low=finding_low, finding_high=finding_high,
+        finding_low=finding_low,
+        finding_high=finding_high,
         grading=frozen_map(_grading(check, node, key, codes, symptom_sets)),
-        decision=_decision(check, node, key), albumin_correction=correction,
-        aliases=aliases, decided_by=check.optional_text(node, "decided_by", what),
+        decision=_decision(check, node, key),
+        albumin_correction=correction,
+        aliases=aliases,
+        decided_by=check.optional_text(node, "decided_by", what),
     )
-

@@ -40,15 +40,22 @@ def _ionized(total: Judgement, ionized: Judgement, out: Outcome) -> None:
             draft.graded = False
             draft.extra.append(
                 f"Ionized calcium {value_text(ionized)} ({ionized.code}) decides calcium status; "
-                "the measured total calcium is reported because it crossed a critical limit.")
+                "the measured total calcium is reported because it crossed a critical limit."
+            )
             out.drafts.append(draft)
     if total.code in LOW_CODES and ionized.code == "N":
-        out.note("pseudohypocalcemia", "calcium", measured=value_text(total), basis="ionized",
-                 basis_value=value_text(ionized))
+        out.note(
+            "pseudohypocalcemia",
+            "calcium",
+            measured=value_text(total),
+            basis="ionized",
+            basis_value=value_text(ionized),
+        )
 
 
-def corrected_calcium(total: Judgement, albumin: Judgement | None, ruleset: Ruleset
-                      ) -> tuple[Decimal, Decimal] | None:
+def corrected_calcium(
+    total: Judgement, albumin: Judgement | None, ruleset: Ruleset
+) -> tuple[Decimal, Decimal] | None:
     """(corrected, albumin used) when correction applies, else None."""
     rule = total.analyte.albumin_correction
     if rule is None or albumin is None or total.result.already_corrected:
@@ -69,42 +76,60 @@ def _corrected_side(total: Judgement, corrected: Decimal) -> Side | None:
     return compare(corrected, interval.low, interval.high)
 
 
-def _corrected(total: Judgement, corrected: Decimal, albumin: Decimal, ruleset: Ruleset,
-               out: Outcome) -> None:
+def _corrected(
+    total: Judgement, corrected: Decimal, albumin: Decimal, ruleset: Ruleset, out: Outcome
+) -> None:
     rule = total.analyte.albumin_correction
     assert rule is not None
     side = _corrected_side(total, corrected)
-    lead = (f"Albumin-corrected calcium {value_text(total, corrected)} (measured "
-            f"{value_text(total, joiner=' = {}')}; albumin {albumin} g/L; corrected = Ca + "
-            f"{rule.factor} × ({rule.reference} − albumin), {ruleset.cite(rule.sources)})")
+    lead = (
+        f"Albumin-corrected calcium {value_text(total, corrected)} (measured "
+        f"{value_text(total, joiner=' = {}')}; albumin {albumin} g/L; corrected = Ca + "
+        f"{rule.factor} × ({rule.reference} − albumin), {ruleset.cite(rule.sources)})"
+    )
     critical = total.critical
-    critical_side = None if critical is None else ("low" if critical.direction == "below"
-                                                   else "high")
+    critical_side = (
+        None if critical is None else ("low" if critical.direction == "below" else "high")
+    )
     finding_side = side or critical_side
     if finding_side is not None:
         code = total.analyte.finding_low if finding_side == "low" else total.analyte.finding_high
         assert code is not None
         matches = critical is not None and critical_side == finding_side
         draft = FindingDraft(
-            total, code, finding_side, total.interval,
+            total,
+            code,
+            finding_side,
+            total.interval,
             total.code if matches else ("L" if finding_side == "low" else "H"),
-            value=corrected, measured=total.result.value,
-            critical=critical if matches else None, graded=side is not None, lead=lead,
-            within=side is None, sources=[ruleset.cite(rule.sources)], as_reported=False,
+            value=corrected,
+            measured=total.result.value,
+            critical=critical if matches else None,
+            graded=side is not None,
+            lead=lead,
+            within=side is None,
+            sources=[ruleset.cite(rule.sources)],
+            as_reported=False,
         )
         if side is None:
             draft.possibly_spurious = True
-            draft.extra.append("The corrected value is within the interval; the measured total "
-                               "calcium is reported because it crossed a critical limit.")
+            draft.extra.append(
+                "The corrected value is within the interval; the measured total "
+                "calcium is reported because it crossed a critical limit."
+            )
         out.drafts.append(draft)
     if total.code in LOW_CODES and side is None:
-        out.note("pseudohypocalcemia", "calcium", measured=value_text(total),
-                 basis="albumin-corrected", basis_value=f"{fmt(corrected)} {total.result.unit}")
+        out.note(
+            "pseudohypocalcemia",
+            "calcium",
+            measured=value_text(total),
+            basis="albumin-corrected",
+            basis_value=f"{fmt(corrected)} {total.result.unit}",
+        )
         out.follow_ups.append("check_ionized_calcium")
 
 
-def calcium(total: Judgement, judged: dict[str, Judgement], ruleset: Ruleset,
-            out: Outcome) -> None:
+def calcium(total: Judgement, judged: dict[str, Judgement], ruleset: Ruleset, out: Outcome) -> None:
     """Findings of total calcium (the analyte with an albumin correction)."""
     ionized = judged.get(total.analyte.decided_by or "")
     if ionized is not None:
@@ -119,9 +144,10 @@ def calcium(total: Judgement, judged: dict[str, Judgement], ruleset: Ruleset,
     draft = generic_draft(total)
     if draft is not None:
         if total.result.already_corrected:
-            draft.extra.append("Reported by the laboratory as albumin-corrected (LOINC "
-                               f"{total.result.loinc}); not corrected again.")
+            draft.extra.append(
+                "Reported by the laboratory as albumin-corrected (LOINC "
+                f"{total.result.loinc}); not corrected again."
+            )
         out.drafts.append(draft)
     if total.code in LOW_CODES and albumin is None and not total.result.already_corrected:
         out.follow_ups.append("check_albumin")
-

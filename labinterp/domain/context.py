@@ -26,8 +26,12 @@ class RedFlag:
     source: str
 
     def to_dict(self) -> dict[str, Any]:
-        return {"code": self.code, "detail": self.detail, "urgent": self.urgent,
-                "source": self.source}
+        return {
+            "code": self.code,
+            "detail": self.detail,
+            "urgent": self.urgent,
+            "source": self.source,
+        }
 
 
 @dataclass(frozen=True)
@@ -39,8 +43,13 @@ class ContributingFactor:
     source: str
 
     def to_dict(self) -> dict[str, Any]:
-        return {"code": self.code, "kind": self.kind, "relates_to": list(self.relates_to),
-                "detail": self.detail, "source": self.source}
+        return {
+            "code": self.code,
+            "kind": self.kind,
+            "relates_to": list(self.relates_to),
+            "detail": self.detail,
+            "source": self.source,
+        }
 
 
 @dataclass(frozen=True)
@@ -67,8 +76,11 @@ def distinct_sites(context: Context) -> tuple[str, ...]:
 
 def _red_flag(rule: RedFlagRule, context: Context, ruleset: Ruleset) -> RedFlag | None:
     twitching = context.twitching
-    if (rule.requires_twitching or rule.twitching_days_over is not None
-            or rule.twitching_sites_over is not None) and twitching is None:
+    if (
+        rule.requires_twitching
+        or rule.twitching_days_over is not None
+        or rule.twitching_sites_over is not None
+    ) and twitching is None:
         return None
     days = twitching.duration_days if twitching is not None else None
     if rule.twitching_days_over is not None and (days is None or days <= rule.twitching_days_over):
@@ -79,8 +91,12 @@ def _red_flag(rule: RedFlagRule, context: Context, ruleset: Ruleset) -> RedFlag 
     matched = [s for s in context.symptoms if s in rule.any_symptom]
     if rule.any_symptom and not matched:
         return None
-    detail = rule.detail.format(days=days, site_count=len(sites), sites=", ".join(sites),
-                                symptoms=join_and([_words(s) for s in matched]))
+    detail = rule.detail.format(
+        days=days,
+        site_count=len(sites),
+        sites=", ".join(sites),
+        symptoms=join_and([_words(s) for s in matched]),
+    )
     return RedFlag(rule.code, detail, rule.urgent, ruleset.cite(rule.sources))
 
 
@@ -89,21 +105,24 @@ def red_flags(context: Context, ruleset: Ruleset) -> tuple[RedFlag, ...]:
     return tuple(flag for flag in found if flag is not None)
 
 
-def contributing_factors(context: Context, present: set[str], ruleset: Ruleset
-                         ) -> tuple[ContributingFactor, ...]:
+def contributing_factors(
+    context: Context, present: set[str], ruleset: Ruleset
+) -> tuple[ContributingFactor, ...]:
     """Each reported medication, then factor, that relates to something present — once."""
     if context.twitching is not None:
         present = present | {"twitching"}
     out: list[ContributingFactor] = []
-    reported = [(m, "medication") for m in context.medications] + \
-               [(f, "factor") for f in context.factors]
+    reported = [(m, "medication") for m in context.medications] + [
+        (f, "factor") for f in context.factors
+    ]
     for code, kind in reported:
         relates: list[str] = []
         details: list[str] = []
         sources: list[str] = []
         for relation in ruleset.contributing_factors.get(code, ()):
-            targets = [t for item in relation.relates_to
-                       for t in ruleset.code_groups.get(item, (item,))]
+            targets = [
+                t for item in relation.relates_to for t in ruleset.code_groups.get(item, (item,))
+            ]
             matched = [t for t in targets if t in present]
             if not matched:
                 continue
@@ -111,14 +130,25 @@ def contributing_factors(context: Context, present: set[str], ruleset: Ruleset
             details.append(relation.detail)
             sources.append(ruleset.cite(relation.sources))
         if relates:
-            out.append(ContributingFactor(code, kind, tuple(relates),
-                                          "; ".join(dict.fromkeys(details)),
-                                          "; ".join(dict.fromkeys(sources))))
+            out.append(
+                ContributingFactor(
+                    code,
+                    kind,
+                    tuple(relates),
+                    "; ".join(dict.fromkeys(details)),
+                    "; ".join(dict.fromkeys(sources)),
+                )
+            )
     return tuple(out)
 
 
-def follow_ups(findings: set[str], measured: set[str], flags: tuple[RedFlag, ...],
-               requested: list[str], ruleset: Ruleset) -> tuple[FollowUp, ...]:
+def follow_ups(
+    findings: set[str],
+    measured: set[str],
+    flags: tuple[RedFlag, ...],
+    requested: list[str],
+    ruleset: Ruleset,
+) -> tuple[FollowUp, ...]:
     """One entry per code, reasons joined, in the ruleset's order."""
     reasons: dict[str, list[str]] = {code: [] for code in ruleset.follow_up_order()}
     sources: dict[str, list[str]] = {code: [] for code in reasons}
@@ -133,20 +163,24 @@ def follow_ups(findings: set[str], measured: set[str], flags: tuple[RedFlag, ...
                 continue
             if any(a in measured for a in rule.not_measured):
                 continue
-            matched_flags = [f for f in flags if "*" in rule.any_red_flag
-                             or f.code in rule.any_red_flag]
+            matched_flags = [
+                f for f in flags if "*" in rule.any_red_flag or f.code in rule.any_red_flag
+            ]
             if rule.any_red_flag and not matched_flags:
                 continue
             if rule.any_urgent_red_flag:
                 matched_flags = [f for f in flags if f.urgent]
                 if not matched_flags:
                     continue
-            reason = rule.reason.format(findings=join_and([_words(c) for c in matched]),
-                                        red_flags="; ".join(f.detail for f in matched_flags))
+            reason = rule.reason.format(
+                findings=join_and([_words(c) for c in matched]),
+                red_flags="; ".join(f.detail for f in matched_flags),
+            )
         if reason not in reasons[rule.code]:
             reasons[rule.code].append(reason)
             sources[rule.code].append(ruleset.cite(rule.sources))
     return tuple(
         FollowUp(code, "; ".join(texts), "; ".join(dict.fromkeys(sources[code])))
-        for code, texts in reasons.items() if texts
+        for code, texts in reasons.items()
+        if texts
     )

@@ -50,19 +50,30 @@ class Finding:
 
     def rank(self) -> tuple[int, int, int, int]:
         """Most important first: critical, then severity, then grade, then panel order."""
-        return (0 if self.critical else 1, -SEVERITY_ORDER.index(self.severity),
-                -(self.grade or 0), self.position)
+        return (
+            0 if self.critical else 1,
+            -SEVERITY_ORDER.index(self.severity),
+            -(self.grade or 0),
+            self.position,
+        )
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
-            "code": self.code, "analyte": self.analyte, "value": self.value, "unit": self.unit,
+            "code": self.code,
+            "analyte": self.analyte,
+            "value": self.value,
+            "unit": self.unit,
             "reported": {"value": self.reported_value, "unit": self.reported_unit},
-            "reference_range": None if self.reference_range is None
+            "reference_range": None
+            if self.reference_range is None
             else self.reference_range.to_dict(),
-            "interpretation": self.interpretation, "grade": self.grade,
-            "severity": self.severity, "critical": self.critical is not None,
+            "interpretation": self.interpretation,
+            "grade": self.grade,
+            "severity": self.severity,
+            "critical": self.critical is not None,
             "possibly_spurious": self.possibly_spurious,
-            "explanation": self.explanation, "source": self.source,
+            "explanation": self.explanation,
+            "source": self.source,
         }
         if self.measured is not None:
             out["measured"] = self.measured
@@ -87,12 +98,15 @@ def interval_text(interval: Interval, ruleset: Ruleset, as_reported: bool = True
         how = " (compared with the value as reported)" if as_reported else ""
         return f"the laboratory's range {interval.text()}{how}"
     population = f", {interval.population}" if interval.population else ""
-    return (f"the reference interval {interval.text()}{population} (ruleset {ruleset.version}: "
-            f"{interval.citation})")
+    return (
+        f"the reference interval {interval.text()}{population} (ruleset {ruleset.version}: "
+        f"{interval.citation})"
+    )
 
 
-def limit_text(interval: Interval | None, side: str | None, ruleset: Ruleset,
-               as_reported: bool = True) -> str:
+def limit_text(
+    interval: Interval | None, side: str | None, ruleset: Ruleset, as_reported: bool = True
+) -> str:
     if interval is None:
         return "has no reference interval for this patient"
     where = interval_text(interval, ruleset, as_reported)
@@ -104,8 +118,10 @@ def limit_text(interval: Interval | None, side: str | None, ruleset: Ruleset,
 
 
 def critical_text(critical: CriticalLimit) -> str:
-    return (f"{critical.direction} the critical limit {critical.value} {critical.unit} "
-            f"({critical.citation}), which applies whatever the interval: a critical value")
+    return (
+        f"{critical.direction} the critical limit {critical.value} {critical.unit} "
+        f"({critical.citation}), which applies whatever the interval: a critical value"
+    )
 
 
 def source_text(parts: list[str]) -> str:
@@ -162,16 +178,29 @@ def build_finding(d: FindingDraft, ruleset: Ruleset, symptom_sets: dict[str, str
     parts.extend(d.extra)
     if d.possibly_spurious and d.critical is not None:
         parts.append("Possibly spurious, but a critical value stays critical.")
-    sources = [table and ruleset.cite(table.sources) if grade_ is not None else "",
-               *d.sources, interval_source(d.interval, ruleset),
-               f"critical limit: {d.critical.citation}" if d.critical else ""]
+    sources = [
+        table and ruleset.cite(table.sources) if grade_ is not None else "",
+        *d.sources,
+        interval_source(d.interval, ruleset),
+        f"critical limit: {d.critical.citation}" if d.critical else "",
+    ]
     return Finding(
-        code=d.code, analyte=j.result.analyte, value=value, unit=j.result.unit,
-        reported_value=j.result.reported_value, reported_unit=j.result.reported_unit,
-        reference_range=d.interval, interpretation=d.interpretation, grade=grade_,
-        severity=level, critical=d.critical, possibly_spurious=d.possibly_spurious,
-        explanation=" ".join(parts), source=source_text([str(s) for s in sources]),
-        position=j.result.position, measured=d.measured,
+        code=d.code,
+        analyte=j.result.analyte,
+        value=value,
+        unit=j.result.unit,
+        reported_value=j.result.reported_value,
+        reported_unit=j.result.reported_unit,
+        reference_range=d.interval,
+        interpretation=d.interpretation,
+        grade=grade_,
+        severity=level,
+        critical=d.critical,
+        possibly_spurious=d.possibly_spurious,
+        explanation=" ".join(parts),
+        source=source_text([str(s) for s in sources]),
+        position=j.result.position,
+        measured=d.measured,
     )
 
 
@@ -185,8 +214,9 @@ def generic_draft(j: Judgement) -> FindingDraft | None:
     code = j.analyte.finding_low if side == "low" else j.analyte.finding_high
     if code is None:
         return None
-    return FindingDraft(j, code, side, j.interval, j.code, critical=j.critical,
-                        within=j.side is None)
+    return FindingDraft(
+        j, code, side, j.interval, j.code, critical=j.critical, within=j.side is None
+    )
 
 
 def converted(value: Decimal, factor: Decimal) -> str:

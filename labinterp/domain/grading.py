@@ -30,8 +30,9 @@ def _step_text(steps: tuple[GradeStep, ...], index: int, unit: str) -> str:
     return "outside the interval"
 
 
-def grade(table: GradeTable, value: Decimal, unit: str, symptom_sets: dict[str, str]
-          ) -> tuple[int, str]:
+def grade(
+    table: GradeTable, value: Decimal, unit: str, symptom_sets: dict[str, str]
+) -> tuple[int, str]:
     """(grade, how: '0.4 to < 0.5 mmol/L'). ``symptom_sets`` maps a set reported to the
     symptoms that put it there (e.g. {'neuromuscular': 'cramps'})."""
     for index, step in enumerate(table.steps):

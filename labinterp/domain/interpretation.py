@@ -81,7 +81,8 @@ def _symptom_sets(panel: AcceptedPanel, ruleset: Ruleset) -> dict[str, str]:
     present: dict[str, str] = {}
     for name, (twitching, symptoms) in ruleset.symptom_sets.items():
         why = (["twitching"] if twitching and ctx.twitching is not None else []) + [
-            s.replace("_", " ") for s in ctx.symptoms if s in symptoms]
+            s.replace("_", " ") for s in ctx.symptoms if s in symptoms
+        ]
         if why:
             present[name] = join_and(why)
     return present
@@ -95,16 +96,25 @@ def _early_notes(judged: list[Judgement], patient: Patient, out: Outcome) -> Non
         if r.loinc_unit_mismatch:
             code = next(c for c in j.analyte.loinc if c.code == r.loinc)
             unit = j.analyte.units[normalise_unit(r.reported_unit)]
-            out.note("loinc_unit_mismatch", r.analyte, analyte=r.analyte, loinc=code.code,
-                     loinc_name=code.name, loinc_dimension=_DIMENSION_WORD[code.dimension],
-                     unit=r.reported_unit, unit_dimension=_DIMENSION_WORD[unit.dimension])
+            out.note(
+                "loinc_unit_mismatch",
+                r.analyte,
+                analyte=r.analyte,
+                loinc=code.code,
+                loinc_name=code.name,
+                loinc_dimension=_DIMENSION_WORD[code.dimension],
+                unit=r.reported_unit,
+                unit_dimension=_DIMENSION_WORD[unit.dimension],
+            )
         if j.age_ambiguous:
-            out.note("age_imprecise", r.analyte, analyte=r.analyte,
-                     age_years=str(patient.age_years_only))
+            out.note(
+                "age_imprecise", r.analyte, analyte=r.analyte, age_years=str(patient.age_years_only)
+            )
 
 
-def _draft_findings(judged: dict[str, Judgement], patient: Patient, ruleset: Ruleset,
-                    out: Outcome) -> None:
+def _draft_findings(
+    judged: dict[str, Judgement], patient: Patient, ruleset: Ruleset, out: Outcome
+) -> None:
     for j in judged.values():
         analyte = j.analyte
         if analyte.albumin_correction is not None or analyte.decided_by:
@@ -117,8 +127,9 @@ def _draft_findings(judged: dict[str, Judgement], patient: Patient, ruleset: Rul
                 out.drafts.append(draft)
 
 
-def _hemolysis(panel: AcceptedPanel, ruleset: Ruleset, drafts: list[FindingDraft],
-               out: Outcome) -> None:
+def _hemolysis(
+    panel: AcceptedPanel, ruleset: Ruleset, drafts: list[FindingDraft], out: Outcome
+) -> None:
     if not panel.hemolyzed:
         return
     rule = ruleset.hemolysis
@@ -126,8 +137,10 @@ def _hemolysis(panel: AcceptedPanel, ruleset: Ruleset, drafts: list[FindingDraft
         if draft.code in rule.possibly_spurious:
             draft.possibly_spurious = True
             what = draft.judgement.analyte.display.lower()
-            draft.extra.append(f"The specimen is hemolyzed: red cells release {what}, so this "
-                               f"may be spurious ({ruleset.cite(rule.sources)}).")
+            draft.extra.append(
+                f"The specimen is hemolyzed: red cells release {what}, so this "
+                f"may be spurious ({ruleset.cite(rule.sources)})."
+            )
     if any(r.analyte in rule.follow_up_analytes for r in panel.results):
         out.follow_ups.append(rule.follow_up)
 
@@ -153,8 +166,9 @@ def interpret(panel: AcceptedPanel, ruleset: Ruleset) -> Interpretation:
     _draft_findings(judged, patient, ruleset, out)
     _hemolysis(panel, ruleset, out.drafts, out)
     symptom_sets = _symptom_sets(panel, ruleset)
-    findings = tuple(sorted((build_finding(d, ruleset, symptom_sets) for d in out.drafts),
-                            key=Finding.rank))
+    findings = tuple(
+        sorted((build_finding(d, ruleset, symptom_sets) for d in out.drafts), key=Finding.rank)
+    )
     notes = _notes(out, ruleset)
     flags = red_flags(panel.context, ruleset)
     codes = {f.code for f in findings}
@@ -173,5 +187,15 @@ def interpret(panel: AcceptedPanel, ruleset: Ruleset) -> Interpretation:
     else:
         priority = "routine"
     summary = summarize(findings, flags, factors, follow, notes, judged_list, ruleset.version)
-    return Interpretation(ruleset.version, status, priority, tuple(judged_list), findings, flags,
-                          factors, follow, notes, summary)
+    return Interpretation(
+        ruleset.version,
+        status,
+        priority,
+        tuple(judged_list),
+        findings,
+        flags,
+        factors,
+        follow,
+        notes,
+        summary,
+    )

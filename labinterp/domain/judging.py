@@ -65,8 +65,12 @@ class CriticalLimit:
     citation: str
 
     def to_dict(self) -> dict[str, Any]:
-        return {"value": self.value, "unit": self.unit, "direction": self.direction,
-                "source": self.citation}
+        return {
+            "value": self.value,
+            "unit": self.unit,
+            "direction": self.direction,
+            "source": self.citation,
+        }
 
 
 @dataclass(frozen=True)
@@ -82,8 +86,12 @@ class Judgement:
     def to_dict(self) -> dict[str, Any]:
         r = self.result
         return {
-            "position": r.position, "analyte": r.analyte, "loinc": r.loinc,
-            "value": r.value, "unit": r.unit, "interpretation": self.code,
+            "position": r.position,
+            "analyte": r.analyte,
+            "loinc": r.loinc,
+            "value": r.value,
+            "unit": r.unit,
+            "interpretation": self.code,
             "critical": self.critical is not None,
             "reported": {"value": r.reported_value, "unit": r.reported_unit},
             "reference_range": None if self.interval is None else self.interval.to_dict(),
@@ -114,24 +122,27 @@ def select_band(bands: tuple[Band, ...], patient: Patient) -> tuple[Band | None,
     return None, False
 
 
-def _critical_bounds(analyte: Analyte, patient: Patient
-                     ) -> tuple[Decimal | None, Decimal | None, tuple[str, ...]]:
+def _critical_bounds(
+    analyte: Analyte, patient: Patient
+) -> tuple[Decimal | None, Decimal | None, tuple[str, ...]]:
     band, ambiguous = select_band(analyte.critical, patient)
     if band is not None:
         return band.low, band.high, band.sources
     if not ambiguous:
         return None, None, ()
     # Age too imprecise: the tightest limits of the bands it could fall in (the safe side).
-    possible = [b for b in analyte.critical
-                if place(patient.age, b.age_min, b.age_max) != "outside"]
+    possible = [
+        b for b in analyte.critical if place(patient.age, b.age_min, b.age_max) != "outside"
+    ]
     lows = [b.low for b in possible if b.low is not None]
     highs = [b.high for b in possible if b.high is not None]
     sources = tuple(dict.fromkeys(s for b in possible for s in b.sources))
     return (max(lows) if lows else None), (min(highs) if highs else None), sources
 
 
-def critical_limit(analyte: Analyte, value: Decimal, patient: Patient,
-                   ruleset: Ruleset) -> CriticalLimit | None:
+def critical_limit(
+    analyte: Analyte, value: Decimal, patient: Patient, ruleset: Ruleset
+) -> CriticalLimit | None:
     low, high, sources = _critical_bounds(analyte, patient)
     if low is not None and value < low:
         return CriticalLimit(low, analyte.canonical_unit, "below", ruleset.cite(sources))
@@ -140,8 +151,9 @@ def critical_limit(analyte: Analyte, value: Decimal, patient: Patient,
     return None
 
 
-def ruleset_interval(analyte: Analyte, patient: Patient, ruleset: Ruleset
-                     ) -> tuple[Interval | None, bool]:
+def ruleset_interval(
+    analyte: Analyte, patient: Patient, ruleset: Ruleset
+) -> tuple[Interval | None, bool]:
     if analyte.decision is not None:
         d = analyte.decision
         where = place(patient.age, d.age_min, d.age_max)
@@ -157,8 +169,14 @@ def ruleset_interval(analyte: Analyte, patient: Patient, ruleset: Ruleset
 
         span = describe_age_span(analyte.decision.age_min, analyte.decision.age_max)
         population = None if span == "all ages" else span
-    return Interval(band.low, band.high, analyte.canonical_unit, "ruleset",
-                    ruleset.cite(band.sources), population), False
+    return Interval(
+        band.low,
+        band.high,
+        analyte.canonical_unit,
+        "ruleset",
+        ruleset.cite(band.sources),
+        population,
+    ), False
 
 
 def lab_interval(result: AcceptedResult) -> Interval | None:
@@ -168,8 +186,9 @@ def lab_interval(result: AcceptedResult) -> Interval | None:
     return Interval(rr.low, rr.high, result.reported_unit, "lab", "laboratory")
 
 
-def judge(result: AcceptedResult, analyte: Analyte, patient: Patient,
-          ruleset: Ruleset) -> Judgement:
+def judge(
+    result: AcceptedResult, analyte: Analyte, patient: Patient, ruleset: Ruleset
+) -> Judgement:
     interval, ambiguous = ruleset_interval(analyte, patient, ruleset)
     lab = lab_interval(result)
     side: Side | None = None
@@ -187,4 +206,3 @@ def judge(result: AcceptedResult, analyte: Analyte, patient: Patient,
     else:
         code = "L" if side == "low" else "H" if side == "high" else "N"
     return Judgement(result, analyte, interval, code, side, critical, ambiguous)
-

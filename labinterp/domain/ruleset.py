@@ -282,7 +282,9 @@ class Ruleset:
                     "accepted_units": list(a.unit_names()),
                     "loinc": [c.code for c in a.loinc],
                     "accepted_range": {
-                        "low": a.accepted_low, "high": a.accepted_high, "unit": a.canonical_unit,
+                        "low": a.accepted_low,
+                        "high": a.accepted_high,
+                        "unit": a.canonical_unit,
                     },
                 }
                 for a in self.analytes.values()

@@ -25,10 +25,28 @@ from labinterp.domain.ruleset import (
 from labinterp.domain.schema_tools import Checker, Map, require_sources
 from labinterp.domain.units import normalise_unit
 
-TOP_KEYS = ("version", "title", "published", "description", "sources", "units", "vocabularies",
-            "symptom_sets", "code_groups", "unknown_age", "severity", "refused_loinc",
-            "analytes", "notes", "red_flags", "contributing_factors", "follow_up", "hemolysis")
+TOP_KEYS = (
+    "version",
+    "title",
+    "published",
+    "description",
+    "sources",
+    "units",
+    "vocabularies",
+    "symptom_sets",
+    "code_groups",
+    "unknown_age",
+    "severity",
+    "refused_loinc",
+    "analytes",
+    "notes",
+    "red_flags",
+    "contributing_factors",
+    "follow_up",
+    "hemolysis",
+)
 OPTIONAL_TOP = ("description", "code_groups", "symptom_sets", "refused_loinc")
+
 
 def _sources(check: Checker, doc: Map) -> dict[str, Source]:
     raw = check.mapping(doc["sources"], doc.line_of("sources"), "sources")
@@ -37,8 +55,12 @@ def _sources(check: Checker, doc: Map) -> dict[str, Source]:
         what = f"source {key}"
         spec = check.mapping(spec, raw.line_of(key), what)
         check.keys(spec, what, required=("label", "citation"), optional=("url",))
-        out[key] = Source(key, check.text(spec, "label", what), check.text(spec, "citation", what),
-                          check.optional_text(spec, "url", what))
+        out[key] = Source(
+            key,
+            check.text(spec, "label", what),
+            check.text(spec, "citation", what),
+            check.optional_text(spec, "url", what),
+        )
     return out
 
 
@@ -54,8 +76,10 @@ def _unit_table(check: Checker, doc: Map) -> dict[str, tuple[str, str]]:
         for spelling in (name, *check.texts(spec, "aliases", what)):
             norm = normalise_unit(spelling)
             if norm in table:
-                check.fail(raw.line_of(name), f"{what}: spelling '{spelling}' is already "
-                           f"unit {table[norm][0]}")
+                check.fail(
+                    raw.line_of(name),
+                    f"{what}: spelling '{spelling}' is already unit {table[norm][0]}",
+                )
             table[norm] = (name, spec["dimension"])
     return table
 
@@ -72,61 +96,75 @@ def _vocabularies(check: Checker, doc: Map) -> dict[str, tuple[str, ...]]:
     return out
 
 
-def _analytes(check: Checker, doc: Map, units: dict[str, tuple[str, str]],
-              symptom_sets: set[str]) -> dict[str, Analyte]:
+def _analytes(
+    check: Checker, doc: Map, units: dict[str, tuple[str, str]], symptom_sets: set[str]
+) -> dict[str, Analyte]:
     raw = check.mapping(doc["analytes"], doc.line_of("analytes"), "analytes")
     analytes = {
-        key: build_analyte(check, key, check.mapping(spec, raw.line_of(key), f"analyte {key}"),
-                           units, symptom_sets)
+        key: build_analyte(
+            check, key, check.mapping(spec, raw.line_of(key), f"analyte {key}"), units, symptom_sets
+        )
         for key, spec in raw.items()
     }
     if not analytes:
         check.fail(raw.line, "analytes: at least one analyte is required")
     for key, analyte in analytes.items():
-        named = [analyte.decided_by] + (
-            [analyte.albumin_correction.albumin_analyte] if analyte.albumin_correction else []) + (
-            [b.confirm_with for b in analyte.decision.bands] if analyte.decision else [])
+        named = (
+            [analyte.decided_by]
+            + ([analyte.albumin_correction.albumin_analyte] if analyte.albumin_correction else [])
+            + ([b.confirm_with for b in analyte.decision.bands] if analyte.decision else [])
+        )
         for other in named:
             if other is not None and other not in analytes:
                 check.fail(raw.line_of(key), f"analyte {key} names unknown analyte '{other}'")
     return analytes
 
 
-def _loinc_indexes(check: Checker, doc: Map, analytes: dict[str, Analyte]
-                   ) -> tuple[dict[str, LoincCode], dict[str, str], dict[str, RefusedLoinc]]:
+def _loinc_indexes(
+    check: Checker, doc: Map, analytes: dict[str, Analyte]
+) -> tuple[dict[str, LoincCode], dict[str, str], dict[str, RefusedLoinc]]:
     raw = check.mapping(doc["analytes"], doc.line_of("analytes"), "analytes")
     loinc: dict[str, LoincCode] = {}
     aliases: dict[str, str] = {}
     for key, analyte in analytes.items():
         for code in analyte.loinc:
             if code.code in loinc:
-                check.fail(raw.line_of(key), f"LOINC {code.code} belongs to both "
-                           f"{loinc[code.code].analyte} and {key}")
+                check.fail(
+                    raw.line_of(key),
+                    f"LOINC {code.code} belongs to both {loinc[code.code].analyte} and {key}",
+                )
             loinc[code.code] = code
         for name in (key, *analyte.aliases):
             if name.casefold() in aliases:
                 check.fail(raw.line_of(key), f"analyte name '{name}' is used twice")
             aliases[name.casefold()] = key
     refused: dict[str, RefusedLoinc] = {}
-    raw_refused: Map = check.mapping(doc.get("refused_loinc") or Map(),
-                                     doc.line_of("refused_loinc"), "refused_loinc")
+    raw_refused: Map = check.mapping(
+        doc.get("refused_loinc") or Map(), doc.line_of("refused_loinc"), "refused_loinc"
+    )
     for refused_code, spec in raw_refused.items():
         what = f"refused LOINC {refused_code}"
         spec = check.mapping(spec, raw_refused.line_of(refused_code), what)
         check.keys(spec, what, required=("reason",), optional=("source",))
         if str(refused_code) in loinc:
-            check.fail(raw_refused.line_of(refused_code), f"{what} is also accepted for "
-                       f"{loinc[str(refused_code)].analyte}")
-        refused[str(refused_code)] = RefusedLoinc(str(refused_code),
-                                                  check.text(spec, "reason", what),
-                                                  sources_of(spec))
+            check.fail(
+                raw_refused.line_of(refused_code),
+                f"{what} is also accepted for {loinc[str(refused_code)].analyte}",
+            )
+        refused[str(refused_code)] = RefusedLoinc(
+            str(refused_code), check.text(spec, "reason", what), sources_of(spec)
+        )
     return loinc, aliases, refused
 
 
 def _severity(check: Checker, doc: Map, codes: set[str]) -> Severity:
     raw = check.mapping(doc["severity"], doc.line_of("severity"), "severity")
-    check.keys(raw, "severity", required=("by_grade", "critical_at_least", "ungraded_default"),
-               optional=("ungraded", "source"))
+    check.keys(
+        raw,
+        "severity",
+        required=("by_grade", "critical_at_least", "ungraded_default"),
+        optional=("ungraded", "source"),
+    )
 
     def level(value: Any, line: int) -> str:
         if value not in SEVERITY_ORDER:
@@ -135,8 +173,9 @@ def _severity(check: Checker, doc: Map, codes: set[str]) -> Severity:
 
     by_grade_raw = check.mapping(raw["by_grade"], raw.line_of("by_grade"), "severity by_grade")
     by_grade = {int(g): level(v, by_grade_raw.line_of(g)) for g, v in by_grade_raw.items()}
-    ungraded_raw = check.mapping(raw.get("ungraded") or Map(), raw.line_of("ungraded"),
-                                 "severity ungraded")
+    ungraded_raw = check.mapping(
+        raw.get("ungraded") or Map(), raw.line_of("ungraded"), "severity ungraded"
+    )
     for code in ungraded_raw:
         if code not in codes:
             check.fail(ungraded_raw.line_of(code), f"severity ungraded: unknown finding '{code}'")
@@ -163,20 +202,27 @@ def build_ruleset(doc: Any, where: str, expected_version: str | None = None) -> 
 
     check = Checker(where)
     doc = check.mapping(doc, 1, "a ruleset file")
-    check.keys(doc, "the ruleset", required=tuple(k for k in TOP_KEYS if k not in OPTIONAL_TOP),
-               optional=TOP_KEYS)
+    check.keys(
+        doc,
+        "the ruleset",
+        required=tuple(k for k in TOP_KEYS if k not in OPTIONAL_TOP),
+        optional=TOP_KEYS,
+    )
     version = doc["version"]
     if not isinstance(version, str) or not version.strip():
-        check.fail(doc.line_of("version"), "version must be a quoted text such as \"2026.1\"")
+        check.fail(doc.line_of("version"), 'version must be a quoted text such as "2026.1"')
     if expected_version is not None and version != expected_version:
-        check.fail(doc.line_of("version"), f"version {version} does not match the file name "
-                   f"({expected_version}.yaml)")
+        check.fail(
+            doc.line_of("version"),
+            f"version {version} does not match the file name ({expected_version}.yaml)",
+        )
     published = doc["published"]
     if not isinstance(published, dt.date) or isinstance(published, dt.datetime):
         check.fail(doc.line_of("published"), "published must be a date (YYYY-MM-DD)")
     sources = _sources(check, doc)
-    body = Map({k: v for k, v in doc.items() if k != "sources"}, line=doc.line,
-               key_lines=doc.key_lines)
+    body = Map(
+        {k: v for k, v in doc.items() if k != "sources"}, line=doc.line, key_lines=doc.key_lines
+    )
     require_sources(check, body, set(sources))
     units = _unit_table(check, doc)
     vocabularies = _vocabularies(check, doc)
@@ -194,15 +240,25 @@ def build_ruleset(doc: Any, where: str, expected_version: str | None = None) -> 
     except ValueError as exc:
         check.fail(doc.line_of("unknown_age"), f"unknown_age: {exc}")
     return Ruleset(
-        version=version, title=check.text(doc, "title", "the ruleset"), published=published,
+        version=version,
+        title=check.text(doc, "title", "the ruleset"),
+        published=published,
         description=str(doc.get("description") or ""),
-        sources=frozen_map(sources), analytes=frozen_map(analytes),
-        refused_loinc=frozen_map(refused), vocabularies=frozen_map(vocabularies),
-        symptom_sets=frozen_map(rules.symptom_sets), code_groups=frozen_map(rules.code_groups),
-        unknown_age_assume=assume, severity=severity, notes=frozen_map(rules.notes),
-        red_flags=rules.red_flags, contributing_factors=frozen_map(rules.factors),
-        follow_ups=rules.follow_ups, hemolysis=rules.hemolysis,
-        loinc_index=frozen_map(loinc), alias_index=frozen_map(aliases),
+        sources=frozen_map(sources),
+        analytes=frozen_map(analytes),
+        refused_loinc=frozen_map(refused),
+        vocabularies=frozen_map(vocabularies),
+        symptom_sets=frozen_map(rules.symptom_sets),
+        code_groups=frozen_map(rules.code_groups),
+        unknown_age_assume=assume,
+        severity=severity,
+        notes=frozen_map(rules.notes),
+        red_flags=rules.red_flags,
+        contributing_factors=frozen_map(rules.factors),
+        follow_ups=rules.follow_ups,
+        hemolysis=rules.hemolysis,
+        loinc_index=frozen_map(loinc),
+        alias_index=frozen_map(aliases),
     )
 
 

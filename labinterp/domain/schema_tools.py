@@ -59,13 +59,16 @@ class Checker:
             self.fail(line, f"{what} must be a list")
         return value
 
-    def keys(self, node: Map, what: str, required: tuple[str, ...] = (),
-             optional: tuple[str, ...] = ()) -> None:
+    def keys(
+        self, node: Map, what: str, required: tuple[str, ...] = (), optional: tuple[str, ...] = ()
+    ) -> None:
         allowed = set(required) | set(optional)
         for key in node:
             if key not in allowed:
-                self.fail(node.line_of(key), f"unknown key '{key}' in {what}; allowed: "
-                          f"{', '.join(sorted(allowed))}")
+                self.fail(
+                    node.line_of(key),
+                    f"unknown key '{key}' in {what}; allowed: {', '.join(sorted(allowed))}",
+                )
         for key in required:
             if key not in node:
                 self.fail(node.line, f"{what} is missing '{key}'")
@@ -118,18 +121,22 @@ class Checker:
                 self.fail(seq.line_of(i), f"{what}: '{key}' entries must be texts")
         return tuple(seq)
 
-    def members(self, node: Map, key: str, what: str, known: set[str] | tuple[str, ...],
-                kind: str) -> tuple[str, ...]:
+    def members(
+        self, node: Map, key: str, what: str, known: set[str] | tuple[str, ...], kind: str
+    ) -> tuple[str, ...]:
         values = self.texts(node, key, what)
         for value in values:
             if value not in known:
-                self.fail(node.line_of(key), f"{what}: unknown {kind} '{value}'; known: "
-                          f"{', '.join(sorted(known))}")
+                self.fail(
+                    node.line_of(key),
+                    f"{what}: unknown {kind} '{value}'; known: {', '.join(sorted(known))}",
+                )
         return values
 
 
-def require_sources(check: Checker, node: Any, known: set[str], line: int = 0,
-                    in_scope: bool = False, key: str = "") -> None:
+def require_sources(
+    check: Checker, node: Any, known: set[str], line: int = 0, in_scope: bool = False, key: str = ""
+) -> None:
     """Every number must have a ``source`` on its own mapping or on one that holds it, and
     every ``source`` must name entries of the ``sources`` table."""
     exempt = {"precision", "grade", "version"}
@@ -141,8 +148,10 @@ def require_sources(check: Checker, node: Any, known: set[str], line: int = 0,
                 check.fail(node.line_of("source"), "source must name one or more sources")
             for ref in refs:
                 if ref not in known:
-                    check.fail(node.line_of("source"), f"unknown source '{ref}'; add it to "
-                               "the sources table")
+                    check.fail(
+                        node.line_of("source"),
+                        f"unknown source '{ref}'; add it to the sources table",
+                    )
         scope = in_scope or "source" in node
         for k, v in node.items():
             if k not in exempt:

@@ -33,9 +33,15 @@ def _finding_phrase(f: Finding, display: str) -> str:
     return f"{name} ({detail})"
 
 
-def summarize(findings: tuple[Finding, ...], flags: tuple[RedFlag, ...],
-              factors: tuple[ContributingFactor, ...], follow: tuple[FollowUp, ...],
-              notes: tuple[Note, ...], judged: list[Judgement], version: str) -> str:
+def summarize(
+    findings: tuple[Finding, ...],
+    flags: tuple[RedFlag, ...],
+    factors: tuple[ContributingFactor, ...],
+    follow: tuple[FollowUp, ...],
+    notes: tuple[Note, ...],
+    judged: list[Judgement],
+    version: str,
+) -> str:
     displays = {j.result.analyte: j.analyte.display for j in judged}
     phrases = [_finding_phrase(f, displays.get(f.analyte, f.analyte)) for f in findings]
     critical = [p for f, p in zip(findings, phrases, strict=True) if f.critical is not None]
@@ -47,36 +53,47 @@ def summarize(findings: tuple[Finding, ...], flags: tuple[RedFlag, ...],
     if critical:
         sentences.append(f"Critical value: {'; '.join(critical)}.")
     if urgent:
-        sentences.append(f"Urgent red flag{'s' if len(urgent) > 1 else ''}: "
-                         f"{'; '.join(f.detail for f in urgent)}.")
+        sentences.append(
+            f"Urgent red flag{'s' if len(urgent) > 1 else ''}: "
+            f"{'; '.join(f.detail for f in urgent)}."
+        )
     if others:
         lead = "Also" if critical or urgent else "Findings"
         sentences.append(f"{lead}: {'; '.join(others)}.")
     if plain:
-        sentences.append(f"Red flag{'s' if len(plain) > 1 else ''}: "
-                         f"{'; '.join(f.detail for f in plain)}.")
+        sentences.append(
+            f"Red flag{'s' if len(plain) > 1 else ''}: {'; '.join(f.detail for f in plain)}."
+        )
     if not findings and not flags:
         if unjudged:
-            sentences.append(f"No abnormal finding, but {join_and(unjudged)} could not be judged "
-                             "(no reference interval for this patient; a laboratory range is "
-                             "needed).")
+            sentences.append(
+                f"No abnormal finding, but {join_and(unjudged)} could not be judged "
+                "(no reference interval for this patient; a laboratory range is "
+                "needed)."
+            )
         else:
-            sentences.append(f"All {len(judged)} result{'s are' if len(judged) != 1 else ' is'} "
-                             f"within the reference intervals of ruleset {version}; no findings "
-                             "and no red flags.")
+            sentences.append(
+                f"All {len(judged)} result{'s are' if len(judged) != 1 else ' is'} "
+                f"within the reference intervals of ruleset {version}; no findings "
+                "and no red flags."
+            )
     elif unjudged:
         sentences.append(f"Not judged: {join_and(unjudged)} (no reference interval).")
     note_codes = [n for n in notes if n.code != "age_unknown"]
     if note_codes:
-        sentences.append(f"Note{'s' if len(note_codes) > 1 else ''}: "
-                         f"{'; '.join(n.detail for n in note_codes)}")
+        sentences.append(
+            f"Note{'s' if len(note_codes) > 1 else ''}: {'; '.join(n.detail for n in note_codes)}"
+        )
     if factors:
-        sentences.append("Possible contributors: " + "; ".join(
-            f"{phrase(c.code)} ({', '.join(phrase(r) for r in c.relates_to)})"
-            for c in factors) + ".")
+        sentences.append(
+            "Possible contributors: "
+            + "; ".join(
+                f"{phrase(c.code)} ({', '.join(phrase(r) for r in c.relates_to)})" for c in factors
+            )
+            + "."
+        )
     if follow:
-        sentences.append("Suggested follow-up: "
-                         + ", ".join(phrase(f.code) for f in follow) + ".")
+        sentences.append("Suggested follow-up: " + ", ".join(phrase(f.code) for f in follow) + ".")
     if any(n.code == "age_unknown" for n in notes):
         sentences.append("Age unknown: adult intervals assumed.")
     return " ".join(s if s.endswith(".") else s + "." for s in sentences)

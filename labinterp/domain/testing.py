@@ -45,29 +45,55 @@ def D(text: str | int) -> Decimal:
     return Decimal(str(text))
 
 
-def res(name: str | None, value: str | int | None, unit: str | None, low: str | None = None,
-        high: str | None = None, loinc: str | None = None) -> RawResult:
+def res(
+    name: str | None,
+    value: str | int | None,
+    unit: str | None,
+    low: str | None = None,
+    high: str | None = None,
+    loinc: str | None = None,
+) -> RawResult:
     """A raw result; ``name`` containing a dash is taken as a LOINC code."""
     if name is not None and "-" in name and name[0].isdigit():
         loinc, name = name, None
-    rr = None if low is None and high is None else RawRange(
-        None if low is None else D(low), None if high is None else D(high))
-    return RawResult(analyte=name, loinc=loinc, value=None if value is None else D(value),
-                     unit=unit, reference_range=rr)
+    rr = (
+        None
+        if low is None and high is None
+        else RawRange(None if low is None else D(low), None if high is None else D(high))
+    )
+    return RawResult(
+        analyte=name,
+        loinc=loinc,
+        value=None if value is None else D(value),
+        unit=unit,
+        reference_range=rr,
+    )
 
 
-def raw_panel(*results: RawResult, sex: str = "female", birth_date: Any = _UNSET,
-              age_years: int | None = None, hemolyzed: bool = False,
-              twitching: Twitching | None = None, symptoms: tuple[str, ...] = (),
-              factors: tuple[str, ...] = (), medications: tuple[str, ...] = (),
-              collected_at: dt.datetime = COLLECTED) -> RawPanel:
+def raw_panel(
+    *results: RawResult,
+    sex: str = "female",
+    birth_date: Any = _UNSET,
+    age_years: int | None = None,
+    hemolyzed: bool = False,
+    twitching: Twitching | None = None,
+    symptoms: tuple[str, ...] = (),
+    factors: tuple[str, ...] = (),
+    medications: tuple[str, ...] = (),
+    collected_at: dt.datetime = COLLECTED,
+) -> RawPanel:
     if birth_date is _UNSET:
         birth_date = None if age_years is not None else ADULT_BIRTH
     return RawPanel(
-        collected_at=collected_at, results=tuple(results), sex=sex,  # type: ignore[arg-type]
-        birth_date=birth_date, age_years=age_years, hemolyzed=hemolyzed,
-        context=Context(twitching=twitching, symptoms=symptoms, factors=factors,
-                        medications=medications),
+        collected_at=collected_at,
+        results=tuple(results),
+        sex=sex,  # type: ignore[arg-type]
+        birth_date=birth_date,
+        age_years=age_years,
+        hemolyzed=hemolyzed,
+        context=Context(
+            twitching=twitching, symptoms=symptoms, factors=factors, medications=medications
+        ),
     )
 
 

@@ -33,27 +33,42 @@ def band_text(band: DecisionBand, unit: str) -> str:
 def adequate_interval(j: Judgement, ruleset: Ruleset) -> Interval:
     assert j.analyte.decision is not None
     band = j.analyte.decision.adequate
-    return Interval(band.low, band.high, j.analyte.canonical_unit, "ruleset",
-                    ruleset.cite(band.sources))
+    return Interval(
+        band.low, band.high, j.analyte.canonical_unit, "ruleset", ruleset.cite(band.sources)
+    )
 
 
 def _side(band: DecisionBand) -> str:
     return "high" if band.above is not None else "low"
 
 
-def _draft(j: Judgement, band: DecisionBand, ruleset: Ruleset, code: str | None = None,
-           extra: list[str] | None = None) -> FindingDraft:
+def _draft(
+    j: Judgement,
+    band: DecisionBand,
+    ruleset: Ruleset,
+    code: str | None = None,
+    extra: list[str] | None = None,
+) -> FindingDraft:
     side = _side(band)
     lab_note = []
     if j.interval is not None and j.interval.source == "lab":
-        lab_note.append(f"The laboratory's range ({j.interval.text()}, result {j.code}) sets the "
-                        "result's flag only; the guideline bands decide the finding.")
+        lab_note.append(
+            f"The laboratory's range ({j.interval.text()}, result {j.code}) sets the "
+            "result's flag only; the guideline bands decide the finding."
+        )
     code = code or band.code
-    rule = (f"{title(band.code)} band: {band_text(band, j.analyte.canonical_unit)} "
-            f"({ruleset.cite(band.sources)}).")
+    rule = (
+        f"{title(band.code)} band: {band_text(band, j.analyte.canonical_unit)} "
+        f"({ruleset.cite(band.sources)})."
+    )
     return FindingDraft(
-        j, code, side, adequate_interval(j, ruleset), "L" if side == "low" else "H",
-        extra=[rule, *(extra or []), *lab_note], sources=[ruleset.cite(band.sources)],
+        j,
+        code,
+        side,
+        adequate_interval(j, ruleset),
+        "L" if side == "low" else "H",
+        extra=[rule, *(extra or []), *lab_note],
+        sources=[ruleset.cite(band.sources)],
         lead=f"{j.analyte.display} {value_text(j)}",
     )
 
@@ -82,8 +97,9 @@ def _limit_of(mma: Judgement) -> str:
     return f"its limit {mma.interval.high} {mma.interval.unit} ({source})"
 
 
-def decision_finding(j: Judgement, judged: dict[str, Judgement], patient: Patient,
-                     ruleset: Ruleset, out: Outcome) -> None:
+def decision_finding(
+    j: Judgement, judged: dict[str, Judgement], patient: Patient, ruleset: Ruleset, out: Outcome
+) -> None:
     """Guideline bands; an indeterminate band is decided by its ``confirm_with`` analyte."""
     if not decision_applies(j, patient):
         draft = generic_draft(j)
@@ -101,16 +117,30 @@ def decision_finding(j: Judgement, judged: dict[str, Judgement], patient: Patien
     mma_text = "" if mma is None else f"{mma.analyte.display} {value_text(mma)}"
     if verdict == "above":
         assert mma is not None
-        deficiency = next(b for b in j.analyte.decision.bands  # type: ignore[union-attr]
-                          if b.below is not None and not b.confirm_with)
-        out.drafts.append(_draft(j, band, ruleset, code=deficiency.code, extra=[
-            f"{mma_text} is above {_limit_of(mma)}, which confirms deficiency in the "
-            f"indeterminate band ({ruleset.cite(band.sources)})."]))
+        deficiency = next(
+            b
+            for b in j.analyte.decision.bands  # type: ignore[union-attr]
+            if b.below is not None and not b.confirm_with
+        )
+        out.drafts.append(
+            _draft(
+                j,
+                band,
+                ruleset,
+                code=deficiency.code,
+                extra=[
+                    f"{mma_text} is above {_limit_of(mma)}, which confirms deficiency in the "
+                    f"indeterminate band ({ruleset.cite(band.sources)})."
+                ],
+            )
+        )
     elif verdict == "within":
         assert mma is not None
         out.note("b12_deficiency_unlikely", j.result.analyte, b12=value_text(j), mma=mma_text)
     else:
-        extra = [] if mma is None else [
-            f"{mma_text} has no limit for this patient's age, so it cannot decide."]
+        extra = (
+            []
+            if mma is None
+            else [f"{mma_text} has no limit for this patient's age, so it cannot decide."]
+        )
         out.drafts.append(_draft(j, band, ruleset, extra=extra))
-

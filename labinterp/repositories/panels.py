@@ -35,7 +35,9 @@ class PanelFilter:
     collected_to: dt.datetime | None = None
 
 
-def get_panel(session: Session, panel_id: uuid.UUID, clinic_ids: Collection[uuid.UUID] | None) -> Panel | None:
+def get_panel(
+    session: Session, panel_id: uuid.UUID, clinic_ids: Collection[uuid.UUID] | None
+) -> Panel | None:
     """The panel, or None when it does not exist or belongs to a clinic the caller cannot see."""
     stmt = (
         select(Panel)
@@ -77,7 +79,9 @@ def get_or_create_patient(
         select(Patient).where(Patient.clinic_id == clinic_id, Patient.external_id == external_id)
     ).one_or_none()
     if patient is None:
-        patient = Patient(clinic_id=clinic_id, external_id=external_id, sex=sex, birth_date=birth_date)
+        patient = Patient(
+            clinic_id=clinic_id, external_id=external_id, sex=sex, birth_date=birth_date
+        )
         session.add(patient)
         session.flush()
     else:  # the newest panel's demographics are the best known
@@ -109,7 +113,10 @@ def newest_interpretations(
     rows = session.scalars(
         select(Interpretation).join(
             newest,
-            and_(Interpretation.panel_id == newest.c.panel_id, Interpretation.created_at == newest.c.at),
+            and_(
+                Interpretation.panel_id == newest.c.panel_id,
+                Interpretation.created_at == newest.c.at,
+            ),
         )
     )
     return {i.panel_id: i for i in rows}
@@ -144,6 +151,7 @@ def _newest_interpretation_id_of_panel() -> Select[tuple[uuid.UUID]]:
         .where(inner.c.panel_id == Panel.id)
         .order_by(inner.c.created_at.desc(), inner.c.revision.desc())
         .limit(1)
+        .correlate(Panel)  # to the outer panels row, through the EXISTS between them
     )
 
 
@@ -187,7 +195,9 @@ def list_panels(
     return list(rows), int(total)
 
 
-def queued_panels_to_sweep(session: Session, older_than: dt.datetime, limit: int) -> list[uuid.UUID]:
+def queued_panels_to_sweep(
+    session: Session, older_than: dt.datetime, limit: int
+) -> list[uuid.UUID]:
     return list(
         session.scalars(
             select(Panel.id)
@@ -202,7 +212,10 @@ def queued_panels_to_sweep(session: Session, older_than: dt.datetime, limit: int
 
 
 def trend_rows(
-    session: Session, clinic_ids: Collection[uuid.UUID] | None, patient_external_id: str, analyte: str
+    session: Session,
+    clinic_ids: Collection[uuid.UUID] | None,
+    patient_external_id: str,
+    analyte: str,
 ) -> list[tuple[Panel, PanelRevision, Result, Clinic]]:
     stmt = (
         select(Panel, PanelRevision, Result, Clinic)
@@ -210,7 +223,9 @@ def trend_rows(
         .join(Clinic, Clinic.id == Panel.clinic_id)
         .join(
             PanelRevision,
-            and_(PanelRevision.panel_id == Panel.id, PanelRevision.revision == Panel.current_revision),
+            and_(
+                PanelRevision.panel_id == Panel.id, PanelRevision.revision == Panel.current_revision
+            ),
         )
         .join(Result, and_(Result.revision_id == PanelRevision.id, Result.analyte == analyte))
         .where(Patient.external_id == patient_external_id)

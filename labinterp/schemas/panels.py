@@ -41,7 +41,9 @@ class RangeIn(_In):
 
 class ResultIn(_In):
     analyte = fields.String(
-        load_default=None, allow_none=True, validate=validate.Length(max=60),
+        load_default=None,
+        allow_none=True,
+        validate=validate.Length(max=60),
         metadata={"description": "analyte key, e.g. magnesium (or give loinc)"},
     )
     loinc = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=20))
@@ -67,7 +69,9 @@ class ContextIn(_In):
 
 
 class PanelIn(_In):
-    accession = fields.String(required=True, validate=_SHORT, metadata={"example": "LAB-2026-000123"})
+    accession = fields.String(
+        required=True, validate=_SHORT, metadata={"example": "LAB-2026-000123"}
+    )
     patient = fields.Nested(PatientIn, required=True)
     collected_at = UtcDateTime(required=True, metadata={"example": "2026-11-20T08:30:00Z"})
     specimen = fields.Nested(SpecimenIn, load_default=lambda: {"type": None, "hemolyzed": False})
@@ -99,7 +103,9 @@ def to_raw_panel(data: dict[str, Any]) -> RawPanel:
                 loinc=r.get("loinc"),
                 value=r.get("value"),
                 unit=r.get("unit"),
-                reference_range=RawRange(**r["reference_range"]) if r.get("reference_range") else None,
+                reference_range=RawRange(**r["reference_range"])
+                if r.get("reference_range")
+                else None,
             )
             for r in data["results"]
         ),

@@ -57,7 +57,9 @@ def create_token(
     if role not in ROLES:
         raise InvalidInput({"role": [f"unknown role {role!r}; use one of {', '.join(ROLES)}"]})
     if role == "clinic" and len(clinic_names) != 1:
-        raise InvalidInput({"clinic": ["a clinic token acts for exactly one clinic (--clinic NAME)"]})
+        raise InvalidInput(
+            {"clinic": ["a clinic token acts for exactly one clinic (--clinic NAME)"]}
+        )
     if role == "clinician" and not clinic_names:
         raise InvalidInput({"clinic": ["a clinician token needs at least one --clinic"]})
     if role == "admin" and clinic_names:

@@ -102,19 +102,27 @@ def interpret_panel(session: Session, panel_id: uuid.UUID, ruleset: Ruleset) -> 
         return InterpretOutcome("already_done")
     now = dt.datetime.now(dt.UTC)
     try:
-        accepted = accept_panel(raw_panel_from_revision(revision), ruleset, _aware(revision.created_at))
+        accepted = accept_panel(
+            raw_panel_from_revision(revision), ruleset, _aware(revision.created_at)
+        )
     except PanelRejected as exc:  # valid when received, not under this ruleset
         panel.status, panel.failure, panel.updated_at = "failed", str(exc), now
-        audit.record(session, SYSTEM, "interpretation.failed", clinic_id=panel.clinic_id,
-                     panel_id=panel.id, detail={"errors": exc.errors, "ruleset": ruleset.version})
+        audit.record(
+            session,
+            SYSTEM,
+            "interpretation.failed",
+            clinic_id=panel.clinic_id,
+            panel_id=panel.id,
+            detail={"errors": exc.errors, "ruleset": ruleset.version},
+        )
         session.commit()
         return InterpretOutcome("failed")
-    result = interpret(accepted, ruleset)
-    row = store_interpretation(session, panel, revision, ruleset, result.to_dict(), now)
-    for code, kind in _codes(result.to_dict()):
-        session.add(InterpretationCode(interpretation_id=row.id, code=code, kind=kind))
-    panel.status, panel.failure, panel.updated_at = "interpreted", None, now
+    body = interpret(accepted, ruleset).to_dict()
     try:
+        row = store_interpretation(session, panel, revision, ruleset, body, now)
+        for code, kind in _codes(body):
+            session.add(InterpretationCode(interpretation_id=row.id, code=code, kind=kind))
+        panel.status, panel.failure, panel.updated_at = "interpreted", None, now
         session.commit()
     except IntegrityError:  # another worker stored the same interpretation first
         session.rollback()
@@ -165,8 +173,14 @@ def mark_failed(session: Session, panel_id: uuid.UUID, reason: str) -> None:
     if panel is None or panel.status != "queued":
         return
     panel.status, panel.failure, panel.updated_at = "failed", reason[:2000], dt.datetime.now(dt.UTC)
-    audit.record(session, SYSTEM, "interpretation.failed", clinic_id=panel.clinic_id,
-                 panel_id=panel.id, detail={"reason": reason[:2000]})
+    audit.record(
+        session,
+        SYSTEM,
+        "interpretation.failed",
+        clinic_id=panel.clinic_id,
+        panel_id=panel.id,
+        detail={"reason": reason[:2000]},
+    )
     session.commit()
 
 

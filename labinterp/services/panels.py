@@ -73,7 +73,10 @@ def submit_panel(
         return _same_or_conflict(session, existing, document["accession"], digest)
     patient_doc = document["patient"]
     patient = repo.get_or_create_patient(
-        session, clinic_id, patient_doc["id"], patient_doc.get("sex", "unknown"),
+        session,
+        clinic_id,
+        patient_doc["id"],
+        patient_doc.get("sex", "unknown"),
         patient_doc.get("birth_date"),
     )
     panel = Panel(
@@ -90,8 +93,15 @@ def submit_panel(
     )
     session.add(panel)
     _add_revision(session, panel, 1, accepted, document, digest, actor, now)
-    audit.record(session, actor, "panel.create", clinic_id=clinic_id, panel_id=panel.id,
-                 detail={"accession": panel.accession}, at=now)
+    audit.record(
+        session,
+        actor,
+        "panel.create",
+        clinic_id=clinic_id,
+        panel_id=panel.id,
+        detail={"accession": panel.accession},
+        at=now,
+    )
     try:
         session.commit()
     except IntegrityError:  # the same accession raced in from another request
@@ -146,8 +156,15 @@ def revise_panel(
     panel.updated_at = now
     panel.enqueued_at = now
     _add_revision(session, panel, revision, accepted, document, digest, actor, now)
-    audit.record(session, actor, "panel.revise", clinic_id=panel.clinic_id, panel_id=panel.id,
-                 detail={"revision": revision}, at=now)
+    audit.record(
+        session,
+        actor,
+        "panel.revise",
+        clinic_id=panel.clinic_id,
+        panel_id=panel.id,
+        detail={"revision": revision},
+        at=now,
+    )
     try:
         session.commit()
     except IntegrityError:  # two corrections raced for the same revision number

@@ -54,7 +54,7 @@ def panel_document(
                 "analyte": r.analyte,
                 "loinc": r.loinc,
                 "reported": {"value": Decimal(r.reported_value), "unit": r.reported_unit},
-                "value": r.value,
+                "value": _plain(r.value),
                 "unit": r.unit,
                 "reference_range": None
                 if r.lab_low is None and r.lab_high is None and r.lab_range_text is None
@@ -77,7 +77,9 @@ def panel_document(
             "medications": ctx.medications,
             "notes": ctx.notes,
         },
-        "interpretation": None if interpretation is None else interpretation_document(interpretation),
+        "interpretation": None
+        if interpretation is None
+        else interpretation_document(interpretation),
         "created_at": _aware(panel.created_at),
         "updated_at": _aware(panel.updated_at),
     }
@@ -111,21 +113,35 @@ def read_panel(
         interpretation = repo.newest_interpretation(session, panel.id)
     else:
         interpretation = next(
-            (i for i in repo.interpretations_of(session, panel.id) if i.revision == revision.revision),
+            (
+                i
+                for i in repo.interpretations_of(session, panel.id)
+                if i.revision == revision.revision
+            ),
             None,
         )
     document = panel_document(panel, revision, interpretation)
     if audited:
-        audit.record(session, actor, "panel.read", clinic_id=panel.clinic_id, panel_id=panel.id,
-                     detail={"revision": revision.revision})
+        audit.record(
+            session,
+            actor,
+            "panel.read",
+            clinic_id=panel.clinic_id,
+            panel_id=panel.id,
+            detail={"revision": revision.revision},
+        )
         session.commit()
     return document
 
 
-def read_interpretations(session: Session, actor: Actor, panel_id: uuid.UUID) -> list[dict[str, Any]]:
+def read_interpretations(
+    session: Session, actor: Actor, panel_id: uuid.UUID
+) -> list[dict[str, Any]]:
     panel = _visible_panel(session, actor, panel_id)
     rows = repo.interpretations_of(session, panel.id)
-    audit.record(session, actor, "interpretations.read", clinic_id=panel.clinic_id, panel_id=panel.id)
+    audit.record(
+        session, actor, "interpretations.read", clinic_id=panel.clinic_id, panel_id=panel.id
+    )
     session.commit()
     return [interpretation_document(r) for r in rows]
 
@@ -160,7 +176,7 @@ def patient_trend(
                 "accession": panel.accession,
                 "clinic": clinic.name,
                 "collected_at": _aware(revision.collected_at),
-                "value": result.value,
+                "value": _plain(result.value),
                 "unit": result.unit,
                 "reported": {"value": Decimal(result.reported_value), "unit": result.reported_unit},
                 "interpretation": judged.get("interpretation") if judged else None,
@@ -179,6 +195,12 @@ def _result_in(row: Interpretation | None, analyte: str) -> dict[str, Any] | Non
         if result.get("analyte") == analyte:
             return dict(result)
     return None
+
+
+def _plain(value: Decimal) -> Decimal:
+    """A stored canonical value without the column's padding: 0.450000 reads 0.45, never 4.5E-1."""
+    stripped = value.normalize()
+    return stripped.quantize(Decimal(1)) if stripped.as_tuple().exponent > 0 else stripped  # type: ignore[operator]
 
 
 def _aware(value: dt.datetime) -> dt.datetime:

@@ -100,7 +100,9 @@ def posted(client: FlaskClient, tokens: Tokens, work: Any) -> Iterator[dict[str,
     response = client.post("/api/v1/panels", json=sample_panel(), headers=auth(tokens.clinic))
     assert response.status_code == 202, response.get_json()
     work(response.get_json()["id"])
-    yield client.get(f"/api/v1/panels/{response.get_json()['id']}", headers=auth(tokens.clinic)).get_json()
+    yield client.get(
+        f"/api/v1/panels/{response.get_json()['id']}", headers=auth(tokens.clinic)
+    ).get_json()
 
 
 def now_iso(delta: dt.timedelta = dt.timedelta()) -> str:

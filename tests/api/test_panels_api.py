@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from decimal import Decimal
 from typing import Any
 
 from flask.testing import FlaskClient
@@ -15,8 +16,13 @@ PANELS = "/api/v1/panels"
 
 def post(client: FlaskClient, token: str, body: Any, **kw: Any):  # type: ignore[no-untyped-def]
     if isinstance(body, str | bytes):
-        return client.post(PANELS, data=body, headers=auth(token),
-                           content_type=kw.pop("content_type", "application/json"), **kw)
+        return client.post(
+            PANELS,
+            data=body,
+            headers=auth(token),
+            content_type=kw.pop("content_type", "application/json"),
+            **kw,
+        )
     return client.post(PANELS, json=body, headers=auth(token), **kw)
 
 
@@ -39,11 +45,13 @@ def test_posting_a_panel_answers_202_with_location_and_queued_status(client, tok
 
 
 def test_reported_value_and_unit_are_kept_verbatim_beside_the_canonical_value(client, tokens):
-    raw = json.dumps(sample_panel()).replace('"value": 1.1, "unit": "mg/dL"', '"value": 1.10, "unit": "mg/dL"')
+    raw = json.dumps(sample_panel()).replace(
+        '"value": 1.1, "unit": "mg/dL"', '"value": 1.10, "unit": "mg/dL"'
+    )
     response = post(client, tokens.clinic, raw)
     magnesium = response.get_json()["results"][0]
-    assert magnesium["reported"] == {"value": 1.1, "unit": "mg/dL"}
-    assert magnesium["value"] == 0.45 and magnesium["unit"] == "mmol/L"
+    assert magnesium["reported"] == {"value": Decimal("1.10"), "unit": "mg/dL"}
+    assert magnesium["value"] == Decimal("0.45") and magnesium["unit"] == "mmol/L"
     assert b'"reported": {"value": 1.10, "unit": "mg/dL"}' in response.get_data()
 
 
@@ -81,9 +89,16 @@ def test_interpretation_of_the_api_example(client, tokens, posted):
     assert interpretation["status"] == "flagged"
     assert interpretation["priority"] == "urgent"
     magnesium = next(f for f in interpretation["findings"] if f["code"] == "hypomagnesemia")
-    assert magnesium["value"] == 0.45 and magnesium["grade"] == 2 and magnesium["severity"] == "moderate"
-    assert magnesium["reported"] == {"value": 1.1, "unit": "mg/dL"}
-    assert magnesium["reference_range"]["low"] == 0.70 and magnesium["reference_range"]["source"] == "ruleset"
+    assert (
+        magnesium["value"] == Decimal("0.45")
+        and magnesium["grade"] == 2
+        and magnesium["severity"] == "moderate"
+    )
+    assert magnesium["reported"] == {"value": Decimal("1.1"), "unit": "mg/dL"}
+    assert (
+        magnesium["reference_range"]["low"] == Decimal("0.70")
+        and magnesium["reference_range"]["source"] == "ruleset"
+    )
     assert any(r["code"] == "weakness" and r["urgent"] for r in interpretation["red_flags"])
     loop = next(c for c in interpretation["contributing_factors"] if c["code"] == "loop_diuretic")
     assert {"hypokalemia", "hypomagnesemia"} <= set(loop["relates_to"])
@@ -94,22 +109,30 @@ def test_interpretation_of_the_api_example(client, tokens, posted):
 def test_interpretations_list_newest_first_and_revisions_keep_history(client, tokens, posted, work):
     corrected = sample_panel()
     corrected["results"][0]["value"] = 2.0  # magnesium corrected to normal
-    response = client.post(f"{PANELS}/{posted['id']}/revisions", json=corrected, headers=auth(tokens.clinic))
+    response = client.post(
+        f"{PANELS}/{posted['id']}/revisions", json=corrected, headers=auth(tokens.clinic)
+    )
     assert response.status_code == 202 and response.get_json()["revision"] == 2
     assert response.get_json()["status"] == "queued"
     work(posted["id"])
-    listing = client.get(f"{PANELS}/{posted['id']}/interpretations", headers=auth(tokens.clinic)).get_json()
+    listing = client.get(
+        f"{PANELS}/{posted['id']}/interpretations", headers=auth(tokens.clinic)
+    ).get_json()
     assert listing["total"] == 2
     assert [i["revision"] for i in listing["items"]] == [2, 1]
     assert "hypomagnesemia" not in [f["code"] for f in listing["items"][0]["findings"]]
-    first = client.get(f"{PANELS}/{posted['id']}?revision=1", headers=auth(tokens.clinic)).get_json()
-    assert first["results"][0]["reported"]["value"] == 1.1
+    first = client.get(
+        f"{PANELS}/{posted['id']}?revision=1", headers=auth(tokens.clinic)
+    ).get_json()
+    assert first["results"][0]["reported"]["value"] == Decimal("1.1")
     assert first["interpretation"]["revision"] == 1
 
 
 def test_revision_with_another_accession_is_422_on_accession(client, tokens, posted):
     body = sample_panel(accession="OTHER")
-    response = client.post(f"{PANELS}/{posted['id']}/revisions", json=body, headers=auth(tokens.clinic))
+    response = client.post(
+        f"{PANELS}/{posted['id']}/revisions", json=body, headers=auth(tokens.clinic)
+    )
     assert "accession" in assert_problem(response, 422)["errors"]
 
 
@@ -139,7 +162,12 @@ def test_list_filters_and_pages(client, tokens, work):
         headers=auth(tokens.clinic),
     ).get_json()
     assert window["total"] == 3
-    assert client.get(f"{PANELS}?collected_from=2026-11-21", headers=auth(tokens.clinic)).get_json()["total"] == 0
+    assert (
+        client.get(f"{PANELS}?collected_from=2026-11-21", headers=auth(tokens.clinic)).get_json()[
+            "total"
+        ]
+        == 0
+    )
     assert client.get(PANELS, headers=auth(tokens.other_clinic)).get_json()["total"] == 0
 
 
@@ -150,10 +178,12 @@ def test_trend_gives_canonical_values_with_the_interval_used(client, tokens, wor
         panel["results"] = [{"analyte": "magnesium", "value": value, "unit": "mg/dL"}]
         ids.append(post(client, tokens.clinic, panel).get_json()["id"])
     work(*ids)
-    trend = client.get("/api/v1/patients/P-0042/trend?analyte=magnesium", headers=auth(tokens.clinic)).get_json()
-    assert [p["value"] for p in trend["items"]] == [0.45, 0.78]
+    trend = client.get(
+        "/api/v1/patients/P-0042/trend?analyte=magnesium", headers=auth(tokens.clinic)
+    ).get_json()
+    assert [p["value"] for p in trend["items"]] == [Decimal("0.45"), Decimal("0.78")]
     assert [p["interpretation"] for p in trend["items"]] == ["L", "N"]
-    assert trend["items"][0]["reference_range"]["low"] == 0.70
+    assert trend["items"][0]["reference_range"]["low"] == Decimal("0.70")
     response = client.get("/api/v1/patients/P-0042/trend?analyte=zinc", headers=auth(tokens.clinic))
     assert "analyte" in assert_problem(response, 422)["errors"]
 
@@ -176,7 +206,9 @@ def test_revoked_token_is_401(client, tokens, runtime):
     from labinterp.services.accounts import hash_token, revoke_token
 
     with runtime.session_factory() as session:
-        token_id = session.scalars(select(ApiToken.id).where(ApiToken.token_hash == hash_token(tokens.clinic))).one()
+        token_id = session.scalars(
+            select(ApiToken.id).where(ApiToken.token_hash == hash_token(tokens.clinic))
+        ).one()
         revoke_token(session, token_id)
     assert_problem(client.get(PANELS, headers=auth(tokens.clinic)), 401)
 
@@ -187,11 +219,19 @@ def test_admin_and_clinician_may_not_post_panels_403(client, tokens):
 
 
 def test_another_clinics_panel_is_404_like_a_missing_one(client, tokens, posted):
-    a = assert_problem(client.get(f"{PANELS}/{posted['id']}", headers=auth(tokens.other_clinic)), 404)
-    b = assert_problem(client.get(f"{PANELS}/00000000-0000-4000-8000-000000000000", headers=auth(tokens.clinic)), 404)
+    a = assert_problem(
+        client.get(f"{PANELS}/{posted['id']}", headers=auth(tokens.other_clinic)), 404
+    )
+    b = assert_problem(
+        client.get(f"{PANELS}/00000000-0000-4000-8000-000000000000", headers=auth(tokens.clinic)),
+        404,
+    )
     assert a["detail"] == b["detail"]
     assert_problem(client.get(f"{PANELS}/not-a-uuid", headers=auth(tokens.clinic)), 404)
-    assert_problem(client.get(f"{PANELS}/{posted['id']}/interpretations", headers=auth(tokens.other_clinic)), 404)
+    assert_problem(
+        client.get(f"{PANELS}/{posted['id']}/interpretations", headers=auth(tokens.other_clinic)),
+        404,
+    )
 
 
 def test_clinician_and_admin_read_panels_of_their_clinics(client, tokens, posted):
@@ -219,7 +259,9 @@ def test_errors_come_in_api_order(client, tokens):
     # 401 before 415, 403 before 413, 413 before 415, 415 before 400, 400 before 422, 422 before 409
     assert_problem(client.post(PANELS, data="x", content_type="text/plain"), 401)
     assert_problem(post(client, tokens.admin, "x" * (1024 * 1024 + 1)), 403)
-    assert_problem(post(client, tokens.clinic, "x" * (1024 * 1024 + 1), content_type="text/plain"), 413)
+    assert_problem(
+        post(client, tokens.clinic, "x" * (1024 * 1024 + 1), content_type="text/plain"), 413
+    )
     assert_problem(post(client, tokens.clinic, "{", content_type="text/plain"), 415)
     assert_problem(post(client, tokens.clinic, "{"), 400)
     post(client, tokens.clinic, sample_panel())
@@ -271,10 +313,21 @@ def test_unknown_analyte_and_loinc_are_422(client, tokens):
 
 
 def test_collected_in_the_future_or_before_birth_is_422(client, tokens):
-    assert "collected_at" in _errors_for(client, tokens, sample_panel(collected_at=now_iso(dt.timedelta(minutes=6))))
-    assert post(client, tokens.clinic, sample_panel(collected_at=now_iso(dt.timedelta(minutes=4)))).status_code == 202
-    assert "collected_at" in _errors_for(client, tokens, sample_panel(accession="B", collected_at="1980-01-01T00:00:00Z"))
-    assert "collected_at" in _errors_for(client, tokens, sample_panel(accession="C", collected_at="yesterday"))
+    assert "collected_at" in _errors_for(
+        client, tokens, sample_panel(collected_at=now_iso(dt.timedelta(minutes=6)))
+    )
+    assert (
+        post(
+            client, tokens.clinic, sample_panel(collected_at=now_iso(dt.timedelta(minutes=4)))
+        ).status_code
+        == 202
+    )
+    assert "collected_at" in _errors_for(
+        client, tokens, sample_panel(accession="B", collected_at="1980-01-01T00:00:00Z")
+    )
+    assert "collected_at" in _errors_for(
+        client, tokens, sample_panel(accession="C", collected_at="yesterday")
+    )
 
 
 def test_duplicate_analyte_and_unknown_context_code_are_422(client, tokens):
@@ -312,10 +365,12 @@ def test_database_unreachable_is_503_not_500(tmp_path):
     from labinterp.config import load_settings
     from labinterp.runtime import build_runtime
 
-    settings = load_settings({
-        "LABINTERP_INSTANCE": str(tmp_path),
-        "DATABASE_URL": "postgresql+psycopg://nobody@127.0.0.1:1/none?connect_timeout=1",
-    })
+    settings = load_settings(
+        {
+            "LABINTERP_INSTANCE": str(tmp_path),
+            "DATABASE_URL": "postgresql+psycopg://nobody@127.0.0.1:1/none?connect_timeout=1",
+        }
+    )
     client = create_app(runtime=build_runtime(settings)).test_client()
     response = client.post(PANELS, json=sample_panel(), headers=auth("li_whatever"))
     assert_problem(response, 503)
@@ -333,16 +388,25 @@ def test_health_rulesets_openapi_and_metrics(client, tokens, posted):
     assert {r["version"] for r in rulesets["items"]} >= {"2026.1", "2026.2"}
     assert rulesets["active"] == "2026.1"
     spec = client.get("/openapi.json").get_json()
-    assert "/api/v1/panels" in spec["paths"] and "/api/v1/panels/{panel_id}/revisions" in spec["paths"]
+    assert (
+        "/api/v1/panels" in spec["paths"] and "/api/v1/panels/{panel_id}/revisions" in spec["paths"]
+    )
     assert client.get("/docs").status_code == 200
     metrics = client.get("/metrics").get_data(as_text=True)
     assert 'labinterp_panels{status="interpreted"} 1' in metrics
 
 
 def test_admin_activates_a_ruleset_and_new_panels_use_it(client, tokens, work):
-    assert_problem(client.post("/api/v1/rulesets/2026.2/activate", headers=auth(tokens.clinic)), 403)
+    assert_problem(
+        client.post("/api/v1/rulesets/2026.2/activate", headers=auth(tokens.clinic)), 403
+    )
     assert_problem(client.post("/api/v1/rulesets/1999.1/activate", headers=auth(tokens.admin)), 404)
-    assert client.post("/api/v1/rulesets/2026.2/activate", headers=auth(tokens.admin)).get_json()["active"] == "2026.2"
+    assert (
+        client.post("/api/v1/rulesets/2026.2/activate", headers=auth(tokens.admin)).get_json()[
+            "active"
+        ]
+        == "2026.2"
+    )
     panel = sample_panel(accession="R2")
     panel["results"] = [{"analyte": "magnesium", "value": 0.80, "unit": "mmol/L"}]
     panel_id = post(client, tokens.clinic, panel).get_json()["id"]

@@ -1,4 +1,4 @@
-"""A real Redis for the integration tests: skipped with a clear message outside CI, required in CI."""
+"""A real Redis for the integration tests: a clear skip outside CI, required in CI."""
 
 from __future__ import annotations
 

@@ -26,8 +26,12 @@ def _cli(env: dict[str, str], *args: str) -> str:
     import os
 
     done = subprocess.run(
-        [sys.executable, "-m", "labinterp", *args], cwd=REPO, env={**os.environ, **env},
-        capture_output=True, text=True, timeout=60,
+        [sys.executable, "-m", "labinterp", *args],
+        cwd=REPO,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert done.returncode == 0, done.stderr
     return done.stdout
@@ -57,14 +61,24 @@ def test_serve_alone_interprets_a_posted_panel_and_demo_shows_what_was_flagged(t
     with labinterp_process(["serve", "--port", str(port)], env, tmp_path / "serve.log"):
         wait_until(lambda: _healthy(base), 60, 0.2, "serve to be ready")
         _cli(env, "clinics", "create", "embedded")
-        token = _cli(env, "tokens", "create", "--role", "clinic", "--clinic", "embedded").strip().splitlines()[-1]
+        token = (
+            _cli(env, "tokens", "create", "--role", "clinic", "--clinic", "embedded")
+            .strip()
+            .splitlines()[-1]
+        )
 
         status, body = _request("POST", f"{base}/api/v1/panels", token, sample_panel())
         assert status == 202 and body["status"] == "queued"
         started = time.monotonic()
         document = wait_until(
-            lambda: (d := _request("GET", f"{base}/api/v1/panels/{body['id']}", token)[1])["status"] != "queued" and d,
-            30, 0.02, "the panel to be interpreted",
+            lambda: (
+                (d := _request("GET", f"{base}/api/v1/panels/{body['id']}", token)[1])["status"]
+                != "queued"
+                and d
+            ),
+            30,
+            0.02,
+            "the panel to be interpreted",
         )
         print(f"embedded default: interpreted {time.monotonic() - started:.3f} s after the 202")
         assert document["status"] == "interpreted"
@@ -72,7 +86,11 @@ def test_serve_alone_interprets_a_posted_panel_and_demo_shows_what_was_flagged(t
 
         demo = subprocess.run(
             [sys.executable, "-m", "labinterp", "demo", "--url", base, "--token", token],
-            cwd=REPO, env={**__import__("os").environ, **env}, capture_output=True, text=True, timeout=120,
+            cwd=REPO,
+            env={**__import__("os").environ, **env},
+            capture_output=True,
+            text=True,
+            timeout=120,
         )
         assert demo.returncode == 0, demo.stdout + demo.stderr
         assert "hypomagnesemia" in demo.stdout and "hyperkalemia" in demo.stdout

@@ -86,12 +86,25 @@ def test_json_and_timestamps_round_trip_exactly_on_postgresql() -> None:
             with make_session_factory(engine)() as session:
                 clinic = Clinic(name="North")
                 patient = Patient(clinic=clinic, external_id="P-1", sex="female")
-                panel = Panel(clinic=clinic, patient=patient, accession="LAB-1", status="queued",
-                              current_revision=1, collected_at=collected)
-                session.add(PanelRevision(
-                    panel=panel, revision=1, content_hash="0" * 64, collected_at=collected,
-                    sex="female", hemolyzed=False, body={"value": Decimal("1.10")},
-                ))
+                panel = Panel(
+                    clinic=clinic,
+                    patient=patient,
+                    accession="LAB-1",
+                    status="queued",
+                    current_revision=1,
+                    collected_at=collected,
+                )
+                session.add(
+                    PanelRevision(
+                        panel=panel,
+                        revision=1,
+                        content_hash="0" * 64,
+                        collected_at=collected,
+                        sex="female",
+                        hemolyzed=False,
+                        body={"value": Decimal("1.10")},
+                    )
+                )
                 session.commit()
             with make_session_factory(engine)() as session:
                 revision = session.scalars(select(PanelRevision)).one()

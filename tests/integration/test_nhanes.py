@@ -1,4 +1,4 @@
-"""Every person of NHANES 2017–18 (6,401 real biochemistry panels) through the API, without error."""
+"""Every person of NHANES 2017–18 (6,401 real biochemistry panels) goes through the API cleanly."""
 
 from __future__ import annotations
 
@@ -37,8 +37,11 @@ def panel_from_row(row: dict[str, str]) -> dict:
     ]
     return {
         "accession": f"NHANES-{row['SEQN']}",
-        "patient": {"id": row["SEQN"], "sex": {"F": "female", "M": "male"}[row["sex"]],
-                    "age_years": int(row["age_years"])},
+        "patient": {
+            "id": row["SEQN"],
+            "sex": {"F": "female", "M": "male"}[row["sex"]],
+            "age_years": int(row["age_years"]),
+        },
         "collected_at": "2018-06-30T09:00:00Z",
         "results": results,
     }

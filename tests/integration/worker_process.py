@@ -22,13 +22,19 @@ def free_port() -> int:
 
 
 @contextmanager
-def labinterp_process(args: list[str], env: Mapping[str, str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
+def labinterp_process(
+    args: list[str], env: Mapping[str, str], log: Path
+) -> Iterator[subprocess.Popen[bytes]]:
     """Run `python -m labinterp ARGS` in its own process group; stop it (and its children) after."""
     full_env = {**os.environ, **env, "PYTHONUNBUFFERED": "1"}
     with log.open("wb") as out:
         process = subprocess.Popen(
             [sys.executable, "-m", "labinterp", *args],
-            cwd=REPO, env=full_env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+            cwd=REPO,
+            env=full_env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         try:
             yield process

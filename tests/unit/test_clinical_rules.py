@@ -33,10 +33,20 @@ COLLECTED = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 NOW = COLLECTED + timedelta(minutes=30)
 
 CANONICAL_UNIT = {
-    "magnesium": "mmol/L", "potassium": "mmol/L", "sodium": "mmol/L", "calcium": "mmol/L",
-    "calcium_ionized": "mmol/L", "albumin": "g/L", "phosphate": "mmol/L",
-    "vitamin_d_25oh": "nmol/L", "vitamin_b12": "pmol/L", "methylmalonic_acid": "umol/L",
-    "homocysteine": "umol/L", "folate": "nmol/L", "pth": "pmol/L", "creatinine": "umol/L",
+    "magnesium": "mmol/L",
+    "potassium": "mmol/L",
+    "sodium": "mmol/L",
+    "calcium": "mmol/L",
+    "calcium_ionized": "mmol/L",
+    "albumin": "g/L",
+    "phosphate": "mmol/L",
+    "vitamin_d_25oh": "nmol/L",
+    "vitamin_b12": "pmol/L",
+    "methylmalonic_acid": "umol/L",
+    "homocysteine": "umol/L",
+    "folate": "nmol/L",
+    "pth": "pmol/L",
+    "creatinine": "umol/L",
 }
 
 _UNSET = object()
@@ -59,8 +69,9 @@ def res(analyte, value, unit, low=None, high=None, *, loinc=None) -> RawResult:
     lab = None
     if low is not None or high is not None:
         lab = RawRange(low=_dec(low), high=_dec(high))
-    return RawResult(analyte=analyte, loinc=loinc, value=_dec(value), unit=unit,
-                     reference_range=lab)
+    return RawResult(
+        analyte=analyte, loinc=loinc, value=_dec(value), unit=unit, reference_range=lab
+    )
 
 
 def by_loinc(loinc, value, unit, low=None, high=None) -> RawResult:
@@ -79,9 +90,20 @@ def twitch(*sites, days=7, frequency="daily") -> Twitching:
     return Twitching(sites=tuple(sites) or ("calf",), duration_days=days, frequency=frequency)
 
 
-def panel(results, *, age=_UNSET, birth_date=None, sex="female", collected_at=COLLECTED,
-          hemolyzed=False, twitching=None, symptoms=(), factors=(), medications=(),
-          notes=None) -> RawPanel:
+def panel(
+    results,
+    *,
+    age=_UNSET,
+    birth_date=None,
+    sex="female",
+    collected_at=COLLECTED,
+    hemolyzed=False,
+    twitching=None,
+    symptoms=(),
+    factors=(),
+    medications=(),
+    notes=None,
+) -> RawPanel:
     if age is _UNSET:
         age = None if birth_date is not None else 40
     return RawPanel(
@@ -92,8 +114,13 @@ def panel(results, *, age=_UNSET, birth_date=None, sex="female", collected_at=CO
         age_years=age,
         hemolyzed=hemolyzed,
         specimen_type="serum",
-        context=Context(twitching=twitching, symptoms=tuple(symptoms), factors=tuple(factors),
-                        medications=tuple(medications), notes=notes),
+        context=Context(
+            twitching=twitching,
+            symptoms=tuple(symptoms),
+            factors=tuple(factors),
+            medications=tuple(medications),
+            notes=notes,
+        ),
     )
 
 
@@ -182,36 +209,75 @@ def days_before(d: date, n: int) -> date:
 # --------------------------------------------------------------------------- conversions
 
 
-@pytest.mark.parametrize(("analyte", "value", "unit", "canonical"), [
-    pytest.param("magnesium", "1.7", "mg/dL", "0.70", id="Mg 1.7 mg/dL x0.4114 = 0.69938 -> 0.70"),
-    pytest.param("magnesium", "1.1", "mg/dL", "0.45", id="Mg 1.1 mg/dL x0.4114 = 0.45254 -> 0.45"),
-    pytest.param("magnesium", "1.6", "mEq/L", "0.80", id="Mg 1.6 mEq/L x0.5 -> 0.80"),
-    pytest.param("magnesium", "1.39", "mEq/L", "0.70", id="Mg 1.39 mEq/L x0.5 = 0.695 -> 0.70 half up"),
-    pytest.param("magnesium", "0.695", "mmol/L", "0.70", id="Mg canonical 0.695 rounded to 0.70"),
-    pytest.param("potassium", "3.45", "mEq/L", "3.5", id="K 3.45 mEq/L -> 3.5 half up (not half even 3.4)"),
-    pytest.param("potassium", "5.15", "mmol/L", "5.2", id="K canonical 5.15 rounded to 5.2"),
-    pytest.param("sodium", "134.5", "mmol/L", "135", id="Na 134.5 -> 135 half up (not 134)"),
-    pytest.param("sodium", "140", "mEq/L", "140", id="Na mEq/L x1"),
-    pytest.param("calcium", "8.1", "mg/dL", "2.02", id="Ca 8.1 mg/dL x0.2495 = 2.02095 -> 2.02"),
-    pytest.param("calcium", "10.0", "mg/dL", "2.50", id="Ca 10.0 mg/dL x0.2495 = 2.495 -> 2.50"),
-    pytest.param("calcium", "4.29", "mEq/L", "2.15", id="Ca 4.29 mEq/L x0.5 = 2.145 -> 2.15"),
-    pytest.param("calcium_ionized", "4.6", "mg/dL", "1.15", id="iCa 4.6 mg/dL x0.2495 = 1.1477 -> 1.15"),
-    pytest.param("albumin", "3.2", "g/dL", "32", id="albumin 3.2 g/dL x10 -> 32 g/L"),
-    pytest.param("albumin", "3.45", "g/dL", "35", id="albumin 3.45 g/dL = 34.5 -> 35 half up"),
-    pytest.param("phosphate", "2.5", "mg/dL", "0.81", id="phosphate 2.5 mg/dL x0.3229 = 0.80725 -> 0.81"),
-    pytest.param("vitamin_d_25oh", "20", "ng/mL", "50", id="vitD 20 ng/mL x2.496 = 49.92 -> 50"),
-    pytest.param("vitamin_d_25oh", "14", "ng/mL", "35", id="vitD 14 ng/mL x2.496 = 34.944 -> 35"),
-    pytest.param("vitamin_b12", "180", "pg/mL", "133", id="B12 180 pg/mL x0.7378 = 132.804 -> 133"),
-    pytest.param("vitamin_b12", "351", "ng/L", "259", id="B12 351 ng/L x0.7378 = 258.9678 -> 259"),
-    pytest.param("methylmalonic_acid", "405", "nmol/L", "0.41", id="MMA 405 nmol/L x0.001 = 0.405 -> 0.41"),
-    pytest.param("methylmalonic_acid", "0.3", "nmol/mL", "0.30", id="MMA nmol/mL x1"),
-    pytest.param("homocysteine", "15.05", "umol/L", "15.1", id="homocysteine 15.05 -> 15.1"),
-    pytest.param("folate", "4", "ng/mL", "9.1", id="folate 4 ng/mL x2.266 = 9.064 -> 9.1"),
-    pytest.param("folate", "4", "ug/L", "9.1", id="folate ug/L like ng/mL"),
-    pytest.param("pth", "15", "pg/mL", "1.6", id="PTH 15 pg/mL x0.106 = 1.59 -> 1.6"),
-    pytest.param("pth", "15", "ng/L", "1.6", id="PTH ng/L like pg/mL"),
-    pytest.param("creatinine", "1.0", "mg/dL", "88", id="creatinine 1.0 mg/dL x88.4 -> 88"),
-])
+@pytest.mark.parametrize(
+    ("analyte", "value", "unit", "canonical"),
+    [
+        pytest.param(
+            "magnesium", "1.7", "mg/dL", "0.70", id="Mg 1.7 mg/dL x0.4114 = 0.69938 -> 0.70"
+        ),
+        pytest.param(
+            "magnesium", "1.1", "mg/dL", "0.45", id="Mg 1.1 mg/dL x0.4114 = 0.45254 -> 0.45"
+        ),
+        pytest.param("magnesium", "1.6", "mEq/L", "0.80", id="Mg 1.6 mEq/L x0.5 -> 0.80"),
+        pytest.param(
+            "magnesium", "1.39", "mEq/L", "0.70", id="Mg 1.39 mEq/L x0.5 = 0.695 -> 0.70 half up"
+        ),
+        pytest.param(
+            "magnesium", "0.695", "mmol/L", "0.70", id="Mg canonical 0.695 rounded to 0.70"
+        ),
+        pytest.param(
+            "potassium",
+            "3.45",
+            "mEq/L",
+            "3.5",
+            id="K 3.45 mEq/L -> 3.5 half up (not half even 3.4)",
+        ),
+        pytest.param("potassium", "5.15", "mmol/L", "5.2", id="K canonical 5.15 rounded to 5.2"),
+        pytest.param("sodium", "134.5", "mmol/L", "135", id="Na 134.5 -> 135 half up (not 134)"),
+        pytest.param("sodium", "140", "mEq/L", "140", id="Na mEq/L x1"),
+        pytest.param(
+            "calcium", "8.1", "mg/dL", "2.02", id="Ca 8.1 mg/dL x0.2495 = 2.02095 -> 2.02"
+        ),
+        pytest.param(
+            "calcium", "10.0", "mg/dL", "2.50", id="Ca 10.0 mg/dL x0.2495 = 2.495 -> 2.50"
+        ),
+        pytest.param("calcium", "4.29", "mEq/L", "2.15", id="Ca 4.29 mEq/L x0.5 = 2.145 -> 2.15"),
+        pytest.param(
+            "calcium_ionized", "4.6", "mg/dL", "1.15", id="iCa 4.6 mg/dL x0.2495 = 1.1477 -> 1.15"
+        ),
+        pytest.param("albumin", "3.2", "g/dL", "32", id="albumin 3.2 g/dL x10 -> 32 g/L"),
+        pytest.param("albumin", "3.45", "g/dL", "35", id="albumin 3.45 g/dL = 34.5 -> 35 half up"),
+        pytest.param(
+            "phosphate", "2.5", "mg/dL", "0.81", id="phosphate 2.5 mg/dL x0.3229 = 0.80725 -> 0.81"
+        ),
+        pytest.param(
+            "vitamin_d_25oh", "20", "ng/mL", "50", id="vitD 20 ng/mL x2.496 = 49.92 -> 50"
+        ),
+        pytest.param(
+            "vitamin_d_25oh", "14", "ng/mL", "35", id="vitD 14 ng/mL x2.496 = 34.944 -> 35"
+        ),
+        pytest.param(
+            "vitamin_b12", "180", "pg/mL", "133", id="B12 180 pg/mL x0.7378 = 132.804 -> 133"
+        ),
+        pytest.param(
+            "vitamin_b12", "351", "ng/L", "259", id="B12 351 ng/L x0.7378 = 258.9678 -> 259"
+        ),
+        pytest.param(
+            "methylmalonic_acid",
+            "405",
+            "nmol/L",
+            "0.41",
+            id="MMA 405 nmol/L x0.001 = 0.405 -> 0.41",
+        ),
+        pytest.param("methylmalonic_acid", "0.3", "nmol/mL", "0.30", id="MMA nmol/mL x1"),
+        pytest.param("homocysteine", "15.05", "umol/L", "15.1", id="homocysteine 15.05 -> 15.1"),
+        pytest.param("folate", "4", "ng/mL", "9.1", id="folate 4 ng/mL x2.266 = 9.064 -> 9.1"),
+        pytest.param("folate", "4", "ug/L", "9.1", id="folate ug/L like ng/mL"),
+        pytest.param("pth", "15", "pg/mL", "1.6", id="PTH 15 pg/mL x0.106 = 1.59 -> 1.6"),
+        pytest.param("pth", "15", "ng/L", "1.6", id="PTH ng/L like pg/mL"),
+        pytest.param("creatinine", "1.0", "mg/dL", "88", id="creatinine 1.0 mg/dL x88.4 -> 88"),
+    ],
+)
 def test_value_is_converted_to_canonical_unit_and_rounded_half_up(analyte, value, unit, canonical):
     d = run([(analyte, value, unit)])
     r = result_of(d, analyte)
@@ -232,14 +298,23 @@ def test_vitamin_d_20_ng_ml_is_50_nmol_l_and_adequate_under_2026_1():
     assert d["findings"] == []
 
 
-@pytest.mark.parametrize(("analyte", "value", "unit"), [
-    pytest.param("potassium", "3.45", "mEq/L", id="K 3.45 -> 3.5 normal, half even would say 3.4 L"),
-    pytest.param("sodium", "134.5", "mmol/L", id="Na 134.5 -> 135 normal, half even would say 134 L"),
-    pytest.param("calcium", "4.29", "mEq/L", id="Ca 4.29 mEq/L -> 2.15 normal, half even 2.14 L"),
-    pytest.param("albumin", "3.45", "g/dL", id="albumin 34.5 -> 35 normal, half even 34 L"),
-    pytest.param("pth", "15", "pg/mL", id="PTH 1.59 -> 1.6 normal"),
-    pytest.param("folate", "4", "ng/mL", id="folate 9.064 -> 9.1 normal"),
-])
+@pytest.mark.parametrize(
+    ("analyte", "value", "unit"),
+    [
+        pytest.param(
+            "potassium", "3.45", "mEq/L", id="K 3.45 -> 3.5 normal, half even would say 3.4 L"
+        ),
+        pytest.param(
+            "sodium", "134.5", "mmol/L", id="Na 134.5 -> 135 normal, half even would say 134 L"
+        ),
+        pytest.param(
+            "calcium", "4.29", "mEq/L", id="Ca 4.29 mEq/L -> 2.15 normal, half even 2.14 L"
+        ),
+        pytest.param("albumin", "3.45", "g/dL", id="albumin 34.5 -> 35 normal, half even 34 L"),
+        pytest.param("pth", "15", "pg/mL", id="PTH 1.59 -> 1.6 normal"),
+        pytest.param("folate", "4", "ng/mL", id="folate 9.064 -> 9.1 normal"),
+    ],
+)
 def test_rounded_canonical_value_at_the_lower_limit_is_normal(analyte, value, unit):
     d = run([(analyte, value, unit)])
     assert flag_of(d, analyte) == "N"
@@ -273,24 +348,32 @@ def test_unit_spelling_case_is_kept_verbatim_in_reported():
     assert f["reported"]["unit"] == "MMOL/L"
 
 
-@pytest.mark.parametrize(("analyte", "value", "unit", "canonical"), [
-    pytest.param("potassium", "4.0", "MMOL/L", "4.0", id="MMOL/L"),
-    pytest.param("potassium", "4.0", "meq/l", "4.0", id="K meq/l"),
-    pytest.param("magnesium", "1.6", "meq/l", "0.80", id="Mg meq/l x0.5"),
-    pytest.param("magnesium", "1.6", "MEQ/L", "0.80", id="Mg MEQ/L"),
-    pytest.param("magnesium", "1.7", "MG/DL", "0.70", id="Mg MG/DL"),
-    pytest.param("calcium", "8.1", "mg/dl", "2.02", id="Ca mg/dl"),
-    pytest.param("vitamin_d_25oh", "20", "NG/ML", "50", id="vitD NG/ML"),
-    pytest.param("vitamin_b12", "300", "PMOL/L", "300", id="B12 PMOL/L"),
-    pytest.param("methylmalonic_acid", "0.30", "umol/L", "0.30", id="MMA umol/L"),
-    pytest.param("methylmalonic_acid", "0.30", "\u00b5mol/L", "0.30", id="MMA micro-sign mol/L"),
-    pytest.param("methylmalonic_acid", "0.30", "UMOL/L", "0.30", id="MMA UMOL/L"),
-    pytest.param("homocysteine", "10", "\u00b5mol/L", "10.0", id="homocysteine micro-sign mol/L"),
-    pytest.param("folate", "4", "\u00b5g/L", "9.1", id="folate micro-sign g/L"),
-    pytest.param("creatinine", "80", "\u00b5mol/L", "80", id="creatinine micro-sign mol/L"),
-])
-def test_unit_spellings_are_matched_case_insensitively_with_micro_or_u(analyte, value, unit,
-                                                                        canonical):
+@pytest.mark.parametrize(
+    ("analyte", "value", "unit", "canonical"),
+    [
+        pytest.param("potassium", "4.0", "MMOL/L", "4.0", id="MMOL/L"),
+        pytest.param("potassium", "4.0", "meq/l", "4.0", id="K meq/l"),
+        pytest.param("magnesium", "1.6", "meq/l", "0.80", id="Mg meq/l x0.5"),
+        pytest.param("magnesium", "1.6", "MEQ/L", "0.80", id="Mg MEQ/L"),
+        pytest.param("magnesium", "1.7", "MG/DL", "0.70", id="Mg MG/DL"),
+        pytest.param("calcium", "8.1", "mg/dl", "2.02", id="Ca mg/dl"),
+        pytest.param("vitamin_d_25oh", "20", "NG/ML", "50", id="vitD NG/ML"),
+        pytest.param("vitamin_b12", "300", "PMOL/L", "300", id="B12 PMOL/L"),
+        pytest.param("methylmalonic_acid", "0.30", "umol/L", "0.30", id="MMA umol/L"),
+        pytest.param(
+            "methylmalonic_acid", "0.30", "\u00b5mol/L", "0.30", id="MMA micro-sign mol/L"
+        ),
+        pytest.param("methylmalonic_acid", "0.30", "UMOL/L", "0.30", id="MMA UMOL/L"),
+        pytest.param(
+            "homocysteine", "10", "\u00b5mol/L", "10.0", id="homocysteine micro-sign mol/L"
+        ),
+        pytest.param("folate", "4", "\u00b5g/L", "9.1", id="folate micro-sign g/L"),
+        pytest.param("creatinine", "80", "\u00b5mol/L", "80", id="creatinine micro-sign mol/L"),
+    ],
+)
+def test_unit_spellings_are_matched_case_insensitively_with_micro_or_u(
+    analyte, value, unit, canonical
+):
     d = run([(analyte, value, unit)])
     assert result_of(d, analyte)["value"] == D(canonical)
 
@@ -308,13 +391,16 @@ def test_unknown_loinc_is_rejected_at_results_i_loinc():
     assert "results.0.loinc" in errors
 
 
-@pytest.mark.parametrize(("loinc", "unit"), [
-    pytest.param("2593-2", "mmol/L", id="2593-2 erythrocyte magnesium"),
-    pytest.param("16695-9", "pmol/L", id="16695-9 whole-blood B12"),
-    pytest.param("35365-6", "nmol/L", id="35365-6 vitamin D and metabolites"),
-    pytest.param("49054-0", "nmol/L", id="49054-0 25-OH vitamin D2 alone"),
-    pytest.param("46269-7", "nmol/L", id="46269-7 25-OH vitamin D2 alone"),
-])
+@pytest.mark.parametrize(
+    ("loinc", "unit"),
+    [
+        pytest.param("2593-2", "mmol/L", id="2593-2 erythrocyte magnesium"),
+        pytest.param("16695-9", "pmol/L", id="16695-9 whole-blood B12"),
+        pytest.param("35365-6", "nmol/L", id="35365-6 vitamin D and metabolites"),
+        pytest.param("49054-0", "nmol/L", id="49054-0 25-OH vitamin D2 alone"),
+        pytest.param("46269-7", "nmol/L", id="46269-7 25-OH vitamin D2 alone"),
+    ],
+)
 def test_refused_loinc_codes_are_rejected_with_a_reason(loinc, unit):
     errors = rejected([by_loinc(loinc, "1", unit)])
     assert "results.0.loinc" in errors
@@ -363,52 +449,70 @@ def test_missing_unit_is_rejected_at_results_i_unit():
     assert "results.0.unit" in errors
 
 
-@pytest.mark.parametrize(("analyte", "value", "unit"), [
-    pytest.param("magnesium", "0", "mmol/L", id="Mg zero"),
-    pytest.param("potassium", "-1", "mmol/L", id="K negative"),
-    pytest.param("vitamin_d_25oh", "-20", "ng/mL", id="vitD negative"),
-    pytest.param("magnesium", "0.04", "mmol/L", id="Mg below 0.05"),
-    pytest.param("magnesium", "10.5", "mmol/L", id="Mg above 10"),
-    pytest.param("magnesium", "25", "mg/dL", id="Mg 25 mg/dL = 10.285 mmol/L above 10"),
-    pytest.param("potassium", "0.4", "mmol/L", id="K below 0.5"),
-    pytest.param("potassium", "15.1", "mmol/L", id="K above 15"),
-    pytest.param("sodium", "79", "mmol/L", id="Na below 80"),
-    pytest.param("sodium", "221", "mmol/L", id="Na above 220"),
-    pytest.param("calcium", "7.1", "mmol/L", id="Ca above 7"),
-    pytest.param("calcium_ionized", "4.1", "mmol/L", id="iCa above 4"),
-    pytest.param("albumin", "9.1", "g/dL", id="albumin 91 g/L above 90"),
-    pytest.param("albumin", "0.5", "g/L", id="albumin below 1"),
-    pytest.param("vitamin_d_25oh", "1501", "nmol/L", id="vitD above 1500"),
-    pytest.param("vitamin_b12", "20001", "pmol/L", id="B12 above 20000"),
-    pytest.param("creatinine", "4", "umol/L", id="creatinine below 5"),
-])
+@pytest.mark.parametrize(
+    ("analyte", "value", "unit"),
+    [
+        pytest.param("magnesium", "0", "mmol/L", id="Mg zero"),
+        pytest.param("potassium", "-1", "mmol/L", id="K negative"),
+        pytest.param("vitamin_d_25oh", "-20", "ng/mL", id="vitD negative"),
+        pytest.param("magnesium", "0.04", "mmol/L", id="Mg below 0.05"),
+        pytest.param("magnesium", "10.5", "mmol/L", id="Mg above 10"),
+        pytest.param("magnesium", "25", "mg/dL", id="Mg 25 mg/dL = 10.285 mmol/L above 10"),
+        pytest.param("potassium", "0.4", "mmol/L", id="K below 0.5"),
+        pytest.param("potassium", "15.1", "mmol/L", id="K above 15"),
+        pytest.param("sodium", "79", "mmol/L", id="Na below 80"),
+        pytest.param("sodium", "221", "mmol/L", id="Na above 220"),
+        pytest.param("calcium", "7.1", "mmol/L", id="Ca above 7"),
+        pytest.param("calcium_ionized", "4.1", "mmol/L", id="iCa above 4"),
+        pytest.param("albumin", "9.1", "g/dL", id="albumin 91 g/L above 90"),
+        pytest.param("albumin", "0.5", "g/L", id="albumin below 1"),
+        pytest.param("vitamin_d_25oh", "1501", "nmol/L", id="vitD above 1500"),
+        pytest.param("vitamin_b12", "20001", "pmol/L", id="B12 above 20000"),
+        pytest.param("creatinine", "4", "umol/L", id="creatinine below 5"),
+    ],
+)
 def test_zero_negative_or_physiologically_impossible_value_is_rejected(analyte, value, unit):
     errors = rejected([(analyte, value, unit)])
     assert "results.0.value" in errors
 
 
-@pytest.mark.parametrize(("analyte", "value"), [
-    pytest.param("magnesium", "0.05", id="Mg 0.05"),
-    pytest.param("magnesium", "10", id="Mg 10"),
-    pytest.param("potassium", "0.5", id="K 0.5"),
-    pytest.param("potassium", "15", id="K 15"),
-    pytest.param("sodium", "80", id="Na 80"),
-    pytest.param("sodium", "220", id="Na 220"),
-])
+@pytest.mark.parametrize(
+    ("analyte", "value"),
+    [
+        pytest.param("magnesium", "0.05", id="Mg 0.05"),
+        pytest.param("magnesium", "10", id="Mg 10"),
+        pytest.param("potassium", "0.5", id="K 0.5"),
+        pytest.param("potassium", "15", id="K 15"),
+        pytest.param("sodium", "80", id="Na 80"),
+        pytest.param("sodium", "220", id="Na 220"),
+    ],
+)
 def test_values_at_the_accepted_range_limits_are_accepted_and_critical(analyte, value):
     d = run([(analyte, value, "mmol/L")])
     assert flag_of(d, analyte) in ("LL", "HH")
     assert d["priority"] == "critical"
 
 
-@pytest.mark.parametrize(("first", "second"), [
-    pytest.param(("magnesium", "0.8", "mmol/L"), ("magnesium", "2.0", "mg/dL"),
-                 id="same analyte key twice"),
-    pytest.param(("magnesium", "0.8", "mmol/L"), by_loinc("19123-9", "2.0", "mg/dL"),
-                 id="analyte key and LOINC of the same analyte"),
-    pytest.param(by_loinc("19123-9", "2.0", "mg/dL"), by_loinc("2601-3", "0.8", "mmol/L"),
-                 id="two LOINCs of the same analyte"),
-])
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        pytest.param(
+            ("magnesium", "0.8", "mmol/L"),
+            ("magnesium", "2.0", "mg/dL"),
+            id="same analyte key twice",
+        ),
+        pytest.param(
+            ("magnesium", "0.8", "mmol/L"),
+            by_loinc("19123-9", "2.0", "mg/dL"),
+            id="analyte key and LOINC of the same analyte",
+        ),
+        pytest.param(
+            by_loinc("19123-9", "2.0", "mg/dL"),
+            by_loinc("2601-3", "0.8", "mmol/L"),
+            id="two LOINCs of the same analyte",
+        ),
+    ],
+)
 def test_two_results_of_the_same_analyte_are_rejected(first, second):
     errors = rejected([first, second])
     assert any(path.startswith("results.1") for path in errors), errors
@@ -430,15 +534,19 @@ def test_collection_more_than_5_minutes_in_the_future_is_rejected_at_collected_a
 
 
 def test_collection_5_minutes_and_1_second_in_the_future_is_rejected():
-    errors = rejected([("magnesium", "0.8", "mmol/L")],
-                      collected_at=NOW + timedelta(minutes=5, seconds=1))
+    errors = rejected(
+        [("magnesium", "0.8", "mmol/L")], collected_at=NOW + timedelta(minutes=5, seconds=1)
+    )
     assert "collected_at" in errors
 
 
-@pytest.mark.parametrize("ahead", [
-    pytest.param(timedelta(minutes=4), id="4 minutes ahead"),
-    pytest.param(timedelta(minutes=5), id="exactly 5 minutes ahead is not more than 5"),
-])
+@pytest.mark.parametrize(
+    "ahead",
+    [
+        pytest.param(timedelta(minutes=4), id="4 minutes ahead"),
+        pytest.param(timedelta(minutes=5), id="exactly 5 minutes ahead is not more than 5"),
+    ],
+)
 def test_collection_up_to_5_minutes_in_the_future_is_accepted(ahead):
     d = run([("magnesium", "0.8", "mmol/L")], collected_at=NOW + ahead)
     assert d["status"] == "normal"
@@ -485,8 +593,12 @@ def test_lab_range_with_low_above_high_is_rejected():
 
 def test_several_errors_are_reported_at_once_each_at_its_path():
     errors = rejected(
-        [("potassium", "3.2", "mg/dL"), ("magnesium", "0.8", "mmol/L"),
-         ("unobtainium", "1", "mmol/L"), ("sodium", "0", "mmol/L")],
+        [
+            ("potassium", "3.2", "mg/dL"),
+            ("magnesium", "0.8", "mmol/L"),
+            ("unobtainium", "1", "mmol/L"),
+            ("sodium", "0", "mmol/L"),
+        ],
         factors=("coffee",),
     )
     for path in ("results.0.unit", "results.2.analyte", "results.3.value", "context.factors.0"):
@@ -648,8 +760,9 @@ EDGES = [
 
 
 @pytest.mark.parametrize(("analyte", "value", "flag", "code", "grade", "critical"), EDGES)
-def test_band_edges_grades_and_critical_limits_for_a_40_year_old(analyte, value, flag, code,
-                                                                  grade, critical):
+def test_band_edges_grades_and_critical_limits_for_a_40_year_old(
+    analyte, value, flag, code, grade, critical
+):
     d = run([(analyte, value, CANONICAL_UNIT[analyte])], age=40)
     assert flag_of(d, analyte) == flag
     found = findings_of(d, analyte)
@@ -664,11 +777,14 @@ def test_band_edges_grades_and_critical_limits_for_a_40_year_old(analyte, value,
     assert (d["priority"] == "critical") is critical
 
 
-@pytest.mark.parametrize("context", [
-    pytest.param({"twitching": twitch("eyelid")}, id="twitching"),
-    pytest.param({"symptoms": ("cramps",)}, id="cramps"),
-    pytest.param({"symptoms": ("muscle_weakness",)}, id="muscle_weakness"),
-])
+@pytest.mark.parametrize(
+    "context",
+    [
+        pytest.param({"twitching": twitch("eyelid")}, id="twitching"),
+        pytest.param({"symptoms": ("cramps",)}, id="cramps"),
+        pytest.param({"symptoms": ("muscle_weakness",)}, id="muscle_weakness"),
+    ],
+)
 def test_hypokalemia_3_0_is_grade_2_with_a_neuromuscular_symptom(context):
     d = run([("potassium", "3.0", "mmol/L")], **context)
     assert finding(d, "hypokalemia")["grade"] == 2
@@ -688,35 +804,79 @@ def test_hypokalemia_2_9_is_grade_3_even_with_twitching():
 # --------------------------------------------------------------------------- severity
 
 
-@pytest.mark.parametrize(("analyte", "value", "code", "severity"), [
-    pytest.param("magnesium", "0.60", "hypomagnesemia", "mild", id="grade 1 is mild"),
-    pytest.param("magnesium", "0.45", "hypomagnesemia", "moderate", id="grade 2 is moderate"),
-    pytest.param("sodium", "124", "hyponatremia", "severe", id="grade 3 is severe"),
-    pytest.param("potassium", "2.4", "hypokalemia", "life_threatening", id="grade 4 is life_threatening"),
-    pytest.param("magnesium", "0.40", "hypomagnesemia", "severe", id="critical grade 2 Mg 0.40 is at least severe"),
-    pytest.param("calcium_ionized", "1.56", "hypercalcemia", "severe", id="critical grade 2 iCa 1.56 is at least severe"),
-    pytest.param("vitamin_d_25oh", "20", "vitamin_d_deficiency", "moderate", id="vitamin_d_deficiency is moderate"),
-    pytest.param("vitamin_d_25oh", "201", "vitamin_d_excess", "moderate", id="vitamin_d_excess is moderate"),
-    pytest.param("vitamin_b12", "120", "b12_deficiency", "moderate", id="b12_deficiency is moderate"),
-    pytest.param("vitamin_d_25oh", "40", "vitamin_d_insufficiency", "mild", id="vitamin_d_insufficiency is mild"),
-    pytest.param("vitamin_b12", "200", "b12_borderline", "mild", id="b12_borderline is mild"),
-    pytest.param("methylmalonic_acid", "0.50", "elevated_mma", "mild", id="elevated_mma is mild"),
-    pytest.param("albumin", "30", "hypoalbuminemia", "mild", id="hypoalbuminemia is mild"),
-    pytest.param("phosphate", "1.60", "hyperphosphatemia", "mild", id="hyperphosphatemia is mild"),
-    pytest.param("pth", "8.0", "pth_high", "mild", id="pth_high is mild"),
-])
+@pytest.mark.parametrize(
+    ("analyte", "value", "code", "severity"),
+    [
+        pytest.param("magnesium", "0.60", "hypomagnesemia", "mild", id="grade 1 is mild"),
+        pytest.param("magnesium", "0.45", "hypomagnesemia", "moderate", id="grade 2 is moderate"),
+        pytest.param("sodium", "124", "hyponatremia", "severe", id="grade 3 is severe"),
+        pytest.param(
+            "potassium", "2.4", "hypokalemia", "life_threatening", id="grade 4 is life_threatening"
+        ),
+        pytest.param(
+            "magnesium",
+            "0.40",
+            "hypomagnesemia",
+            "severe",
+            id="critical grade 2 Mg 0.40 is at least severe",
+        ),
+        pytest.param(
+            "calcium_ionized",
+            "1.56",
+            "hypercalcemia",
+            "severe",
+            id="critical grade 2 iCa 1.56 is at least severe",
+        ),
+        pytest.param(
+            "vitamin_d_25oh",
+            "20",
+            "vitamin_d_deficiency",
+            "moderate",
+            id="vitamin_d_deficiency is moderate",
+        ),
+        pytest.param(
+            "vitamin_d_25oh",
+            "201",
+            "vitamin_d_excess",
+            "moderate",
+            id="vitamin_d_excess is moderate",
+        ),
+        pytest.param(
+            "vitamin_b12", "120", "b12_deficiency", "moderate", id="b12_deficiency is moderate"
+        ),
+        pytest.param(
+            "vitamin_d_25oh",
+            "40",
+            "vitamin_d_insufficiency",
+            "mild",
+            id="vitamin_d_insufficiency is mild",
+        ),
+        pytest.param("vitamin_b12", "200", "b12_borderline", "mild", id="b12_borderline is mild"),
+        pytest.param(
+            "methylmalonic_acid", "0.50", "elevated_mma", "mild", id="elevated_mma is mild"
+        ),
+        pytest.param("albumin", "30", "hypoalbuminemia", "mild", id="hypoalbuminemia is mild"),
+        pytest.param(
+            "phosphate", "1.60", "hyperphosphatemia", "mild", id="hyperphosphatemia is mild"
+        ),
+        pytest.param("pth", "8.0", "pth_high", "mild", id="pth_high is mild"),
+    ],
+)
 def test_severity_follows_grade_and_ungraded_codes(analyte, value, code, severity):
     d = run([(analyte, value, CANONICAL_UNIT[analyte])])
     f = finding(d, code)
     assert f["severity"] == severity
 
 
-@pytest.mark.parametrize(("analyte", "value", "code"), [
-    pytest.param("vitamin_d_25oh", "20", "vitamin_d_deficiency", id="vitamin D"),
-    pytest.param("vitamin_b12", "120", "b12_deficiency", id="B12"),
-    pytest.param("methylmalonic_acid", "0.50", "elevated_mma", id="MMA"),
-    pytest.param("phosphate", "0.70", "hypophosphatemia", id="phosphate"),
-])
+@pytest.mark.parametrize(
+    ("analyte", "value", "code"),
+    [
+        pytest.param("vitamin_d_25oh", "20", "vitamin_d_deficiency", id="vitamin D"),
+        pytest.param("vitamin_b12", "120", "b12_deficiency", id="B12"),
+        pytest.param("methylmalonic_acid", "0.50", "elevated_mma", id="MMA"),
+        pytest.param("phosphate", "0.70", "hypophosphatemia", id="phosphate"),
+    ],
+)
 def test_findings_ctcae_does_not_grade_have_grade_null(analyte, value, code):
     d = run([(analyte, value, CANONICAL_UNIT[analyte])])
     assert finding(d, code)["grade"] is None
@@ -770,17 +930,22 @@ def test_potassium_at_7_days_uses_the_infant_band_3_4_to_6_2():
 def test_potassium_5_5_is_normal_at_5_months_and_high_at_6_calendar_months():
     five_months = date(2026, 5, 21)  # 5 months 30 days on 2026-11-20
     six_months = date(2026, 5, 20)
-    assert flag_of(run([("potassium", "5.5", "mmol/L")], birth_date=five_months), "potassium") == "N"
+    assert (
+        flag_of(run([("potassium", "5.5", "mmol/L")], birth_date=five_months), "potassium") == "N"
+    )
     d = run([("potassium", "5.5", "mmol/L")], birth_date=six_months)
     assert flag_of(d, "potassium") == "H"
     assert finding(d, "hyperkalemia")["grade"] == 1
 
 
-@pytest.mark.parametrize(("value", "flag", "grade", "critical"), [
-    pytest.param("6.5", "H", 3, False, id="K 6.5 at 3 months is H grade 3 not critical"),
-    pytest.param("7.0", "H", 3, False, id="K 7.0 at 3 months is H, critical only above 7.0"),
-    pytest.param("7.1", "HH", 4, True, id="K 7.1 at 3 months is HH critical grade 4"),
-])
+@pytest.mark.parametrize(
+    ("value", "flag", "grade", "critical"),
+    [
+        pytest.param("6.5", "H", 3, False, id="K 6.5 at 3 months is H grade 3 not critical"),
+        pytest.param("7.0", "H", 3, False, id="K 7.0 at 3 months is H, critical only above 7.0"),
+        pytest.param("7.1", "HH", 4, True, id="K 7.1 at 3 months is HH critical grade 4"),
+    ],
+)
 def test_potassium_critical_high_under_6_months_is_above_7_0(value, flag, grade, critical):
     d = run([("potassium", value, "mmol/L")], birth_date=date(2026, 8, 20))
     assert flag_of(d, "potassium") == flag
@@ -816,21 +981,24 @@ def test_ionized_calcium_band_under_18_is_1_22_to_1_37():
     assert flag_of(run([("calcium_ionized", "1.20", "mmol/L")], age=18), "calcium_ionized") == "N"
 
 
-@pytest.mark.parametrize(("sex", "age", "value", "flag"), [
-    pytest.param("male", 10, "1.20", "N", id="male 10 y 1.20 in 1.19-1.74"),
-    pytest.param("female", 10, "1.20", "L", id="female 10 y 1.20 below 1.29"),
-    pytest.param("male", 15, "1.65", "N", id="male 15 y 1.65 in 1.13-1.71"),
-    pytest.param("female", 15, "1.65", "H", id="female 15 y 1.65 above 1.58"),
-    pytest.param("male", 4, "1.20", "L", id="male 4 y 1.20 below 1.39"),
-    pytest.param("male", 5, "1.20", "N", id="male 5 y uses 5-14 y band"),
-    pytest.param("female", 7, "1.30", "L", id="female 7 y 1.30 below 1.39"),
-    pytest.param("female", 8, "1.30", "N", id="female 8 y uses 8-14 y band 1.29-1.68"),
-    pytest.param("female", 17, "1.00", "N", id="16-18 y any sex 1.00-1.52"),
-    pytest.param("male", 17, "1.55", "H", id="16-18 y any sex above 1.52"),
-    pytest.param("unknown", 17, "1.00", "N", id="sex unknown at 17 falls back to 16-18 y band"),
-    pytest.param("unknown", 40, "0.80", "L", id="sex unknown adult falls back to 0.81-1.45"),
-    pytest.param("unknown", 40, "1.45", "N", id="sex unknown adult 1.45 normal"),
-])
+@pytest.mark.parametrize(
+    ("sex", "age", "value", "flag"),
+    [
+        pytest.param("male", 10, "1.20", "N", id="male 10 y 1.20 in 1.19-1.74"),
+        pytest.param("female", 10, "1.20", "L", id="female 10 y 1.20 below 1.29"),
+        pytest.param("male", 15, "1.65", "N", id="male 15 y 1.65 in 1.13-1.71"),
+        pytest.param("female", 15, "1.65", "H", id="female 15 y 1.65 above 1.58"),
+        pytest.param("male", 4, "1.20", "L", id="male 4 y 1.20 below 1.39"),
+        pytest.param("male", 5, "1.20", "N", id="male 5 y uses 5-14 y band"),
+        pytest.param("female", 7, "1.30", "L", id="female 7 y 1.30 below 1.39"),
+        pytest.param("female", 8, "1.30", "N", id="female 8 y uses 8-14 y band 1.29-1.68"),
+        pytest.param("female", 17, "1.00", "N", id="16-18 y any sex 1.00-1.52"),
+        pytest.param("male", 17, "1.55", "H", id="16-18 y any sex above 1.52"),
+        pytest.param("unknown", 17, "1.00", "N", id="sex unknown at 17 falls back to 16-18 y band"),
+        pytest.param("unknown", 40, "0.80", "L", id="sex unknown adult falls back to 0.81-1.45"),
+        pytest.param("unknown", 40, "1.45", "N", id="sex unknown adult 1.45 normal"),
+    ],
+)
 def test_phosphate_sex_and_age_specific_bands(sex, age, value, flag):
     d = run([("phosphate", value, "mmol/L")], sex=sex, age=age)
     assert flag_of(d, "phosphate") == flag
@@ -878,18 +1046,22 @@ def test_mma_limit_is_0_46_from_the_65th_birthday():
     at_64 = date(1961, 11, 21)
     at_65 = date(1961, 11, 20)
     assert codes(run([("methylmalonic_acid", "0.43", "umol/L")], birth_date=at_64)) == [
-        "elevated_mma"]
+        "elevated_mma"
+    ]
     d = run([("methylmalonic_acid", "0.43", "umol/L")], birth_date=at_65)
     assert d["findings"] == [] and flag_of(d, "methylmalonic_acid") == "N"
     assert codes(run([("methylmalonic_acid", "0.47", "umol/L")], age=65)) == ["elevated_mma"]
 
 
-@pytest.mark.parametrize(("analyte", "value", "age"), [
-    pytest.param("albumin", "40", None, id="albumin at 3 months (interval from 1 y)"),
-    pytest.param("phosphate", "1.50", None, id="phosphate at 3 months (interval from 1 y)"),
-    pytest.param("vitamin_b12", "300", 15, id="B12 at 15 y (decision bands from 16 y)"),
-    pytest.param("pth", "3.0", 10, id="PTH at 10 y (interval from 18 y)"),
-])
+@pytest.mark.parametrize(
+    ("analyte", "value", "age"),
+    [
+        pytest.param("albumin", "40", None, id="albumin at 3 months (interval from 1 y)"),
+        pytest.param("phosphate", "1.50", None, id="phosphate at 3 months (interval from 1 y)"),
+        pytest.param("vitamin_b12", "300", 15, id="B12 at 15 y (decision bands from 16 y)"),
+        pytest.param("pth", "3.0", 10, id="PTH at 10 y (interval from 18 y)"),
+    ],
+)
 def test_value_with_no_interval_for_the_age_is_ind_and_panel_indeterminate(analyte, value, age):
     kw = {"age": age} if age is not None else {"birth_date": date(2026, 8, 20)}
     d = run([(analyte, value, CANONICAL_UNIT[analyte])], **kw)
@@ -942,13 +1114,51 @@ def test_one_sided_lab_range_high_only_flags_above_it():
     assert codes(d) == ["hypermagnesemia"]
 
 
-@pytest.mark.parametrize(("analyte", "value", "lab", "flag", "code"), [
-    pytest.param("potassium", "2.7", ("2.0", "5.0"), "LL", "hypokalemia", id="K 2.7 with lab 2.0-5.0 is LL critical"),
-    pytest.param("potassium", "6.5", ("3.0", "7.0"), "HH", "hyperkalemia", id="K 6.5 with lab 3.0-7.0 is HH critical"),
-    pytest.param("magnesium", "0.40", ("0.30", "1.00"), "LL", "hypomagnesemia", id="Mg 0.40 with lab 0.30-1.00 is LL critical"),
-    pytest.param("sodium", "118", ("110", "150"), "LL", "hyponatremia", id="Na 118 with lab 110-150 is LL critical"),
-    pytest.param("calcium_ionized", "1.60", ("1.00", "1.70"), "HH", "hypercalcemia", id="iCa 1.60 with lab 1.00-1.70 is HH critical"),
-])
+@pytest.mark.parametrize(
+    ("analyte", "value", "lab", "flag", "code"),
+    [
+        pytest.param(
+            "potassium",
+            "2.7",
+            ("2.0", "5.0"),
+            "LL",
+            "hypokalemia",
+            id="K 2.7 with lab 2.0-5.0 is LL critical",
+        ),
+        pytest.param(
+            "potassium",
+            "6.5",
+            ("3.0", "7.0"),
+            "HH",
+            "hyperkalemia",
+            id="K 6.5 with lab 3.0-7.0 is HH critical",
+        ),
+        pytest.param(
+            "magnesium",
+            "0.40",
+            ("0.30", "1.00"),
+            "LL",
+            "hypomagnesemia",
+            id="Mg 0.40 with lab 0.30-1.00 is LL critical",
+        ),
+        pytest.param(
+            "sodium",
+            "118",
+            ("110", "150"),
+            "LL",
+            "hyponatremia",
+            id="Na 118 with lab 110-150 is LL critical",
+        ),
+        pytest.param(
+            "calcium_ionized",
+            "1.60",
+            ("1.00", "1.70"),
+            "HH",
+            "hypercalcemia",
+            id="iCa 1.60 with lab 1.00-1.70 is HH critical",
+        ),
+    ],
+)
 def test_critical_limits_apply_inside_a_lab_range(analyte, value, lab, flag, code):
     d = run([(analyte, value, "mmol/L", lab)])
     assert flag_of(d, analyte) == flag
@@ -990,18 +1200,25 @@ def test_an_ind_result_beside_a_finding_leaves_the_panel_flagged():
 # --------------------------------------------------------------------------- vitamin D
 
 
-@pytest.mark.parametrize(("value", "unit", "code"), [
-    pytest.param("29", "nmol/L", "vitamin_d_deficiency", id="29 deficiency"),
-    pytest.param("30", "nmol/L", "vitamin_d_insufficiency", id="30 insufficiency"),
-    pytest.param("49", "nmol/L", "vitamin_d_insufficiency", id="49 insufficiency"),
-    pytest.param("50", "nmol/L", None, id="50 adequate"),
-    pytest.param("200", "nmol/L", None, id="200 adequate"),
-    pytest.param("201", "nmol/L", "vitamin_d_excess", id="201 excess"),
-    pytest.param("11.8", "ng/mL", "vitamin_d_deficiency", id="11.8 ng/mL = 29.45 -> 29 deficiency"),
-    pytest.param("12", "ng/mL", "vitamin_d_insufficiency", id="12 ng/mL = 29.952 -> 30 insufficiency"),
-    pytest.param("80.3", "ng/mL", None, id="80.3 ng/mL = 200.43 -> 200 adequate"),
-    pytest.param("80.4", "ng/mL", "vitamin_d_excess", id="80.4 ng/mL = 200.68 -> 201 excess"),
-])
+@pytest.mark.parametrize(
+    ("value", "unit", "code"),
+    [
+        pytest.param("29", "nmol/L", "vitamin_d_deficiency", id="29 deficiency"),
+        pytest.param("30", "nmol/L", "vitamin_d_insufficiency", id="30 insufficiency"),
+        pytest.param("49", "nmol/L", "vitamin_d_insufficiency", id="49 insufficiency"),
+        pytest.param("50", "nmol/L", None, id="50 adequate"),
+        pytest.param("200", "nmol/L", None, id="200 adequate"),
+        pytest.param("201", "nmol/L", "vitamin_d_excess", id="201 excess"),
+        pytest.param(
+            "11.8", "ng/mL", "vitamin_d_deficiency", id="11.8 ng/mL = 29.45 -> 29 deficiency"
+        ),
+        pytest.param(
+            "12", "ng/mL", "vitamin_d_insufficiency", id="12 ng/mL = 29.952 -> 30 insufficiency"
+        ),
+        pytest.param("80.3", "ng/mL", None, id="80.3 ng/mL = 200.43 -> 200 adequate"),
+        pytest.param("80.4", "ng/mL", "vitamin_d_excess", id="80.4 ng/mL = 200.68 -> 201 excess"),
+    ],
+)
 def test_vitamin_d_decision_bands_under_2026_1(value, unit, code):
     d = run([("vitamin_d_25oh", value, unit)])
     assert codes(d) == ([code] if code else [])
@@ -1014,13 +1231,16 @@ def test_vitamin_d_finding_reference_range_is_the_adequate_band_50_to_200(value)
     assert rr["low"] == 50 and rr["high"] == 200
 
 
-@pytest.mark.parametrize(("value", "code"), [
-    pytest.param("29", "vitamin_d_deficiency", id="29 deficiency"),
-    pytest.param("49", "vitamin_d_deficiency", id="49 deficiency"),
-    pytest.param("50", "vitamin_d_insufficiency", id="50 insufficiency"),
-    pytest.param("74", "vitamin_d_insufficiency", id="74 insufficiency"),
-    pytest.param("75", None, id="75 adequate"),
-])
+@pytest.mark.parametrize(
+    ("value", "code"),
+    [
+        pytest.param("29", "vitamin_d_deficiency", id="29 deficiency"),
+        pytest.param("49", "vitamin_d_deficiency", id="49 deficiency"),
+        pytest.param("50", "vitamin_d_insufficiency", id="50 insufficiency"),
+        pytest.param("74", "vitamin_d_insufficiency", id="74 insufficiency"),
+        pytest.param("75", None, id="75 adequate"),
+    ],
+)
 def test_vitamin_d_decision_bands_under_2026_2(value, code):
     d = run([("vitamin_d_25oh", value, "nmol/L")], ruleset="2026.2")
     assert d["ruleset"] == "2026.2"
@@ -1067,8 +1287,9 @@ def test_adult_magnesium_0_85_is_normal_and_0_84_low_under_2026_2():
 
 @pytest.mark.parametrize("version", ["2026.1", "2026.2"])
 def test_pediatric_magnesium_bands_are_unchanged_in_2026_2(version):
-    assert flag_of(run([("magnesium", "0.80", "mmol/L")], age=10, ruleset=version),
-                   "magnesium") == "N"
+    assert (
+        flag_of(run([("magnesium", "0.80", "mmol/L")], age=10, ruleset=version), "magnesium") == "N"
+    )
     d = run([("magnesium", "0.67", "mmol/L")], birth_date=date(2008, 11, 21), ruleset=version)
     assert flag_of(d, "magnesium") == "N"
 
@@ -1076,16 +1297,19 @@ def test_pediatric_magnesium_bands_are_unchanged_in_2026_2(version):
 # --------------------------------------------------------------------------- B12 and MMA
 
 
-@pytest.mark.parametrize(("value", "unit", "code"), [
-    pytest.param("132", "pmol/L", "b12_deficiency", id="132 deficiency"),
-    pytest.param("133", "pmol/L", "b12_borderline", id="133 borderline"),
-    pytest.param("258", "pmol/L", "b12_borderline", id="258 borderline"),
-    pytest.param("259", "pmol/L", None, id="259 normal"),
-    pytest.param("179", "pg/mL", "b12_deficiency", id="179 pg/mL = 132.07 -> 132 deficiency"),
-    pytest.param("180", "pg/mL", "b12_borderline", id="180 pg/mL = 132.80 -> 133 borderline"),
-    pytest.param("350", "pg/mL", "b12_borderline", id="350 pg/mL = 258.23 -> 258 borderline"),
-    pytest.param("351", "pg/mL", None, id="351 pg/mL = 258.97 -> 259 normal"),
-])
+@pytest.mark.parametrize(
+    ("value", "unit", "code"),
+    [
+        pytest.param("132", "pmol/L", "b12_deficiency", id="132 deficiency"),
+        pytest.param("133", "pmol/L", "b12_borderline", id="133 borderline"),
+        pytest.param("258", "pmol/L", "b12_borderline", id="258 borderline"),
+        pytest.param("259", "pmol/L", None, id="259 normal"),
+        pytest.param("179", "pg/mL", "b12_deficiency", id="179 pg/mL = 132.07 -> 132 deficiency"),
+        pytest.param("180", "pg/mL", "b12_borderline", id="180 pg/mL = 132.80 -> 133 borderline"),
+        pytest.param("350", "pg/mL", "b12_borderline", id="350 pg/mL = 258.23 -> 258 borderline"),
+        pytest.param("351", "pg/mL", None, id="351 pg/mL = 258.97 -> 259 normal"),
+    ],
+)
 def test_b12_decision_bands(value, unit, code):
     d = run([("vitamin_b12", value, unit)])
     assert codes(d) == ([code] if code else [])
@@ -1129,8 +1353,9 @@ def test_b12_below_133_is_deficiency_even_with_normal_mma():
 
 
 def test_mma_limit_from_a_lab_range_decides_borderline_b12():
-    d = run([("vitamin_b12", "200", "pmol/L"), ("methylmalonic_acid", "0.45", "umol/L",
-                                                 (None, "0.50"))])
+    d = run(
+        [("vitamin_b12", "200", "pmol/L"), ("methylmalonic_acid", "0.45", "umol/L", (None, "0.50"))]
+    )
     assert d["findings"] == []
     assert "b12_deficiency_unlikely" in note_codes(d)
 
@@ -1165,10 +1390,13 @@ def test_folate_above_the_lab_range_is_h_with_no_finding():
     assert d["findings"] == []
 
 
-@pytest.mark.parametrize(("analyte", "value", "lab"), [
-    pytest.param("methylmalonic_acid", "0.05", ("0.07", "0.40"), id="MMA"),
-    pytest.param("homocysteine", "4.0", ("5", "15"), id="homocysteine"),
-])
+@pytest.mark.parametrize(
+    ("analyte", "value", "lab"),
+    [
+        pytest.param("methylmalonic_acid", "0.05", ("0.07", "0.40"), id="MMA"),
+        pytest.param("homocysteine", "4.0", ("5", "15"), id="homocysteine"),
+    ],
+)
 def test_mma_or_homocysteine_below_the_lab_range_is_l_with_no_finding(analyte, value, lab):
     d = run([(analyte, value, "umol/L", lab)])
     assert flag_of(d, analyte) == "L"
@@ -1180,7 +1408,9 @@ def test_elevated_mma_without_creatinine_gets_check_renal_function():
 
 
 def test_elevated_mma_with_creatinine_measured_gets_no_check_renal_function():
-    d = run([("methylmalonic_acid", "0.50", "umol/L"), ("creatinine", "80", "umol/L", ("45", "90"))])
+    d = run(
+        [("methylmalonic_acid", "0.50", "umol/L"), ("creatinine", "80", "umol/L", ("45", "90"))]
+    )
     assert "check_renal_function" not in follow_ups(d)
 
 
@@ -1380,20 +1610,48 @@ def test_twitching_in_two_sites_is_multifocal_not_urgent():
     assert red_flags(d) == {"multifocal_twitching": False}
 
 
-@pytest.mark.parametrize(("symptoms", "code", "urgent"), [
-    pytest.param(("stiffness",), "stiffness", False, id="stiffness"),
-    pytest.param(("numbness",), "sensory_symptoms", False, id="numbness is sensory_symptoms"),
-    pytest.param(("tingling",), "sensory_symptoms", False, id="tingling is sensory_symptoms"),
-    pytest.param(("numbness", "tingling"), "sensory_symptoms", False, id="numbness and tingling once"),
-    pytest.param(("muscle_weakness",), "weakness", True, id="muscle_weakness with twitching is weakness urgent"),
-    pytest.param(("muscle_wasting",), "muscle_wasting", True, id="muscle_wasting urgent"),
-    pytest.param(("walking_difficulty",), "walking_difficulty", True, id="walking_difficulty urgent"),
-    pytest.param(("slurred_speech",), "bulbar_symptoms", True, id="slurred_speech is bulbar urgent"),
-    pytest.param(("swallowing_difficulty",), "bulbar_symptoms", True, id="swallowing_difficulty is bulbar urgent"),
-    pytest.param(("breathing_difficulty",), "bulbar_symptoms", True, id="breathing_difficulty is bulbar urgent"),
-    pytest.param(("slurred_speech", "swallowing_difficulty", "breathing_difficulty"), "bulbar_symptoms",
-                 True, id="three bulbar symptoms are one red flag"),
-])
+@pytest.mark.parametrize(
+    ("symptoms", "code", "urgent"),
+    [
+        pytest.param(("stiffness",), "stiffness", False, id="stiffness"),
+        pytest.param(("numbness",), "sensory_symptoms", False, id="numbness is sensory_symptoms"),
+        pytest.param(("tingling",), "sensory_symptoms", False, id="tingling is sensory_symptoms"),
+        pytest.param(
+            ("numbness", "tingling"), "sensory_symptoms", False, id="numbness and tingling once"
+        ),
+        pytest.param(
+            ("muscle_weakness",),
+            "weakness",
+            True,
+            id="muscle_weakness with twitching is weakness urgent",
+        ),
+        pytest.param(("muscle_wasting",), "muscle_wasting", True, id="muscle_wasting urgent"),
+        pytest.param(
+            ("walking_difficulty",), "walking_difficulty", True, id="walking_difficulty urgent"
+        ),
+        pytest.param(
+            ("slurred_speech",), "bulbar_symptoms", True, id="slurred_speech is bulbar urgent"
+        ),
+        pytest.param(
+            ("swallowing_difficulty",),
+            "bulbar_symptoms",
+            True,
+            id="swallowing_difficulty is bulbar urgent",
+        ),
+        pytest.param(
+            ("breathing_difficulty",),
+            "bulbar_symptoms",
+            True,
+            id="breathing_difficulty is bulbar urgent",
+        ),
+        pytest.param(
+            ("slurred_speech", "swallowing_difficulty", "breathing_difficulty"),
+            "bulbar_symptoms",
+            True,
+            id="three bulbar symptoms are one red flag",
+        ),
+    ],
+)
 def test_red_flag_for_symptom_with_twitching(symptoms, code, urgent):
     d = run(NORMAL_K, twitching=twitch("eyelid", days=3), symptoms=symptoms)
     assert red_flags(d) == {code: urgent}
@@ -1426,10 +1684,18 @@ def test_short_single_site_twitching_alone_raises_no_red_flag():
 
 
 def test_red_flags_have_a_detail():
-    d = run(NORMAL_K, twitching=twitch("toes", "calf", days=30),
-            symptoms=("muscle_weakness", "numbness", "stiffness"))
-    assert set(red_flags(d)) == {"persistent_twitching", "multifocal_twitching", "weakness",
-                                 "sensory_symptoms", "stiffness"}
+    d = run(
+        NORMAL_K,
+        twitching=twitch("toes", "calf", days=30),
+        symptoms=("muscle_weakness", "numbness", "stiffness"),
+    )
+    assert set(red_flags(d)) == {
+        "persistent_twitching",
+        "multifocal_twitching",
+        "weakness",
+        "sensory_symptoms",
+        "stiffness",
+    }
     assert all(isinstance(rf["detail"], str) and rf["detail"] for rf in d["red_flags"])
 
 
@@ -1437,32 +1703,41 @@ def test_red_flags_have_a_detail():
 
 
 def test_loop_diuretic_relates_to_hypokalemia_and_hypomagnesemia():
-    d = run([("potassium", "3.2", "mmol/L"), ("magnesium", "0.60", "mmol/L")],
-            medications=("loop_diuretic",))
+    d = run(
+        [("potassium", "3.2", "mmol/L"), ("magnesium", "0.60", "mmol/L")],
+        medications=("loop_diuretic",),
+    )
     assert factors(d) == {"loop_diuretic": {"hypokalemia", "hypomagnesemia"}}
     assert all(cf["detail"] for cf in d["contributing_factors"])
 
 
 def test_thiazide_with_only_hypokalemia_relates_to_hypokalemia_only():
-    d = run([("potassium", "3.2", "mmol/L"), ("magnesium", "0.80", "mmol/L")],
-            medications=("thiazide_diuretic",))
+    d = run(
+        [("potassium", "3.2", "mmol/L"), ("magnesium", "0.80", "mmol/L")],
+        medications=("thiazide_diuretic",),
+    )
     assert factors(d) == {"thiazide_diuretic": {"hypokalemia"}}
 
 
 def test_factor_is_not_listed_when_nothing_it_relates_to_is_present():
-    d = run([("potassium", "4.0", "mmol/L"), ("magnesium", "0.80", "mmol/L")],
-            medications=("loop_diuretic", "proton_pump_inhibitor"), factors=("caffeine",))
+    d = run(
+        [("potassium", "4.0", "mmol/L"), ("magnesium", "0.80", "mmol/L")],
+        medications=("loop_diuretic", "proton_pump_inhibitor"),
+        factors=("caffeine",),
+    )
     assert d["contributing_factors"] == []
 
 
 def test_caffeine_relates_to_twitching_only_when_twitching_is_present():
     assert factors(run(NORMAL_K, factors=("caffeine",), twitching=twitch())) == {
-        "caffeine": {"twitching"}}
+        "caffeine": {"twitching"}
+    }
     assert factors(run(NORMAL_K, factors=("caffeine",))) == {}
 
 
-@pytest.mark.parametrize("factor", ["caffeine", "stress", "fatigue", "recent_illness",
-                                    "tight_footwear"])
+@pytest.mark.parametrize(
+    "factor", ["caffeine", "stress", "fatigue", "recent_illness", "tight_footwear"]
+)
 def test_twitching_factors_relate_to_twitching(factor):
     d = run(NORMAL_K, factors=(factor,), twitching=twitch())
     assert factors(d) == {factor: {"twitching"}}
@@ -1470,8 +1745,10 @@ def test_twitching_factors_relate_to_twitching(factor):
 
 
 def test_ppi_relates_to_hypomagnesemia_and_b12_findings():
-    d = run([("magnesium", "0.60", "mmol/L"), ("vitamin_b12", "120", "pmol/L")],
-            medications=("proton_pump_inhibitor",))
+    d = run(
+        [("magnesium", "0.60", "mmol/L"), ("vitamin_b12", "120", "pmol/L")],
+        medications=("proton_pump_inhibitor",),
+    )
     assert factors(d) == {"proton_pump_inhibitor": {"hypomagnesemia", "b12_deficiency"}}
     d = run([("vitamin_b12", "200", "pmol/L")], medications=("proton_pump_inhibitor",))
     assert factors(d) == {"proton_pump_inhibitor": {"b12_borderline"}}
@@ -1490,11 +1767,17 @@ def test_digoxin_relates_to_hypokalemia():
     assert factors(d) == {"digoxin": {"hypokalemia"}}
 
 
-@pytest.mark.parametrize(("kind", "code"), [
-    ("medications", "aminoglycoside"), ("medications", "cisplatin"),
-    ("medications", "calcineurin_inhibitor"), ("medications", "laxative"),
-    ("factors", "intense_exercise"), ("factors", "diabetes"),
-])
+@pytest.mark.parametrize(
+    ("kind", "code"),
+    [
+        ("medications", "aminoglycoside"),
+        ("medications", "cisplatin"),
+        ("medications", "calcineurin_inhibitor"),
+        ("medications", "laxative"),
+        ("factors", "intense_exercise"),
+        ("factors", "diabetes"),
+    ],
+)
 def test_magnesium_wasting_causes_relate_to_hypomagnesemia(kind, code):
     d = run([("magnesium", "0.60", "mmol/L")], **{kind: (code,)})
     assert factors(d) == {code: {"hypomagnesemia"}}
@@ -1507,8 +1790,10 @@ def test_alcohol_is_listed_once_relating_to_hypomagnesemia_and_twitching():
 
 
 def test_dehydration_relates_to_electrolyte_findings_and_elevated_mma():
-    d = run([("sodium", "150", "mmol/L"), ("methylmalonic_acid", "0.50", "umol/L")],
-            factors=("dehydration",))
+    d = run(
+        [("sodium", "150", "mmol/L"), ("methylmalonic_acid", "0.50", "umol/L")],
+        factors=("dehydration",),
+    )
     assert factors(d) == {"dehydration": {"hypernatremia", "elevated_mma"}}
 
 
@@ -1518,15 +1803,17 @@ def test_dehydration_does_not_relate_to_vitamin_d_deficiency():
 
 
 def test_gadolinium_relates_to_pseudohypocalcemia_note_or_hypocalcemia():
-    d = run([("calcium", "2.00", "mmol/L"), ("albumin", "30", "g/L")],
-            factors=("gadolinium_contrast",))
+    d = run(
+        [("calcium", "2.00", "mmol/L"), ("albumin", "30", "g/L")], factors=("gadolinium_contrast",)
+    )
     assert factors(d) == {"gadolinium_contrast": {"pseudohypocalcemia"}}
     d = run([("calcium", "1.90", "mmol/L")], factors=("gadolinium_contrast",))
     assert factors(d) == {"gadolinium_contrast": {"hypocalcemia"}}
 
 
-@pytest.mark.parametrize("factor", ["biotin_supplement", "recent_b12_injection", "pregnancy",
-                                    "vegan_diet"])
+@pytest.mark.parametrize(
+    "factor", ["biotin_supplement", "recent_b12_injection", "pregnancy", "vegan_diet"]
+)
 def test_b12_related_factors_relate_to_b12_findings(factor):
     d = run([("vitamin_b12", "200", "pmol/L")], factors=(factor,))
     assert factors(d) == {factor: {"b12_borderline"}}
@@ -1551,8 +1838,13 @@ def test_hypocalcemia_without_magnesium_vitamin_d_pth_gets_those_checks():
 
 
 def test_hypocalcemia_with_vitamin_d_and_pth_measured_gets_neither_check():
-    d = run([("calcium", "1.90", "mmol/L"), ("vitamin_d_25oh", "60", "nmol/L"),
-             ("pth", "5.0", "pmol/L")])
+    d = run(
+        [
+            ("calcium", "1.90", "mmol/L"),
+            ("vitamin_d_25oh", "60", "nmol/L"),
+            ("pth", "5.0", "pmol/L"),
+        ]
+    )
     fu = follow_ups(d)
     assert "check_vitamin_d" not in fu and "check_pth" not in fu
 
@@ -1589,10 +1881,19 @@ def test_sensory_symptoms_with_b12_measured_get_no_check_b12():
 
 
 def test_follow_ups_come_once_each_in_the_order_of_clinical_md_with_reasons():
-    d = run([("potassium", "3.2", "mmol/L"), ("vitamin_b12", "200", "pmol/L")], hemolyzed=True,
-            twitching=twitch(), symptoms=("muscle_weakness",))
-    assert follow_ups(d) == ["check_magnesium", "check_mma", "repeat_potassium",
-                             "clinical_evaluation", "urgent_neurology_referral"]
+    d = run(
+        [("potassium", "3.2", "mmol/L"), ("vitamin_b12", "200", "pmol/L")],
+        hemolyzed=True,
+        twitching=twitch(),
+        symptoms=("muscle_weakness",),
+    )
+    assert follow_ups(d) == [
+        "check_magnesium",
+        "check_mma",
+        "repeat_potassium",
+        "clinical_evaluation",
+        "urgent_neurology_referral",
+    ]
     assert all(isinstance(f["reason"], str) and f["reason"] for f in d["follow_up"])
 
 
@@ -1600,8 +1901,13 @@ def test_follow_ups_come_once_each_in_the_order_of_clinical_md_with_reasons():
 
 
 def test_normal_panel_is_status_normal_priority_routine():
-    d = run([("magnesium", "0.85", "mmol/L"), ("potassium", "4.2", "mmol/L"),
-             ("sodium", "140", "mmol/L")])
+    d = run(
+        [
+            ("magnesium", "0.85", "mmol/L"),
+            ("potassium", "4.2", "mmol/L"),
+            ("sodium", "140", "mmol/L"),
+        ]
+    )
     assert d["status"] == "normal" and d["priority"] == "routine"
     assert d["findings"] == [] and d["red_flags"] == []
     assert all(r["interpretation"] == "N" for r in d["results"])
@@ -1642,15 +1948,41 @@ def test_interpretation_object_exposes_status_and_priority():
 
 def test_interpretation_dict_has_the_documented_keys():
     d = run([("magnesium", "0.60", "mmol/L")])
-    assert set(d) >= {"ruleset", "status", "priority", "results", "findings", "red_flags",
-                      "contributing_factors", "follow_up", "notes", "summary"}
+    assert set(d) >= {
+        "ruleset",
+        "status",
+        "priority",
+        "results",
+        "findings",
+        "red_flags",
+        "contributing_factors",
+        "follow_up",
+        "notes",
+        "summary",
+    }
     assert d["ruleset"] == "2026.1"
     f = finding(d, "hypomagnesemia")
-    assert set(f) >= {"code", "analyte", "value", "unit", "reported", "reference_range",
-                      "interpretation", "grade", "severity", "critical", "possibly_spurious",
-                      "explanation", "source"}
-    assert f["reference_range"] == {"low": D("0.70"), "high": D("1.10"), "unit": "mmol/L",
-                                    "source": "ruleset"}
+    assert set(f) >= {
+        "code",
+        "analyte",
+        "value",
+        "unit",
+        "reported",
+        "reference_range",
+        "interpretation",
+        "grade",
+        "severity",
+        "critical",
+        "possibly_spurious",
+        "explanation",
+        "source",
+    }
+    assert f["reference_range"] == {
+        "low": D("0.70"),
+        "high": D("1.10"),
+        "unit": "mmol/L",
+        "source": "ruleset",
+    }
 
 
 # --------------------------------------------------------------------------- API.md example
@@ -1682,13 +2014,21 @@ def test_api_example_magnesium_is_0_45_low_hypomagnesemia_grade_2_moderate():
     d = _api_example()
     r = result_of(d, "magnesium")
     assert r["value"] == D("0.45") and r["unit"] == "mmol/L" and r["interpretation"] == "L"
-    assert r["reference_range"] == {"low": D("0.70"), "high": D("1.10"), "unit": "mmol/L",
-                                    "source": "ruleset"}
+    assert r["reference_range"] == {
+        "low": D("0.70"),
+        "high": D("1.10"),
+        "unit": "mmol/L",
+        "source": "ruleset",
+    }
     f = finding(d, "hypomagnesemia")
     assert f["value"] == D("0.45") and f["unit"] == "mmol/L"
     assert f["reported"] == {"value": D("1.1"), "unit": "mg/dL"}
-    assert f["reference_range"] == {"low": D("0.70"), "high": D("1.10"), "unit": "mmol/L",
-                                    "source": "ruleset"}
+    assert f["reference_range"] == {
+        "low": D("0.70"),
+        "high": D("1.10"),
+        "unit": "mmol/L",
+        "source": "ruleset",
+    }
     assert f["interpretation"] == "L"
     assert f["grade"] == 2 and f["severity"] == "moderate"
     assert f["critical"] is False and f["possibly_spurious"] is False
@@ -1701,13 +2041,23 @@ def test_api_example_findings_red_flags_and_priority():
     d = _api_example()
     # K 3.2 with twitching: grade 2; Ca corrected 2.18 normal; albumin 32 low; vitD 35
     # insufficient; B12 180 pg/mL = 133 borderline
-    assert codes(d) == sorted(["hypomagnesemia", "hypokalemia", "hypoalbuminemia",
-                               "vitamin_d_insufficiency", "b12_borderline"])
+    assert codes(d) == sorted(
+        [
+            "hypomagnesemia",
+            "hypokalemia",
+            "hypoalbuminemia",
+            "vitamin_d_insufficiency",
+            "b12_borderline",
+        ]
+    )
     assert finding(d, "hypokalemia")["grade"] == 2
     assert finding(d, "hypokalemia")["severity"] == "moderate"
     assert result_of(d, "potassium")["interpretation"] == "L"
-    assert red_flags(d) == {"persistent_twitching": False, "weakness": True,
-                            "sensory_symptoms": False}
+    assert red_flags(d) == {
+        "persistent_twitching": False,
+        "weakness": True,
+        "sensory_symptoms": False,
+    }
     assert d["status"] == "flagged"
     assert d["priority"] == "urgent"
 
@@ -1722,10 +2072,17 @@ def test_api_example_b12_is_low_by_the_lab_range_and_borderline_by_the_guideline
 
 def test_api_example_contributing_factors_follow_ups_and_notes():
     d = _api_example()
-    assert factors(d) == {"loop_diuretic": {"hypokalemia", "hypomagnesemia"},
-                          "caffeine": {"twitching"}, "stress": {"twitching"}}
-    assert follow_ups(d) == ["check_ionized_calcium", "check_mma", "clinical_evaluation",
-                             "urgent_neurology_referral"]
+    assert factors(d) == {
+        "loop_diuretic": {"hypokalemia", "hypomagnesemia"},
+        "caffeine": {"twitching"},
+        "stress": {"twitching"},
+    }
+    assert follow_ups(d) == [
+        "check_ionized_calcium",
+        "check_mma",
+        "clinical_evaluation",
+        "urgent_neurology_referral",
+    ]
     notes = note_codes(d)
     assert "pseudohypocalcemia" in notes
     assert "age_unknown" not in notes and "loinc_unit_mismatch" not in notes
@@ -1795,18 +2152,22 @@ def test_ionized_hypocalcemia_without_magnesium_vitamin_d_pth_gets_those_checks(
 
 
 def test_digoxin_relates_to_hypokalemia_and_hypomagnesemia():
-    d = run([("potassium", "3.2", "mmol/L"), ("magnesium", "0.60", "mmol/L")],
-            medications=("digoxin",))
+    d = run(
+        [("potassium", "3.2", "mmol/L"), ("magnesium", "0.60", "mmol/L")], medications=("digoxin",)
+    )
     assert factors(d) == {"digoxin": {"hypokalemia", "hypomagnesemia"}}
 
 
-@pytest.mark.parametrize(("analyte", "value", "code"), [
-    pytest.param("magnesium", "0.60", "hypomagnesemia", id="hypomagnesemia"),
-    pytest.param("potassium", "3.2", "hypokalemia", id="hypokalemia"),
-    pytest.param("calcium", "2.60", "hypercalcemia", id="hypercalcemia"),
-    pytest.param("phosphate", "0.70", "hypophosphatemia", id="hypophosphatemia"),
-    pytest.param("sodium", "132", "hyponatremia", id="hyponatremia"),
-])
+@pytest.mark.parametrize(
+    ("analyte", "value", "code"),
+    [
+        pytest.param("magnesium", "0.60", "hypomagnesemia", id="hypomagnesemia"),
+        pytest.param("potassium", "3.2", "hypokalemia", id="hypokalemia"),
+        pytest.param("calcium", "2.60", "hypercalcemia", id="hypercalcemia"),
+        pytest.param("phosphate", "0.70", "hypophosphatemia", id="hypophosphatemia"),
+        pytest.param("sodium", "132", "hyponatremia", id="hyponatremia"),
+    ],
+)
 def test_dehydration_relates_to_each_electrolyte_finding(analyte, value, code):
     d = run([(analyte, value, CANONICAL_UNIT[analyte])], factors=("dehydration",))
     assert factors(d) == {"dehydration": {code}}
@@ -1815,7 +2176,8 @@ def test_dehydration_relates_to_each_electrolyte_finding(analyte, value, code):
 def test_every_result_of_the_api_example_is_listed():
     d = _api_example()
     assert sorted(r["analyte"] for r in d["results"]) == sorted(
-        ["magnesium", "potassium", "calcium", "albumin", "vitamin_d_25oh", "vitamin_b12"])
+        ["magnesium", "potassium", "calcium", "albumin", "vitamin_d_25oh", "vitamin_b12"]
+    )
     assert result_of(d, "calcium")["value"] == D("2.02")
     assert result_of(d, "albumin")["value"] == 32
     assert result_of(d, "vitamin_d_25oh")["value"] == 35

@@ -26,36 +26,40 @@ def only(accepted, analyte):
 
 # --- conversion and rounding -------------------------------------------------------------
 
-@pytest.mark.parametrize(("analyte", "value", "unit", "canonical"), [
-    ("magnesium", "1.7", "mg/dL", "0.70"),  # 0.69938, not 0.699
-    ("magnesium", "1.7", "mEq/L", "0.85"),
-    ("magnesium", "2.07", "mg/dL", "0.85"),
-    ("magnesium", "0.7", "mmol/L", "0.70"),  # already canonical: still rounded (scale 2)
-    ("potassium", "3.45", "mmol/L", "3.5"),  # half up
-    ("potassium", "3.44", "mEq/L", "3.4"),
-    ("sodium", "134.5", "mmol/L", "135"),
-    ("sodium", "140", "meq/L", "140"),
-    ("calcium", "8.1", "mg/dL", "2.02"),  # 2.02095
-    ("calcium", "4.3", "mEq/L", "2.15"),
-    ("calcium_ionized", "4.6", "mg/dL", "1.15"),  # 1.1477
-    ("albumin", "3.2", "g/dL", "32"),
-    ("albumin", "3.45", "g/dL", "35"),  # 34.5 -> 35 half up
-    ("phosphate", "2.5", "mg/dL", "0.81"),  # 0.80725
-    ("vitamin_d_25oh", "20", "ng/mL", "50"),  # 49.92
-    ("vitamin_d_25oh", "12", "ng/mL", "30"),  # 29.952
-    ("vitamin_b12", "180", "pg/mL", "133"),  # 132.804
-    ("vitamin_b12", "350", "ng/L", "258"),  # 258.23
-    ("vitamin_b12", "351", "pg/mL", "259"),  # 258.97
-    ("methylmalonic_acid", "400", "nmol/L", "0.40"),
-    ("methylmalonic_acid", "0.4", "nmol/mL", "0.40"),
-    ("homocysteine", "15.04", "umol/L", "15.0"),
-    ("folate", "4.0", "ng/mL", "9.1"),  # 9.064
-    ("folate", "4.0", "ug/L", "9.1"),
-    ("pth", "65", "pg/mL", "6.9"),  # 6.89
-    ("pth", "15", "ng/L", "1.6"),  # 1.59
-    ("creatinine", "1.0", "mg/dL", "88"),  # 88.4
-    ("creatinine", "1.13", "mg/dL", "100"),  # 99.892
-])
+
+@pytest.mark.parametrize(
+    ("analyte", "value", "unit", "canonical"),
+    [
+        ("magnesium", "1.7", "mg/dL", "0.70"),  # 0.69938, not 0.699
+        ("magnesium", "1.7", "mEq/L", "0.85"),
+        ("magnesium", "2.07", "mg/dL", "0.85"),
+        ("magnesium", "0.7", "mmol/L", "0.70"),  # already canonical: still rounded (scale 2)
+        ("potassium", "3.45", "mmol/L", "3.5"),  # half up
+        ("potassium", "3.44", "mEq/L", "3.4"),
+        ("sodium", "134.5", "mmol/L", "135"),
+        ("sodium", "140", "meq/L", "140"),
+        ("calcium", "8.1", "mg/dL", "2.02"),  # 2.02095
+        ("calcium", "4.3", "mEq/L", "2.15"),
+        ("calcium_ionized", "4.6", "mg/dL", "1.15"),  # 1.1477
+        ("albumin", "3.2", "g/dL", "32"),
+        ("albumin", "3.45", "g/dL", "35"),  # 34.5 -> 35 half up
+        ("phosphate", "2.5", "mg/dL", "0.81"),  # 0.80725
+        ("vitamin_d_25oh", "20", "ng/mL", "50"),  # 49.92
+        ("vitamin_d_25oh", "12", "ng/mL", "30"),  # 29.952
+        ("vitamin_b12", "180", "pg/mL", "133"),  # 132.804
+        ("vitamin_b12", "350", "ng/L", "258"),  # 258.23
+        ("vitamin_b12", "351", "pg/mL", "259"),  # 258.97
+        ("methylmalonic_acid", "400", "nmol/L", "0.40"),
+        ("methylmalonic_acid", "0.4", "nmol/mL", "0.40"),
+        ("homocysteine", "15.04", "umol/L", "15.0"),
+        ("folate", "4.0", "ng/mL", "9.1"),  # 9.064
+        ("folate", "4.0", "ug/L", "9.1"),
+        ("pth", "65", "pg/mL", "6.9"),  # 6.89
+        ("pth", "15", "ng/L", "1.6"),  # 1.59
+        ("creatinine", "1.0", "mg/dL", "88"),  # 88.4
+        ("creatinine", "1.13", "mg/dL", "100"),  # 99.892
+    ],
+)
 def test_conversion_rounds_half_up_to_reporting_precision(analyte, value, unit, canonical):
     r = only(accept(res(analyte, value, unit)), analyte)
     assert r.value == D(canonical) and str(r.value) == canonical
@@ -89,17 +93,22 @@ def test_analyte_and_loinc_agreeing_is_accepted():
 
 
 def test_context_codes_are_normalised_and_deduplicated():
-    a = accept(res("potassium", "4.0", "mmol/L"), symptoms=("Cramps", "cramps"),
-               medications=("LOOP_DIURETIC",))
+    a = accept(
+        res("potassium", "4.0", "mmol/L"),
+        symptoms=("Cramps", "cramps"),
+        medications=("LOOP_DIURETIC",),
+    )
     assert a.context.symptoms == ("cramps",) and a.context.medications == ("loop_diuretic",)
 
 
 # --- rejections --------------------------------------------------------------------------
 
+
 def test_unit_not_valid_names_the_allowed_units():
     errors = reject(res("magnesium", "0.8", "mmol/L"), res("potassium", "4", "mg/dL"))
-    assert errors == {"results.1.unit": [
-        "unit 'mg/dL' is not valid for potassium; use mmol/L or mEq/L"]}
+    assert errors == {
+        "results.1.unit": ["unit 'mg/dL' is not valid for potassium; use mmol/L or mEq/L"]
+    }
 
 
 def test_unit_missing():
@@ -117,13 +126,16 @@ def test_unknown_loinc():
     assert msg.startswith("unknown LOINC code '9999-9'")
 
 
-@pytest.mark.parametrize(("code", "reason"), [
-    ("2593-2", "erythrocyte magnesium"),
-    ("16695-9", "whole-blood vitamin B12"),
-    ("35365-6", "vitamin D and metabolites"),
-    ("49054-0", "25-OH vitamin D2 alone"),
-    ("46269-7", "25-OH vitamin D2 alone"),
-])
+@pytest.mark.parametrize(
+    ("code", "reason"),
+    [
+        ("2593-2", "erythrocyte magnesium"),
+        ("16695-9", "whole-blood vitamin B12"),
+        ("35365-6", "vitamin D and metabolites"),
+        ("49054-0", "25-OH vitamin D2 alone"),
+        ("46269-7", "25-OH vitamin D2 alone"),
+    ],
+)
 def test_refused_loinc_says_why(code, reason):
     msg = reject(res(code, "1", "mmol/L"))["results.0.loinc"][0]
     assert msg.startswith(f"LOINC {code} is {reason}")
@@ -131,9 +143,13 @@ def test_refused_loinc_says_why(code, reason):
 
 
 def test_erythrocyte_magnesium_message_exactly():
-    assert reject(res("magnesium", "0.8", "mmol/L"), res("potassium", "4", "mmol/L"),
-                  res("2593-2", "2", "mmol/L"))["results.2.loinc"] == [
-        "LOINC 2593-2 is erythrocyte magnesium, not a serum result of a supported analyte"]
+    assert reject(
+        res("magnesium", "0.8", "mmol/L"),
+        res("potassium", "4", "mmol/L"),
+        res("2593-2", "2", "mmol/L"),
+    )["results.2.loinc"] == [
+        "LOINC 2593-2 is erythrocyte magnesium, not a serum result of a supported analyte"
+    ]
 
 
 def test_analyte_and_loinc_disagreeing_is_rejected_on_loinc():
@@ -145,35 +161,51 @@ def test_neither_analyte_nor_loinc():
     assert reject(res(None, "1", "mmol/L"))["results.0.analyte"] == ["analyte or loinc is required"]
 
 
-@pytest.mark.parametrize(("value", "message"), [
-    (None, "value is required"),
-    ("0", "value must be greater than zero"),
-    ("-1", "value must be greater than zero"),
-])
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        (None, "value is required"),
+        ("0", "value must be greater than zero"),
+        ("-1", "value must be greater than zero"),
+    ],
+)
 def test_value_missing_zero_or_negative(value, message):
     assert reject(res("potassium", value, "mmol/L"))["results.0.value"] == [message]
 
 
 def test_physiologically_impossible_value():
     assert reject(res("magnesium", "25", "mmol/L"))["results.0.value"] == [
-        "magnesium 25 mmol/L is outside the physiologically possible range 0.05–10 mmol/L"]
+        "magnesium 25 mmol/L is outside the physiologically possible range 0.05–10 mmol/L"
+    ]
 
 
 def test_impossible_value_in_another_unit_shows_both_units():
     msg = reject(res("magnesium", "30", "mg/dL"))["results.0.value"][0]
-    assert msg == ("magnesium 30 mg/dL (12.34 mmol/L) is outside the physiologically possible "
-                   "range 0.05–10 mmol/L")
+    assert msg == (
+        "magnesium 30 mg/dL (12.34 mmol/L) is outside the physiologically possible "
+        "range 0.05–10 mmol/L"
+    )
 
 
-@pytest.mark.parametrize(("analyte", "low", "high", "unit"), [
-    ("magnesium", "0.05", "10", "mmol/L"), ("potassium", "0.5", "15", "mmol/L"),
-    ("sodium", "80", "220", "mmol/L"), ("calcium", "0.2", "7", "mmol/L"),
-    ("calcium_ionized", "0.1", "4", "mmol/L"), ("albumin", "1", "90", "g/L"),
-    ("phosphate", "0.05", "10", "mmol/L"), ("vitamin_d_25oh", "1", "1500", "nmol/L"),
-    ("vitamin_b12", "1", "20000", "pmol/L"), ("methylmalonic_acid", "0.01", "5000", "umol/L"),
-    ("homocysteine", "0.5", "500", "umol/L"), ("folate", "0.5", "500", "nmol/L"),
-    ("pth", "0.05", "1000", "pmol/L"), ("creatinine", "5", "5000", "umol/L"),
-])
+@pytest.mark.parametrize(
+    ("analyte", "low", "high", "unit"),
+    [
+        ("magnesium", "0.05", "10", "mmol/L"),
+        ("potassium", "0.5", "15", "mmol/L"),
+        ("sodium", "80", "220", "mmol/L"),
+        ("calcium", "0.2", "7", "mmol/L"),
+        ("calcium_ionized", "0.1", "4", "mmol/L"),
+        ("albumin", "1", "90", "g/L"),
+        ("phosphate", "0.05", "10", "mmol/L"),
+        ("vitamin_d_25oh", "1", "1500", "nmol/L"),
+        ("vitamin_b12", "1", "20000", "pmol/L"),
+        ("methylmalonic_acid", "0.01", "5000", "umol/L"),
+        ("homocysteine", "0.5", "500", "umol/L"),
+        ("folate", "0.5", "500", "nmol/L"),
+        ("pth", "0.05", "1000", "pmol/L"),
+        ("creatinine", "5", "5000", "umol/L"),
+    ],
+)
 def test_accepted_range_limits_are_inclusive(analyte, low, high, unit):
     accept(res(analyte, low, unit))
     accept(res(analyte, high, unit))
@@ -189,14 +221,20 @@ def test_lab_range_low_above_high():
 
 
 def test_one_sided_lab_ranges_are_allowed():
-    a = accept(res("methylmalonic_acid", "0.3", "umol/L", high="0.4"),
-               res("vitamin_d_25oh", "80", "nmol/L", low="75"))
+    a = accept(
+        res("methylmalonic_acid", "0.3", "umol/L", high="0.4"),
+        res("vitamin_d_25oh", "80", "nmol/L", low="75"),
+    )
     assert a.results[0].reference_range.high == D("0.4")
 
 
 def test_duplicate_analyte_names_the_first():
-    errors = reject(res("magnesium", "0.8", "mmol/L"), res("potassium", "4", "mmol/L"),
-                    res("sodium", "140", "mmol/L"), res("6298-4", "4.1", "mmol/L"))
+    errors = reject(
+        res("magnesium", "0.8", "mmol/L"),
+        res("potassium", "4", "mmol/L"),
+        res("sodium", "140", "mmol/L"),
+        res("6298-4", "4.1", "mmol/L"),
+    )
     assert errors == {"results.3.analyte": ["duplicate analyte potassium (also results.1)"]}
 
 
@@ -228,27 +266,46 @@ def test_collected_on_the_day_of_birth_is_fine():
 
 
 def test_naive_collection_time_is_utc():
-    a = accept_panel(raw_panel(res("potassium", "4", "mmol/L"),
-                               collected_at=dt.datetime(2026, 11, 20, 8, 30)), R1, NOW)
+    a = accept_panel(
+        raw_panel(res("potassium", "4", "mmol/L"), collected_at=dt.datetime(2026, 11, 20, 8, 30)),
+        R1,
+        NOW,
+    )
     assert a.collected_at.tzinfo is not None
 
 
 def test_unknown_context_codes_name_the_allowed_ones():
-    errors = reject(res("potassium", "4", "mmol/L"), symptoms=("cramps", "headache"),
-                    factors=("sunburn",), medications=("aspirin",))
-    assert errors["context.symptoms.1"][0].startswith("unknown symptom 'headache'; allowed: "
-                                                      "muscle_weakness, muscle_wasting")
+    errors = reject(
+        res("potassium", "4", "mmol/L"),
+        symptoms=("cramps", "headache"),
+        factors=("sunburn",),
+        medications=("aspirin",),
+    )
+    assert errors["context.symptoms.1"][0].startswith(
+        "unknown symptom 'headache'; allowed: muscle_weakness, muscle_wasting"
+    )
     assert errors["context.factors.0"][0].startswith("unknown factor 'sunburn'; allowed: caffeine")
     assert errors["context.medications.0"][0].startswith(
-        "unknown medication 'aspirin'; allowed: loop_diuretic")
+        "unknown medication 'aspirin'; allowed: loop_diuretic"
+    )
 
 
 def test_all_problems_are_reported_at_once():
-    errors = reject(res("zinc", "1", "mmol/L"), res("potassium", "0", "mg/dL"),
-                    res("magnesium", "0.8", "mmol/L", low="2", high="1"),
-                    collected_at=NOW + dt.timedelta(hours=1), symptoms=("headache",))
-    assert set(errors) == {"results.0.analyte", "results.1.value", "results.1.unit",
-                           "results.2.reference_range", "collected_at", "context.symptoms.0"}
+    errors = reject(
+        res("zinc", "1", "mmol/L"),
+        res("potassium", "0", "mg/dL"),
+        res("magnesium", "0.8", "mmol/L", low="2", high="1"),
+        collected_at=NOW + dt.timedelta(hours=1),
+        symptoms=("headache",),
+    )
+    assert set(errors) == {
+        "results.0.analyte",
+        "results.1.value",
+        "results.1.unit",
+        "results.2.reference_range",
+        "collected_at",
+        "context.symptoms.0",
+    }
 
 
 def test_loinc_dimension_contradicting_the_unit_is_converted_by_its_unit():

@@ -21,26 +21,32 @@ from labinterp.domain.testing import D, finding_of, res, result_of, run
 COLLECTED_DAY = dt.date(2026, 11, 20)
 
 
-@pytest.mark.parametrize(("birth", "on", "years"), [
-    (dt.date(1966, 11, 20), dt.date(2026, 11, 20), 60),  # the birthday itself
-    (dt.date(1966, 11, 21), dt.date(2026, 11, 20), 59),  # the day before
-    (dt.date(2008, 2, 29), dt.date(2026, 2, 28), 17),  # Feb 29: not yet on Feb 28
-    (dt.date(2008, 2, 29), dt.date(2026, 3, 1), 18),  # ...a year older on Mar 1
-    (dt.date(2008, 2, 29), dt.date(2028, 2, 29), 20),  # leap year: on the day
-    (dt.date(2008, 2, 28), dt.date(2026, 2, 28), 18),
-])
+@pytest.mark.parametrize(
+    ("birth", "on", "years"),
+    [
+        (dt.date(1966, 11, 20), dt.date(2026, 11, 20), 60),  # the birthday itself
+        (dt.date(1966, 11, 21), dt.date(2026, 11, 20), 59),  # the day before
+        (dt.date(2008, 2, 29), dt.date(2026, 2, 28), 17),  # Feb 29: not yet on Feb 28
+        (dt.date(2008, 2, 29), dt.date(2026, 3, 1), 18),  # ...a year older on Mar 1
+        (dt.date(2008, 2, 29), dt.date(2028, 2, 29), 20),  # leap year: on the day
+        (dt.date(2008, 2, 28), dt.date(2026, 2, 28), 18),
+    ],
+)
 def test_whole_years_at_collection(birth, on, years):
     assert whole_years(birth, on) == years
 
 
-@pytest.mark.parametrize(("birth", "on", "months"), [
-    (dt.date(2026, 5, 20), dt.date(2026, 11, 20), 6),
-    (dt.date(2026, 5, 21), dt.date(2026, 11, 20), 5),
-    (dt.date(2026, 5, 31), dt.date(2026, 11, 30), 5),  # no Nov 31st: month not complete
-    (dt.date(2026, 5, 31), dt.date(2026, 12, 1), 6),
-    (dt.date(2026, 1, 31), dt.date(2026, 2, 28), 0),
-    (dt.date(2026, 1, 31), dt.date(2026, 3, 1), 1),
-])
+@pytest.mark.parametrize(
+    ("birth", "on", "months"),
+    [
+        (dt.date(2026, 5, 20), dt.date(2026, 11, 20), 6),
+        (dt.date(2026, 5, 21), dt.date(2026, 11, 20), 5),
+        (dt.date(2026, 5, 31), dt.date(2026, 11, 30), 5),  # no Nov 31st: month not complete
+        (dt.date(2026, 5, 31), dt.date(2026, 12, 1), 6),
+        (dt.date(2026, 1, 31), dt.date(2026, 2, 28), 0),
+        (dt.date(2026, 1, 31), dt.date(2026, 3, 1), 1),
+    ],
+)
 def test_whole_calendar_months(birth, on, months):
     assert whole_months(birth, on) == months
 
@@ -74,6 +80,7 @@ def test_age_span_descriptions():
 
 # --- band selection in interpretations ---------------------------------------------------
 
+
 def test_calcium_uses_the_60_plus_band_from_the_60th_birthday():
     on_birthday = run(res("calcium", "2.18", "mmol/L"), birth_date=dt.date(1966, 11, 20))
     day_before = run(res("calcium", "2.18", "mmol/L"), birth_date=dt.date(1966, 11, 21))
@@ -105,8 +112,10 @@ def test_potassium_critical_high_is_7_under_6_months_and_6_2_from_6_months():
     assert young.priority == "urgent"  # grade 3 (> 6.0)
     assert result_of(older, "potassium")["interpretation"] == "HH"
     assert older.priority == "critical"
-    assert run(res("potassium", "7.1", "mmol/L"),
-               birth_date=dt.date(2026, 5, 21)).priority == "critical"
+    assert (
+        run(res("potassium", "7.1", "mmol/L"), birth_date=dt.date(2026, 5, 21)).priority
+        == "critical"
+    )
 
 
 def test_neonatal_potassium_band():
@@ -114,11 +123,14 @@ def test_neonatal_potassium_band():
     assert result_of(i, "potassium")["interpretation"] == "N"  # 0–7 d: 3.2–5.7
 
 
-@pytest.mark.parametrize(("sex", "value", "code"), [
-    ("male", "1.20", "N"),  # male 5–14 y 1.19–1.74
-    ("female", "1.20", "L"),  # female 8–14 y 1.29–1.68
-    ("unknown", "1.20", "IND"),  # no band for any sex at 10 y
-])
+@pytest.mark.parametrize(
+    ("sex", "value", "code"),
+    [
+        ("male", "1.20", "N"),  # male 5–14 y 1.19–1.74
+        ("female", "1.20", "L"),  # female 8–14 y 1.29–1.68
+        ("unknown", "1.20", "IND"),  # no band for any sex at 10 y
+    ],
+)
 def test_phosphate_sex_specific_bands(sex, value, code):
     i = run(res("phosphate", value, "mmol/L"), sex=sex, birth_date=dt.date(2016, 6, 1))
     assert result_of(i, "phosphate")["interpretation"] == code
@@ -131,8 +143,11 @@ def test_sex_specific_bands_fall_back_to_any_sex():
 
 
 def test_without_age_the_adult_band_applies_with_note_age_unknown():
-    i = run(res("calcium", "2.52", "mmol/L"), res("methylmalonic_acid", "0.43", "umol/L"),
-            birth_date=None)
+    i = run(
+        res("calcium", "2.52", "mmol/L"),
+        res("methylmalonic_acid", "0.43", "umol/L"),
+        birth_date=None,
+    )
     assert result_of(i, "calcium")["reference_range"]["high"] == D("2.50")  # 18–59 y
     assert "elevated_mma" in i.finding_codes  # < 65 y: 0.40
     assert "age_unknown" in i.note_codes
@@ -165,15 +180,19 @@ def test_infant_calcium_band_from_age_years_zero():
     assert result_of(i, "calcium")["interpretation"] == "N"  # < 1 y: 2.17–2.74
 
 
-@pytest.mark.parametrize(("analyte", "value", "unit", "birth"), [
-    ("vitamin_b12", "150", "pmol/L", dt.date(2012, 1, 1)),  # 14 y: B12 bands from 16 y
-    ("albumin", "30", "g/L", dt.date(2026, 6, 1)),  # < 1 y
-    ("phosphate", "1.5", "mmol/L", dt.date(2026, 6, 1)),  # < 1 y
-    ("methylmalonic_acid", "0.3", "umol/L", dt.date(2012, 1, 1)),  # < 18 y
-    ("pth", "3.0", "pmol/L", dt.date(2012, 1, 1)),
-])
-def test_value_with_no_interval_for_the_age_is_indeterminate_never_normal(analyte, value, unit,
-                                                                           birth):
+@pytest.mark.parametrize(
+    ("analyte", "value", "unit", "birth"),
+    [
+        ("vitamin_b12", "150", "pmol/L", dt.date(2012, 1, 1)),  # 14 y: B12 bands from 16 y
+        ("albumin", "30", "g/L", dt.date(2026, 6, 1)),  # < 1 y
+        ("phosphate", "1.5", "mmol/L", dt.date(2026, 6, 1)),  # < 1 y
+        ("methylmalonic_acid", "0.3", "umol/L", dt.date(2012, 1, 1)),  # < 18 y
+        ("pth", "3.0", "pmol/L", dt.date(2012, 1, 1)),
+    ],
+)
+def test_value_with_no_interval_for_the_age_is_indeterminate_never_normal(
+    analyte, value, unit, birth
+):
     i = run(res(analyte, value, unit), birth_date=birth)
     assert result_of(i, analyte)["interpretation"] == "IND"
     assert result_of(i, analyte)["reference_range"] is None
@@ -181,7 +200,8 @@ def test_value_with_no_interval_for_the_age_is_indeterminate_never_normal(analyt
 
 
 def test_b12_under_16_is_judged_by_a_lab_range_when_given():
-    i = run(res("vitamin_b12", "150", "pmol/L", low="200", high="900"),
-            birth_date=dt.date(2012, 1, 1))
+    i = run(
+        res("vitamin_b12", "150", "pmol/L", low="200", high="900"), birth_date=dt.date(2012, 1, 1)
+    )
     assert result_of(i, "vitamin_b12")["interpretation"] == "L"
     assert finding_of(i, "b12_deficiency")["reference_range"]["source"] == "lab"

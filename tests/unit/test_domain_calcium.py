@@ -82,14 +82,20 @@ def test_critical_measured_calcium_with_normal_corrected_value_stays_critical():
 
 def test_lab_range_is_compared_with_the_corrected_value_in_the_lab_unit():
     # measured 8.0 mg/dL = 2.00 mmol/L; albumin 35 -> 2.10 mmol/L = 8.417 mg/dL
-    low_lab = run(res("calcium", "8.0", "mg/dL", low="8.5", high="10.5"),
-                  res("albumin", "35", "g/L"))
+    low_lab = run(
+        res("calcium", "8.0", "mg/dL", low="8.5", high="10.5"), res("albumin", "35", "g/L")
+    )
     f = finding_of(low_lab, "hypocalcemia")
-    assert f["reference_range"] == {"low": D("8.5"), "high": D("10.5"), "unit": "mg/dL",
-                                    "source": "lab"}
+    assert f["reference_range"] == {
+        "low": D("8.5"),
+        "high": D("10.5"),
+        "unit": "mg/dL",
+        "source": "lab",
+    }
     assert f["value"] == D("2.10")
-    ok_lab = run(res("calcium", "8.0", "mg/dL", low="8.4", high="10.5"),
-                 res("albumin", "35", "g/L"))
+    ok_lab = run(
+        res("calcium", "8.0", "mg/dL", low="8.4", high="10.5"), res("albumin", "35", "g/L")
+    )
     assert "hypocalcemia" not in ok_lab.finding_codes  # 8.417 >= 8.4
     assert "pseudohypocalcemia" in ok_lab.note_codes
 
@@ -119,8 +125,11 @@ def test_ionized_calcium_decides_and_total_gives_no_finding():
 
 
 def test_ionized_calcium_normal_with_low_total_is_pseudohypocalcemia_without_check_ionized():
-    i = run(res("calcium", "1.90", "mmol/L"), res("calcium_ionized", "1.20", "mmol/L"),
-            res("albumin", "25", "g/L"))
+    i = run(
+        res("calcium", "1.90", "mmol/L"),
+        res("calcium_ionized", "1.20", "mmol/L"),
+        res("albumin", "25", "g/L"),
+    )
     assert i.finding_codes == ("hypoalbuminemia",)
     assert "pseudohypocalcemia" in i.note_codes
     assert "check_ionized_calcium" not in i.follow_up_codes
@@ -155,6 +164,8 @@ def test_hypocalcemia_without_magnesium_vitamin_d_pth_asks_for_them():
 def test_corrected_calcium_explanation_names_both_units_and_the_formula():
     i = run(res("calcium", "7.6", "mg/dL", low="8.6", high="10.2"), res("albumin", "3.0", "g/dL"))
     text = finding_of(i, "hypocalcemia")["explanation"]
-    assert text.startswith("Albumin-corrected calcium 2.10 mmol/L (8.42 mg/dL) (measured "
-                           "1.90 mmol/L = 7.6 mg/dL; albumin 30 g/L")
+    assert text.startswith(
+        "Albumin-corrected calcium 2.10 mmol/L (8.42 mg/dL) (measured "
+        "1.90 mmol/L = 7.6 mg/dL; albumin 30 g/L"
+    )
     assert "Payne 1973" in text and "below the lower limit 8.6 mg/dL" in text

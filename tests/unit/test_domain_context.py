@@ -33,16 +33,19 @@ def test_multifocal_twitching_counts_distinct_sites_case_insensitively():
     assert "toes, Calf" in i.red_flags[0].detail
 
 
-@pytest.mark.parametrize(("symptoms", "code", "urgent"), [
-    (("stiffness",), "stiffness", False),
-    (("numbness",), "sensory_symptoms", False),
-    (("tingling",), "sensory_symptoms", False),
-    (("muscle_wasting",), "muscle_wasting", True),
-    (("walking_difficulty",), "walking_difficulty", True),
-    (("slurred_speech",), "bulbar_symptoms", True),
-    (("swallowing_difficulty",), "bulbar_symptoms", True),
-    (("breathing_difficulty",), "bulbar_symptoms", True),
-])
+@pytest.mark.parametrize(
+    ("symptoms", "code", "urgent"),
+    [
+        (("stiffness",), "stiffness", False),
+        (("numbness",), "sensory_symptoms", False),
+        (("tingling",), "sensory_symptoms", False),
+        (("muscle_wasting",), "muscle_wasting", True),
+        (("walking_difficulty",), "walking_difficulty", True),
+        (("slurred_speech",), "bulbar_symptoms", True),
+        (("swallowing_difficulty",), "bulbar_symptoms", True),
+        (("breathing_difficulty",), "bulbar_symptoms", True),
+    ],
+)
 def test_symptom_red_flags(symptoms, code, urgent):
     i = flags(symptoms=symptoms)
     assert i.red_flag_codes == (code,)
@@ -85,13 +88,17 @@ def test_check_b12_only_when_b12_not_measured():
 
 # --- contributing factors ------------------------------------------------------------------
 
+
 def factors(i):
     return {c["code"]: c["relates_to"] for c in i.to_dict()["contributing_factors"]}
 
 
 def test_diuretic_relates_to_the_findings_present_only():
-    i = run(res("potassium", "3.2", "mmol/L"), res("magnesium", "0.80", "mmol/L"),
-            medications=("loop_diuretic", "thiazide_diuretic"))
+    i = run(
+        res("potassium", "3.2", "mmol/L"),
+        res("magnesium", "0.80", "mmol/L"),
+        medications=("loop_diuretic", "thiazide_diuretic"),
+    )
     assert factors(i) == {"loop_diuretic": ["hypokalemia"], "thiazide_diuretic": ["hypokalemia"]}
 
 
@@ -101,8 +108,11 @@ def test_factor_with_nothing_to_relate_to_is_not_listed():
 
 
 def test_ppi_relates_to_magnesium_and_b12_findings_listed_once():
-    i = run(res("magnesium", "0.60", "mmol/L"), res("vitamin_b12", "100", "pmol/L"),
-            medications=("proton_pump_inhibitor",))
+    i = run(
+        res("magnesium", "0.60", "mmol/L"),
+        res("vitamin_b12", "100", "pmol/L"),
+        medications=("proton_pump_inhibitor",),
+    )
     assert factors(i) == {"proton_pump_inhibitor": ["hypomagnesemia", "b12_deficiency"]}
     entry = i.to_dict()["contributing_factors"][0]
     assert "magnesium" in entry["detail"] and "B12" in entry["detail"]
@@ -110,31 +120,49 @@ def test_ppi_relates_to_magnesium_and_b12_findings_listed_once():
 
 @pytest.mark.parametrize("code", ["digoxin"])
 def test_digoxin_relates_to_low_potassium_and_magnesium(code):
-    i = run(res("potassium", "3.2", "mmol/L"), res("magnesium", "0.60", "mmol/L"),
-            medications=(code,))
+    i = run(
+        res("potassium", "3.2", "mmol/L"), res("magnesium", "0.60", "mmol/L"), medications=(code,)
+    )
     assert factors(i) == {code: ["hypokalemia", "hypomagnesemia"]}
 
 
-@pytest.mark.parametrize(("kind", "code"), [
-    ("medications", "aminoglycoside"), ("medications", "cisplatin"),
-    ("medications", "calcineurin_inhibitor"), ("medications", "laxative"),
-    ("factors", "alcohol"), ("factors", "intense_exercise"), ("factors", "diabetes")])
+@pytest.mark.parametrize(
+    ("kind", "code"),
+    [
+        ("medications", "aminoglycoside"),
+        ("medications", "cisplatin"),
+        ("medications", "calcineurin_inhibitor"),
+        ("medications", "laxative"),
+        ("factors", "alcohol"),
+        ("factors", "intense_exercise"),
+        ("factors", "diabetes"),
+    ],
+)
 def test_magnesium_wasting_factors(kind, code):
     i = run(res("magnesium", "0.60", "mmol/L"), **{kind: (code,)})
     assert factors(i) == {code: ["hypomagnesemia"]}
 
 
-@pytest.mark.parametrize(("kind", "code"), [
-    ("medications", "h2_blocker"), ("medications", "metformin"), ("medications", "colchicine"),
-    ("factors", "vegan_diet"), ("factors", "biotin_supplement"),
-    ("factors", "recent_b12_injection"), ("factors", "pregnancy")])
+@pytest.mark.parametrize(
+    ("kind", "code"),
+    [
+        ("medications", "h2_blocker"),
+        ("medications", "metformin"),
+        ("medications", "colchicine"),
+        ("factors", "vegan_diet"),
+        ("factors", "biotin_supplement"),
+        ("factors", "recent_b12_injection"),
+        ("factors", "pregnancy"),
+    ],
+)
 def test_b12_factors(kind, code):
     i = run(res("vitamin_b12", "200", "pmol/L"), **{kind: (code,)})
     assert factors(i) == {code: ["b12_borderline"]}
 
 
-@pytest.mark.parametrize("code", ["caffeine", "stress", "fatigue", "alcohol", "recent_illness",
-                                  "tight_footwear"])
+@pytest.mark.parametrize(
+    "code", ["caffeine", "stress", "fatigue", "alcohol", "recent_illness", "tight_footwear"]
+)
 def test_twitching_triggers_relate_to_twitching_only_when_present(code):
     assert run(NORMAL_K, factors=(code,)).contributing_factors == ()
     i = run(NORMAL_K, factors=(code,), twitching=TWITCHING)
@@ -155,30 +183,43 @@ def test_alcohol_relates_to_both_magnesium_and_twitching():
 def test_gadolinium_relates_to_hypocalcemia_or_pseudohypocalcemia():
     low = run(res("calcium", "2.00", "mmol/L"), factors=("gadolinium_contrast",))
     assert factors(low) == {"gadolinium_contrast": ["hypocalcemia"]}
-    pseudo = run(res("calcium", "2.00", "mmol/L"), res("albumin", "30", "g/L"),
-                 factors=("gadolinium_contrast",))
+    pseudo = run(
+        res("calcium", "2.00", "mmol/L"),
+        res("albumin", "30", "g/L"),
+        factors=("gadolinium_contrast",),
+    )
     assert factors(pseudo) == {"gadolinium_contrast": ["pseudohypocalcemia"]}
 
 
 def test_dehydration_relates_to_electrolyte_findings_and_elevated_mma():
-    i = run(res("sodium", "150", "mmol/L"), res("phosphate", "1.60", "mmol/L"),
-            res("methylmalonic_acid", "0.50", "umol/L"), res("vitamin_d_25oh", "20", "nmol/L"),
-            factors=("dehydration",))
+    i = run(
+        res("sodium", "150", "mmol/L"),
+        res("phosphate", "1.60", "mmol/L"),
+        res("methylmalonic_acid", "0.50", "umol/L"),
+        res("vitamin_d_25oh", "20", "nmol/L"),
+        factors=("dehydration",),
+    )
     assert factors(i) == {"dehydration": ["hypernatremia", "hyperphosphatemia", "elevated_mma"]}
 
 
 # --- follow-ups ------------------------------------------------------------------------------
 
+
 def test_check_magnesium_when_hypokalemia_and_magnesium_not_measured():
     i = run(res("potassium", "3.2", "mmol/L"))
     assert i.follow_up_codes == ("check_magnesium",)
-    assert run(res("potassium", "3.2", "mmol/L"),
-               res("magnesium", "0.9", "mmol/L")).follow_up_codes == ()
+    assert (
+        run(res("potassium", "3.2", "mmol/L"), res("magnesium", "0.9", "mmol/L")).follow_up_codes
+        == ()
+    )
 
 
 def test_follow_ups_are_one_per_code_with_reasons_joined():
-    i = run(res("calcium", "2.00", "mmol/L"), res("albumin", "45", "g/L"),
-            res("vitamin_d_25oh", "20", "nmol/L"))
+    i = run(
+        res("calcium", "2.00", "mmol/L"),
+        res("albumin", "45", "g/L"),
+        res("vitamin_d_25oh", "20", "nmol/L"),
+    )
     assert i.follow_up_codes == ("check_magnesium", "check_pth")
     pth = i.to_dict()["follow_up"][1]
     assert "vitamin D deficiency" in pth["reason"] and "hypocalcemia" in pth["reason"]
@@ -186,18 +227,34 @@ def test_follow_ups_are_one_per_code_with_reasons_joined():
 
 
 def test_check_magnesium_reason_names_both_findings():
-    i = run(res("potassium", "3.2", "mmol/L"), res("calcium", "2.00", "mmol/L"),
-            res("albumin", "45", "g/L"), res("vitamin_d_25oh", "60", "nmol/L"),
-            res("pth", "8", "pmol/L"))
+    i = run(
+        res("potassium", "3.2", "mmol/L"),
+        res("calcium", "2.00", "mmol/L"),
+        res("albumin", "45", "g/L"),
+        res("vitamin_d_25oh", "60", "nmol/L"),
+        res("pth", "8", "pmol/L"),
+    )
     first = i.to_dict()["follow_up"][0]
     assert first["code"] == "check_magnesium"
     assert first["reason"].startswith("hypokalemia and hypocalcemia")
 
 
 def test_follow_ups_follow_the_clinical_order():
-    i = run(res("potassium", "3.2", "mmol/L"), res("calcium", "2.00", "mmol/L"),
-            res("vitamin_d_25oh", "20", "nmol/L"), res("vitamin_b12", "200", "pmol/L"),
-            hemolyzed=True, symptoms=("walking_difficulty",), twitching=TWITCHING)
+    i = run(
+        res("potassium", "3.2", "mmol/L"),
+        res("calcium", "2.00", "mmol/L"),
+        res("vitamin_d_25oh", "20", "nmol/L"),
+        res("vitamin_b12", "200", "pmol/L"),
+        hemolyzed=True,
+        symptoms=("walking_difficulty",),
+        twitching=TWITCHING,
+    )
     assert i.follow_up_codes == (
-        "check_magnesium", "check_pth", "check_albumin", "check_mma",
-        "repeat_potassium", "clinical_evaluation", "urgent_neurology_referral")
+        "check_magnesium",
+        "check_pth",
+        "check_albumin",
+        "check_mma",
+        "repeat_potassium",
+        "clinical_evaluation",
+        "urgent_neurology_referral",
+    )

@@ -105,8 +105,11 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize(("analyte", "value", "code", "finding", "grade", "critical"), CASES,
-                         ids=[f"{c[0]} {c[1]} is {c[2]} {c[3]} grade {c[4]}" for c in CASES])
+@pytest.mark.parametrize(
+    ("analyte", "value", "code", "finding", "grade", "critical"),
+    CASES,
+    ids=[f"{c[0]} {c[1]} is {c[2]} {c[3]} grade {c[4]}" for c in CASES],
+)
 def test_ctcae_grade_boundaries(analyte, value, code, finding, grade, critical):
     i = run(res(analyte, value, "mmol/L"))
     f = finding_of(i, finding)
@@ -138,8 +141,9 @@ def test_hypokalemia_is_grade_2_when_twitching_is_reported():
 
 
 def test_hypokalemia_stays_grade_1_with_a_symptom_that_is_not_neuromuscular():
-    f = finding_of(run(res("potassium", "3.2", "mmol/L"), symptoms=("numbness", "fatigue")),
-                   "hypokalemia")
+    f = finding_of(
+        run(res("potassium", "3.2", "mmol/L"), symptoms=("numbness", "fatigue")), "hypokalemia"
+    )
     assert f["grade"] == 1 and f["severity"] == "mild"
 
 
@@ -148,8 +152,10 @@ def test_symptoms_do_not_change_hypokalemia_grade_3_or_4():
     assert finding_of(i, "hypokalemia")["grade"] == 3
 
 
-@pytest.mark.parametrize(("value", "severity"), [
-    ("0.60", "mild"), ("0.45", "moderate"), ("0.35", "severe"), ("0.25", "life_threatening")])
+@pytest.mark.parametrize(
+    ("value", "severity"),
+    [("0.60", "mild"), ("0.45", "moderate"), ("0.35", "severe"), ("0.25", "life_threatening")],
+)
 def test_severity_follows_the_grade(value, severity):
     f = finding_of(run(res("magnesium", value, "mmol/L")), "hypomagnesemia")
     assert f["severity"] == severity
@@ -174,22 +180,25 @@ def test_grade_2_alone_is_routine():
     assert run(res("magnesium", "0.45", "mmol/L")).priority == "routine"
 
 
-@pytest.mark.parametrize(("analyte", "value", "unit", "code", "severity"), [
-    ("phosphate", "0.70", "mmol/L", "hypophosphatemia", "mild"),
-    ("phosphate", "1.50", "mmol/L", "hyperphosphatemia", "mild"),
-    ("albumin", "30", "g/L", "hypoalbuminemia", "mild"),
-    ("albumin", "55", "g/L", "hyperalbuminemia", "mild"),
-    ("folate", "9.0", "nmol/L", "folate_deficiency", "mild"),
-    ("homocysteine", "15.1", "umol/L", "hyperhomocysteinemia", "mild"),
-    ("pth", "7.0", "pmol/L", "pth_high", "mild"),
-    ("pth", "1.5", "pmol/L", "pth_low", "mild"),
-    ("methylmalonic_acid", "0.41", "umol/L", "elevated_mma", "mild"),
-    ("vitamin_d_25oh", "29", "nmol/L", "vitamin_d_deficiency", "moderate"),
-    ("vitamin_d_25oh", "49", "nmol/L", "vitamin_d_insufficiency", "mild"),
-    ("vitamin_d_25oh", "201", "nmol/L", "vitamin_d_excess", "moderate"),
-    ("vitamin_b12", "132", "pmol/L", "b12_deficiency", "moderate"),
-    ("vitamin_b12", "133", "pmol/L", "b12_borderline", "mild"),
-])
+@pytest.mark.parametrize(
+    ("analyte", "value", "unit", "code", "severity"),
+    [
+        ("phosphate", "0.70", "mmol/L", "hypophosphatemia", "mild"),
+        ("phosphate", "1.50", "mmol/L", "hyperphosphatemia", "mild"),
+        ("albumin", "30", "g/L", "hypoalbuminemia", "mild"),
+        ("albumin", "55", "g/L", "hyperalbuminemia", "mild"),
+        ("folate", "9.0", "nmol/L", "folate_deficiency", "mild"),
+        ("homocysteine", "15.1", "umol/L", "hyperhomocysteinemia", "mild"),
+        ("pth", "7.0", "pmol/L", "pth_high", "mild"),
+        ("pth", "1.5", "pmol/L", "pth_low", "mild"),
+        ("methylmalonic_acid", "0.41", "umol/L", "elevated_mma", "mild"),
+        ("vitamin_d_25oh", "29", "nmol/L", "vitamin_d_deficiency", "moderate"),
+        ("vitamin_d_25oh", "49", "nmol/L", "vitamin_d_insufficiency", "mild"),
+        ("vitamin_d_25oh", "201", "nmol/L", "vitamin_d_excess", "moderate"),
+        ("vitamin_b12", "132", "pmol/L", "b12_deficiency", "moderate"),
+        ("vitamin_b12", "133", "pmol/L", "b12_borderline", "mild"),
+    ],
+)
 def test_ungraded_findings_have_their_severity_and_no_grade(analyte, value, unit, code, severity):
     f = finding_of(run(res(analyte, value, unit)), code)
     assert f["grade"] is None and f["severity"] == severity

@@ -9,11 +9,33 @@ from decimal import Decimal
 from labinterp.domain import Twitching
 from labinterp.domain.testing import R1, D, finding_of, res, result_of, run
 
-API_KEYS = {"ruleset", "status", "priority", "results", "findings", "red_flags",
-            "contributing_factors", "follow_up", "notes", "summary"}
-FINDING_KEYS = {"code", "analyte", "value", "unit", "reported", "reference_range",
-                "interpretation", "grade", "severity", "critical", "possibly_spurious",
-                "explanation", "source"}
+API_KEYS = {
+    "ruleset",
+    "status",
+    "priority",
+    "results",
+    "findings",
+    "red_flags",
+    "contributing_factors",
+    "follow_up",
+    "notes",
+    "summary",
+}
+FINDING_KEYS = {
+    "code",
+    "analyte",
+    "value",
+    "unit",
+    "reported",
+    "reference_range",
+    "interpretation",
+    "grade",
+    "severity",
+    "critical",
+    "possibly_spurious",
+    "explanation",
+    "source",
+}
 
 
 def walk(value):
@@ -29,12 +51,17 @@ def walk(value):
 
 def api_example():
     return run(
-        res("magnesium", "1.1", "mg/dL"), res("2823-3", "3.2", "mmol/L"),
-        res("calcium", "8.1", "mg/dL"), res("albumin", "3.2", "g/dL"),
+        res("magnesium", "1.1", "mg/dL"),
+        res("2823-3", "3.2", "mmol/L"),
+        res("calcium", "8.1", "mg/dL"),
+        res("albumin", "3.2", "g/dL"),
         res("vitamin_d_25oh", "14", "ng/mL"),
         res("vitamin_b12", "180", "pg/mL", low="200", high="900"),
-        twitching=Twitching(("toes",), 21, "daily"), symptoms=("muscle_weakness", "numbness"),
-        factors=("caffeine", "stress"), medications=("loop_diuretic",))
+        twitching=Twitching(("toes",), 21, "daily"),
+        symptoms=("muscle_weakness", "numbness"),
+        factors=("caffeine", "stress"),
+        medications=("loop_diuretic",),
+    )
 
 
 def test_to_dict_has_exactly_the_api_keys_and_no_floats():
@@ -48,36 +75,63 @@ def test_to_dict_has_exactly_the_api_keys_and_no_floats():
 def test_api_example_panel():
     i = api_example()
     assert i.ruleset == "2026.1" and i.status == "flagged" and i.priority == "urgent"
-    assert set(i.finding_codes) == {"hypomagnesemia", "hypokalemia", "hypoalbuminemia",
-                                    "vitamin_d_insufficiency", "b12_borderline"}
+    assert set(i.finding_codes) == {
+        "hypomagnesemia",
+        "hypokalemia",
+        "hypoalbuminemia",
+        "vitamin_d_insufficiency",
+        "b12_borderline",
+    }
     assert set(i.red_flag_codes) == {"persistent_twitching", "sensory_symptoms", "weakness"}
     mg = finding_of(i, "hypomagnesemia")
     assert set(mg) == FINDING_KEYS
-    assert (mg["value"], mg["unit"], mg["grade"], mg["severity"]) == (D("0.45"), "mmol/L", 2,
-                                                                      "moderate")
+    assert (mg["value"], mg["unit"], mg["grade"], mg["severity"]) == (
+        D("0.45"),
+        "mmol/L",
+        2,
+        "moderate",
+    )
     assert mg["reported"] == {"value": D("1.1"), "unit": "mg/dL"}
-    assert mg["reference_range"] == {"low": D("0.70"), "high": D("1.10"), "unit": "mmol/L",
-                                     "source": "ruleset"}
-    assert mg["explanation"].startswith("Magnesium 0.45 mmol/L (1.1 mg/dL) is below the lower "
-                                        "limit 0.70 mmol/L")
+    assert mg["reference_range"] == {
+        "low": D("0.70"),
+        "high": D("1.10"),
+        "unit": "mmol/L",
+        "source": "ruleset",
+    }
+    assert mg["explanation"].startswith(
+        "Magnesium 0.45 mmol/L (1.1 mg/dL) is below the lower limit 0.70 mmol/L"
+    )
     assert "CTCAE v5.0" in mg["explanation"] and "RCPA/AACB" in mg["explanation"]
     assert mg["source"].startswith("CTCAE v5.0; reference interval per ruleset 2026.1")
     assert i.follow_up_codes[-1] == "urgent_neurology_referral"
     assert i.to_dict()["contributing_factors"][0] == {
-        "code": "loop_diuretic", "kind": "medication",
+        "code": "loop_diuretic",
+        "kind": "medication",
         "relates_to": ["hypokalemia", "hypomagnesemia"],
-        "detail": "loop diuretics waste potassium and magnesium", "source": "Huang & Kuo 2007"}
+        "detail": "loop diuretics waste potassium and magnesium",
+        "source": "Huang & Kuo 2007",
+    }
 
 
 def test_every_result_appears_with_reported_value_interval_and_loinc():
     i = api_example()
     results = i.to_dict()["results"]
-    assert [r["analyte"] for r in results] == ["magnesium", "potassium", "calcium", "albumin",
-                                               "vitamin_d_25oh", "vitamin_b12"]
+    assert [r["analyte"] for r in results] == [
+        "magnesium",
+        "potassium",
+        "calcium",
+        "albumin",
+        "vitamin_d_25oh",
+        "vitamin_b12",
+    ]
     k = results[1]
     assert k["loinc"] == "2823-3" and k["reported"] == {"value": D("3.2"), "unit": "mmol/L"}
-    assert results[5]["reference_range"] == {"low": D("200"), "high": D("900"),
-                                             "unit": "pg/mL", "source": "lab"}
+    assert results[5]["reference_range"] == {
+        "low": D("200"),
+        "high": D("900"),
+        "unit": "pg/mL",
+        "source": "lab",
+    }
 
 
 def test_explanation_names_the_value_once_when_reported_canonically():
@@ -91,8 +145,12 @@ def test_lab_range_wins_and_is_compared_as_reported_without_rounding():
     i = run(res("magnesium", "1.64", "mg/dL", low="1.65", high="2.5"))
     r = result_of(i, "magnesium")
     assert r["interpretation"] == "L"
-    assert r["reference_range"] == {"low": D("1.65"), "high": D("2.5"), "unit": "mg/dL",
-                                    "source": "lab"}
+    assert r["reference_range"] == {
+        "low": D("1.65"),
+        "high": D("2.5"),
+        "unit": "mg/dL",
+        "source": "lab",
+    }
     f = finding_of(i, "hypomagnesemia")
     assert f["reference_range"]["source"] == "lab" and "laboratory" in f["explanation"]
     assert f["source"].endswith("laboratory reference range")
@@ -112,7 +170,11 @@ def test_one_sided_lab_range_judges_only_its_side():
     i = run(res("methylmalonic_acid", "350", "nmol/L", high="300"))
     assert i.finding_codes == ("elevated_mma",)
     assert result_of(i, "methylmalonic_acid")["reference_range"] == {
-        "low": None, "high": D("300"), "unit": "nmol/L", "source": "lab"}
+        "low": None,
+        "high": D("300"),
+        "unit": "nmol/L",
+        "source": "lab",
+    }
 
 
 def test_critical_value_is_a_finding_even_inside_a_lab_range():
@@ -151,8 +213,12 @@ def test_normal_panel():
 
 
 def test_hemolysis_marks_hyperkalemia_and_hypermagnesemia_possibly_spurious():
-    i = run(res("potassium", "5.8", "mmol/L"), res("magnesium", "1.20", "mmol/L"),
-            res("sodium", "150", "mmol/L"), hemolyzed=True)
+    i = run(
+        res("potassium", "5.8", "mmol/L"),
+        res("magnesium", "1.20", "mmol/L"),
+        res("sodium", "150", "mmol/L"),
+        hemolyzed=True,
+    )
     assert finding_of(i, "hyperkalemia")["possibly_spurious"] is True
     assert finding_of(i, "hypermagnesemia")["possibly_spurious"] is True
     assert finding_of(i, "hypernatremia")["possibly_spurious"] is False
@@ -170,8 +236,7 @@ def test_hemolysis_critical_potassium_stays_critical():
 def test_hemolysis_repeat_potassium_for_any_potassium_result():
     normal = run(res("potassium", "4.0", "mmol/L"), hemolyzed=True)
     assert normal.follow_up_codes == ("repeat_potassium",) and normal.status == "normal"
-    low = run(res("potassium", "3.2", "mmol/L"), res("magnesium", "0.9", "mmol/L"),
-              hemolyzed=True)
+    low = run(res("potassium", "3.2", "mmol/L"), res("magnesium", "0.9", "mmol/L"), hemolyzed=True)
     assert finding_of(low, "hypokalemia")["possibly_spurious"] is False
     assert "repeat_potassium" in low.follow_up_codes
     assert run(res("magnesium", "0.9", "mmol/L"), hemolyzed=True).follow_up_codes == ()
@@ -192,16 +257,24 @@ def test_status_flagged_by_a_red_flag_alone():
 
 
 def test_findings_are_ordered_most_important_first():
-    i = run(res("magnesium", "0.60", "mmol/L"), res("potassium", "2.6", "mmol/L"),
-            res("sodium", "122", "mmol/L"))
+    i = run(
+        res("magnesium", "0.60", "mmol/L"),
+        res("potassium", "2.6", "mmol/L"),
+        res("sodium", "122", "mmol/L"),
+    )
     assert i.finding_codes == ("hypokalemia", "hyponatremia", "hypomagnesemia")
 
 
 def test_summary_says_the_most_important_thing_first():
-    i = run(res("magnesium", "0.60", "mmol/L"), res("potassium", "2.6", "mmol/L"),
-            symptoms=("muscle_wasting",))
-    assert i.summary.startswith("Critical value: hypokalemia grade 3 (potassium 2.6 mmol/L, below "
-                                "the critical limit 2.8 mmol/L)")
+    i = run(
+        res("magnesium", "0.60", "mmol/L"),
+        res("potassium", "2.6", "mmol/L"),
+        symptoms=("muscle_wasting",),
+    )
+    assert i.summary.startswith(
+        "Critical value: hypokalemia grade 3 (potassium 2.6 mmol/L, below "
+        "the critical limit 2.8 mmol/L)"
+    )
     assert i.summary.index("Urgent red flag") < i.summary.index("hypomagnesemia")
     assert "Suggested follow-up" in i.summary
 

@@ -31,8 +31,9 @@ def check_consistent(i) -> None:
     else:
         assert body["status"] == "normal"
     critical = any(r["critical"] for r in body["results"])
-    assert (body["priority"] == "critical") == (critical or any(f["critical"]
-                                                                for f in body["findings"]))
+    assert (body["priority"] == "critical") == (
+        critical or any(f["critical"] for f in body["findings"])
+    )
     for f in body["findings"]:
         assert f["explanation"] and f["source"]
         if f["critical"]:
@@ -54,10 +55,14 @@ def _walk(value):
 
 @pytest.mark.skipif(not NHANES, reason=f"no NHANES fixture under {SHARED}")
 def test_every_nhanes_person_is_interpreted_with_both_rulesets():
-    columns = [("calcium", "calcium_total_mg_dL", "mg/dL"), ("potassium", "potassium_mmol_L",
-               "mmol/L"), ("sodium", "sodium_mmol_L", "mmol/L"), ("phosphate",
-               "phosphorus_mg_dL", "mg/dL"), ("albumin", "albumin_g_dL", "g/dL"),
-               ("creatinine", "creatinine_mg_dL", "mg/dL")]
+    columns = [
+        ("calcium", "calcium_total_mg_dL", "mg/dL"),
+        ("potassium", "potassium_mmol_L", "mmol/L"),
+        ("sodium", "sodium_mmol_L", "mmol/L"),
+        ("phosphate", "phosphorus_mg_dL", "mg/dL"),
+        ("albumin", "albumin_g_dL", "g/dL"),
+        ("creatinine", "creatinine_mg_dL", "mg/dL"),
+    ]
     flagged = 0
     with NHANES[0].open(newline="") as handle:
         rows = list(csv.DictReader(handle))
@@ -74,8 +79,9 @@ def test_every_nhanes_person_is_interpreted_with_both_rulesets():
     assert len(rows) > 6000 and flagged > 100
 
 
-ANALYTE_UNITS = [(key, a.unit_names(), a.accepted_low, a.accepted_high)
-                 for key, a in R1.analytes.items()]
+ANALYTE_UNITS = [
+    (key, a.unit_names(), a.accepted_low, a.accepted_high) for key, a in R1.analytes.items()
+]
 SYMPTOMS = R1.vocabularies["symptoms"]
 FACTORS = R1.vocabularies["factors"]
 MEDICATIONS = R1.vocabularies["medications"]
@@ -93,8 +99,15 @@ def test_random_panels_interpret_consistently(seed):
             canonical = Decimal(rng.uniform(float(low), float(min(high, low * 400 + 10))))
             value = (canonical / factor).quantize(Decimal("0.001"))
             lab = rng.random() < 0.2
-            results.append(res(key, str(value), unit, low=str(value * Decimal("0.8"))
-                               if lab else None, high=str(value * Decimal("1.1")) if lab else None))
+            results.append(
+                res(
+                    key,
+                    str(value),
+                    unit,
+                    low=str(value * Decimal("0.8")) if lab else None,
+                    high=str(value * Decimal("1.1")) if lab else None,
+                )
+            )
         kwargs = {
             "sex": rng.choice(["female", "male", "unknown"]),
             "hemolyzed": rng.random() < 0.2,
@@ -102,7 +115,8 @@ def test_random_panels_interpret_consistently(seed):
             "factors": tuple(rng.sample(FACTORS, rng.randint(0, 3))),
             "medications": tuple(rng.sample(MEDICATIONS, rng.randint(0, 2))),
             "twitching": Twitching(("toes", "calf")[: rng.randint(1, 2)], rng.randint(0, 30))
-            if rng.random() < 0.5 else None,
+            if rng.random() < 0.5
+            else None,
         }
         age = rng.choice(["none", "years", "birth"])
         if age == "years":

@@ -7,17 +7,20 @@ import pytest
 from labinterp.domain.testing import R2, D, finding_of, res, result_of, run
 
 
-@pytest.mark.parametrize(("value", "unit", "code"), [
-    ("29", "nmol/L", "vitamin_d_deficiency"),
-    ("30", "nmol/L", "vitamin_d_insufficiency"),
-    ("49", "nmol/L", "vitamin_d_insufficiency"),
-    ("50", "nmol/L", None),
-    ("200", "nmol/L", None),
-    ("201", "nmol/L", "vitamin_d_excess"),
-    ("20", "ng/mL", None),  # 49.92 -> 50 nmol/L: adequate
-    ("11.9", "ng/mL", "vitamin_d_insufficiency"),  # 29.7024 -> 30 nmol/L
-    ("11.8", "ng/mL", "vitamin_d_deficiency"),  # 29.4528 -> 29 nmol/L
-])
+@pytest.mark.parametrize(
+    ("value", "unit", "code"),
+    [
+        ("29", "nmol/L", "vitamin_d_deficiency"),
+        ("30", "nmol/L", "vitamin_d_insufficiency"),
+        ("49", "nmol/L", "vitamin_d_insufficiency"),
+        ("50", "nmol/L", None),
+        ("200", "nmol/L", None),
+        ("201", "nmol/L", "vitamin_d_excess"),
+        ("20", "ng/mL", None),  # 49.92 -> 50 nmol/L: adequate
+        ("11.9", "ng/mL", "vitamin_d_insufficiency"),  # 29.7024 -> 30 nmol/L
+        ("11.8", "ng/mL", "vitamin_d_deficiency"),  # 29.4528 -> 29 nmol/L
+    ],
+)
 def test_vitamin_d_iom_bands_on_the_rounded_canonical_value(value, unit, code):
     i = run(res("vitamin_d_25oh", value, unit))
     assert i.finding_codes == (() if code is None else (code,))
@@ -26,8 +29,12 @@ def test_vitamin_d_iom_bands_on_the_rounded_canonical_value(value, unit, code):
 def test_vitamin_d_finding_reference_range_is_the_adequate_band():
     f = finding_of(run(res("vitamin_d_25oh", "14", "ng/mL")), "vitamin_d_insufficiency")
     assert f["value"] == D("35")
-    assert f["reference_range"] == {"low": D("50"), "high": D("200"), "unit": "nmol/L",
-                                    "source": "ruleset"}
+    assert f["reference_range"] == {
+        "low": D("50"),
+        "high": D("200"),
+        "unit": "nmol/L",
+        "source": "ruleset",
+    }
     assert "IOM 2011" in f["explanation"] and "14 ng/mL" in f["explanation"]
 
 
@@ -42,17 +49,25 @@ def test_vitamin_d_bands_decide_whatever_a_lab_range_says():
     assert lab_says_low.finding_codes == ()  # 62 nmol/L: adequate under IOM 2011
 
 
-@pytest.mark.parametrize(("value", "code"), [
-    ("49", "vitamin_d_deficiency"), ("50", "vitamin_d_insufficiency"),
-    ("74", "vitamin_d_insufficiency"), ("75", None), ("201", "vitamin_d_excess")])
+@pytest.mark.parametrize(
+    ("value", "code"),
+    [
+        ("49", "vitamin_d_deficiency"),
+        ("50", "vitamin_d_insufficiency"),
+        ("74", "vitamin_d_insufficiency"),
+        ("75", None),
+        ("201", "vitamin_d_excess"),
+    ],
+)
 def test_vitamin_d_endocrine_society_bands_in_2026_2(value, code):
     i = run(res("vitamin_d_25oh", value, "nmol/L"), ruleset=R2)
     assert i.finding_codes == (() if code is None else (code,))
 
 
 def test_2026_2_adequate_band_starts_at_75():
-    f = finding_of(run(res("vitamin_d_25oh", "60", "nmol/L"), ruleset=R2),
-                   "vitamin_d_insufficiency")
+    f = finding_of(
+        run(res("vitamin_d_25oh", "60", "nmol/L"), ruleset=R2), "vitamin_d_insufficiency"
+    )
     assert f["reference_range"]["low"] == D("75")
 
 
@@ -66,9 +81,15 @@ def test_2026_2_adult_magnesium_low_is_0_85_and_pediatric_unchanged():
     assert run(res("magnesium", "0.80", "mmol/L")).finding_codes == ()  # 2026.1: 0.70
 
 
-@pytest.mark.parametrize(("value", "code"), [
-    ("132", "b12_deficiency"), ("133", "b12_borderline"), ("258", "b12_borderline"),
-    ("259", None)])
+@pytest.mark.parametrize(
+    ("value", "code"),
+    [
+        ("132", "b12_deficiency"),
+        ("133", "b12_borderline"),
+        ("258", "b12_borderline"),
+        ("259", None),
+    ],
+)
 def test_b12_nice_bands_without_mma(value, code):
     i = run(res("vitamin_b12", value, "pmol/L"))
     assert i.finding_codes == (() if code is None else (code,))
@@ -79,8 +100,11 @@ def test_b12_borderline_asks_for_mma():
 
 
 def test_b12_borderline_with_mma_above_its_limit_is_deficiency():
-    i = run(res("vitamin_b12", "200", "pmol/L"), res("methylmalonic_acid", "0.50", "umol/L"),
-            res("creatinine", "80", "umol/L", low="45", high="90"))
+    i = run(
+        res("vitamin_b12", "200", "pmol/L"),
+        res("methylmalonic_acid", "0.50", "umol/L"),
+        res("creatinine", "80", "umol/L", low="45", high="90"),
+    )
     assert set(i.finding_codes) == {"b12_deficiency", "elevated_mma"}
     assert "confirms deficiency" in finding_of(i, "b12_deficiency")["explanation"]
     assert "check_mma" not in i.follow_up_codes
@@ -93,23 +117,31 @@ def test_b12_borderline_with_mma_within_its_limit_is_unlikely_deficiency():
 
 
 def test_mma_limit_from_a_lab_range_decides_the_b12_band():
-    i = run(res("vitamin_b12", "200", "pmol/L"),
-            res("methylmalonic_acid", "300", "nmol/L", high="270"))
+    i = run(
+        res("vitamin_b12", "200", "pmol/L"), res("methylmalonic_acid", "300", "nmol/L", high="270")
+    )
     assert "b12_deficiency" in i.finding_codes
 
 
 def test_mma_limit_is_0_46_from_65_years():
     import datetime as dt
 
-    i = run(res("vitamin_b12", "200", "pmol/L"), res("methylmalonic_acid", "0.45", "umol/L"),
-            birth_date=dt.date(1950, 1, 1))
+    i = run(
+        res("vitamin_b12", "200", "pmol/L"),
+        res("methylmalonic_acid", "0.45", "umol/L"),
+        birth_date=dt.date(1950, 1, 1),
+    )
     assert i.finding_codes == () and "b12_deficiency_unlikely" in i.note_codes
 
 
 def test_b12_finding_reference_range_is_low_259():
     f = finding_of(run(res("vitamin_b12", "100", "pmol/L")), "b12_deficiency")
-    assert f["reference_range"] == {"low": D("259"), "high": None, "unit": "pmol/L",
-                                    "source": "ruleset"}
+    assert f["reference_range"] == {
+        "low": D("259"),
+        "high": None,
+        "unit": "pmol/L",
+        "source": "ruleset",
+    }
 
 
 def test_b12_bands_decide_whatever_a_lab_range_says():
@@ -131,14 +163,18 @@ def test_elevated_mma_without_creatinine_asks_for_renal_function():
     assert "check_renal_function" not in j.follow_up_codes
 
 
-@pytest.mark.parametrize(("analyte", "value", "unit", "code", "low", "high"), [
-    ("vitamin_b12", "900", "pmol/L", "H", "150", "700"),
-    ("folate", "60", "nmol/L", "H", "9.1", "45"),
-    ("methylmalonic_acid", "0.05", "umol/L", "L", "0.10", "0.40"),
-    ("homocysteine", "3.0", "umol/L", "L", "5", "15"),
-])
+@pytest.mark.parametrize(
+    ("analyte", "value", "unit", "code", "low", "high"),
+    [
+        ("vitamin_b12", "900", "pmol/L", "H", "150", "700"),
+        ("folate", "60", "nmol/L", "H", "9.1", "45"),
+        ("methylmalonic_acid", "0.05", "umol/L", "L", "0.10", "0.40"),
+        ("homocysteine", "3.0", "umol/L", "L", "5", "15"),
+    ],
+)
 def test_high_b12_folate_and_low_mma_homocysteine_give_a_flag_but_no_finding(
-        analyte, value, unit, code, low, high):
+    analyte, value, unit, code, low, high
+):
     i = run(res(analyte, value, unit, low=low, high=high))
     assert result_of(i, analyte)["interpretation"] == code
     assert i.findings == () and i.status == "normal"

@@ -54,10 +54,17 @@ def session(engine: Engine) -> Iterator[Session]:
 
 
 def add_panel(session: Session, clinic: Clinic, accession: str = "LAB-1") -> Panel:
-    patient = Patient(clinic=clinic, external_id="P-0042", sex="female",
-                      birth_date=dt.date(1984, 3, 9))
-    panel = Panel(clinic=clinic, patient=patient, accession=accession, status="queued",
-                  current_revision=1, collected_at=COLLECTED)
+    patient = Patient(
+        clinic=clinic, external_id="P-0042", sex="female", birth_date=dt.date(1984, 3, 9)
+    )
+    panel = Panel(
+        clinic=clinic,
+        patient=patient,
+        accession=accession,
+        status="queued",
+        current_revision=1,
+        collected_at=COLLECTED,
+    )
     session.add(panel)
     session.flush()
     return panel
@@ -65,21 +72,44 @@ def add_panel(session: Session, clinic: Clinic, accession: str = "LAB-1") -> Pan
 
 def add_revision(session: Session, panel: Panel) -> PanelRevision:
     revision = PanelRevision(
-        panel=panel, revision=1, content_hash="0" * 64, collected_at=COLLECTED, sex="female",
-        birth_date=dt.date(1984, 3, 9), hemolyzed=False, specimen_type="serum",
+        panel=panel,
+        revision=1,
+        content_hash="0" * 64,
+        collected_at=COLLECTED,
+        sex="female",
+        birth_date=dt.date(1984, 3, 9),
+        hemolyzed=False,
+        specimen_type="serum",
         body={"accession": panel.accession, "results": [{"value": Decimal("1.10")}]},
         created_by="token:li_abc",
     )
     revision.results = [
-        Result(position=0, analyte="magnesium", reported_value="1.10", reported_unit="mg/dL",
-               value=Decimal("0.452571"), unit="mmol/L"),
-        Result(position=1, analyte="potassium", loinc="2823-3", reported_value="3.2",
-               reported_unit="mmol/L", value=Decimal("3.2"), unit="mmol/L", lab_low="3.5",
-               lab_high="5.1"),
+        Result(
+            position=0,
+            analyte="magnesium",
+            reported_value="1.10",
+            reported_unit="mg/dL",
+            value=Decimal("0.452571"),
+            unit="mmol/L",
+        ),
+        Result(
+            position=1,
+            analyte="potassium",
+            loinc="2823-3",
+            reported_value="3.2",
+            reported_unit="mmol/L",
+            value=Decimal("3.2"),
+            unit="mmol/L",
+            lab_low="3.5",
+            lab_high="5.1",
+        ),
     ]
     revision.context = PanelContext(
         twitching={"sites": ["toes"], "duration_days": 21, "frequency": "daily"},
-        symptoms=["muscle_weakness"], factors=["caffeine"], medications=[], notes="verbatim",
+        symptoms=["muscle_weakness"],
+        factors=["caffeine"],
+        medications=[],
+        notes="verbatim",
     )
     session.add(revision)
     session.flush()
@@ -88,8 +118,12 @@ def add_revision(session: Session, panel: Panel) -> PanelRevision:
 
 def interpretation_of(revision: PanelRevision, ruleset: str = "2026.1") -> Interpretation:
     return Interpretation(
-        panel_id=revision.panel_id, revision_id=revision.id, revision=revision.revision,
-        ruleset=ruleset, status="flagged", priority="urgent",
+        panel_id=revision.panel_id,
+        revision_id=revision.id,
+        revision=revision.revision,
+        ruleset=ruleset,
+        status="flagged",
+        priority="urgent",
         body={
             "status": "flagged",
             "findings": [{"code": "hypomagnesemia", "value": Decimal("0.45")}],
@@ -133,8 +167,11 @@ def test_a_panel_with_its_revision_results_context_and_interpretation_reads_back
     interpretation = interpretation_of(revision)
     session.add(interpretation)
     session.flush()
-    session.add(InterpretationCode(interpretation_id=interpretation.id, code="hypomagnesemia",
-                                   kind="finding"))
+    session.add(
+        InterpretationCode(
+            interpretation_id=interpretation.id, code="hypomagnesemia", kind="finding"
+        )
+    )
     session.commit()
     panel_id = panel.id
 
@@ -152,7 +189,10 @@ def test_a_panel_with_its_revision_results_context_and_interpretation_reads_back
         assert first.results[1].lab_low == "3.5"
         assert first.results[0].id < first.results[1].id  # autoincrementing on SQLite too
         assert first.context is not None and first.context.twitching == {
-            "sites": ["toes"], "duration_days": 21, "frequency": "daily"}
+            "sites": ["toes"],
+            "duration_days": 21,
+            "frequency": "daily",
+        }
         assert first.body["results"][0]["value"] == Decimal("1.10")  # JSON keeps exact decimals
         newest = stored.interpretations[0]
         assert (newest.ruleset, newest.status, newest.priority) == ("2026.1", "flagged", "urgent")
@@ -201,8 +241,16 @@ def test_an_accession_is_unique_within_a_clinic_but_not_across_clinics(session: 
     add_panel(session, south, "LAB-7")
     session.commit()
     patient = session.scalars(select(Patient).where(Patient.clinic_id == north.id)).one()
-    session.add(Panel(clinic=north, patient=patient, accession="LAB-7", status="queued",
-                      current_revision=1, collected_at=COLLECTED))
+    session.add(
+        Panel(
+            clinic=north,
+            patient=patient,
+            accession="LAB-7",
+            status="queued",
+            current_revision=1,
+            collected_at=COLLECTED,
+        )
+    )
     with pytest.raises(IntegrityError):
         session.commit()
 
@@ -216,8 +264,13 @@ def test_a_panel_of_a_clinic_that_does_not_exist_is_refused(session: Session) ->
 
 def test_a_token_acts_for_its_clinics(session: Session) -> None:
     north, south = Clinic(name="North"), Clinic(name="South")
-    token = ApiToken(name="clinician token", token_hash="a" * 64, prefix="li_abcdefghi",
-                     role="clinician", clinics=[south, north])
+    token = ApiToken(
+        name="clinician token",
+        token_hash="a" * 64,
+        prefix="li_abcdefghi",
+        role="clinician",
+        clinics=[south, north],
+    )
     session.add(token)
     session.commit()
     session.expire_all()
@@ -226,10 +279,12 @@ def test_a_token_acts_for_its_clinics(session: Session) -> None:
 
 
 def test_audit_events_get_increasing_ids_and_keep_null_detail_as_sql_null(session: Session) -> None:
-    session.add_all([
-        AuditEvent(actor="token:li_x", role="clinic", action="panel.read"),
-        AuditEvent(actor="token:li_x", role="clinic", action="panel.read", detail={"n": 1}),
-    ])
+    session.add_all(
+        [
+            AuditEvent(actor="token:li_x", role="clinic", action="panel.read"),
+            AuditEvent(actor="token:li_x", role="clinic", action="panel.read", detail={"n": 1}),
+        ]
+    )
     session.commit()
     ids = session.scalars(select(AuditEvent.id).order_by(AuditEvent.id)).all()
     assert len(ids) == 2 and ids[0] < ids[1]
