@@ -12,11 +12,16 @@ import os
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import redis
 from flask import Flask, request
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
 
 from labinterp.api.jsonio import loads
 from labinterp.app import create_app
@@ -58,13 +63,8 @@ def full(env: dict[str, str]) -> float:
     upgrade_database(settings.database_url)
     runtime = build_runtime(settings)
     with runtime.session_factory() as session:
-        create_clinic(session, f"bench-{time.time_ns()}")
-        name = session.execute(
-            __import__("sqlalchemy").text(
-                "select name from clinics order by created_at desc limit 1"
-            )
-        ).scalar_one()
-        token = create_token(session, "clinic", [name]).token
+        create_clinic(session, "bench")
+        token = create_token(session, "clinic", ["bench"]).token
     client = create_app(runtime=runtime).test_client()
     headers = {"Authorization": f"Bearer {token}"}
     payloads = bodies()
@@ -77,6 +77,22 @@ def full(env: dict[str, str]) -> float:
     return rate
 
 
+@contextmanager
+def scratch_postgres(admin_url: str) -> Iterator[str]:
+    """A database of its own for the run, dropped afterwards."""
+    name = f"labinterp_bench_{os.getpid()}"
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
 def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         base = bare()
@@ -86,24 +102,26 @@ def main() -> None:
             f"POST /api/v1/panels, SQLite + folder broker: {sqlite:,.0f} panels/s "
             f"({base / sqlite:.1f}x the baseline's time)"
         )
-        pg = os.environ.get(
-            "LABINTERP_BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+        admin = os.environ.get(
+            "LABINTERP_BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
         )
-        redis = os.environ.get("LABINTERP_BENCH_REDIS_URL", "redis://127.0.0.1:6379/12")
+        redis_url = os.environ.get("LABINTERP_BENCH_REDIS_URL", "redis://127.0.0.1:6379/12")
         try:
-            rate = full(
-                {
-                    "LABINTERP_INSTANCE": tmp,
-                    "DATABASE_URL": pg,
-                    "CELERY_BROKER_URL": redis,
-                    "LABINTERP_RATE_LIMIT": "0",
-                }
-            )
+            with scratch_postgres(admin) as pg:
+                rate = full(
+                    {
+                        "LABINTERP_INSTANCE": tmp,
+                        "DATABASE_URL": pg,
+                        "CELERY_BROKER_URL": redis_url,
+                        "LABINTERP_RATE_LIMIT": "0",
+                    }
+                )
+            redis.Redis.from_url(redis_url).flushdb()  # the tasks no worker will ever take
             print(
                 f"POST /api/v1/panels, PostgreSQL + Redis: {rate:,.0f} panels/s "
                 f"({base / rate:.1f}x the baseline's time)"
             )
-        except Exception as exc:  # no PostgreSQL here: say so, don't fail
+        except Exception as exc:  # no PostgreSQL or Redis here: say so, don't fail
             print(f"PostgreSQL + Redis skipped: {type(exc).__name__}: {exc}")
 
 

@@ -5,14 +5,15 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
-from typing import Any
+from typing import Any, NoReturn
 
 import click
+from sqlalchemy.exc import OperationalError
 
 from labinterp.config import load_settings
 
 
-def _fail(message: str, code: int = 1) -> None:
+def _fail(message: str, code: int = 1) -> NoReturn:
     click.echo(f"error: {message}", err=True)
     sys.exit(code)
 
@@ -47,8 +48,13 @@ def serve(port: int, host: str, workers: int, threads: int, no_worker: bool) -> 
     settings.instance_path.mkdir(parents=True, exist_ok=True)
     if settings.is_sqlite:
         upgrade_database(settings.database_url)  # the embedded default sets itself up
-    elif not database_is_current(settings.database_url):
-        _fail("the database schema is not current: run `labinterp db upgrade` first")
+    else:
+        try:
+            current = database_is_current(settings.database_url)
+        except OperationalError as exc:
+            _fail(f"cannot reach the database {_shown(settings.database_url)}: {exc.orig}")
+        if not current:
+            _fail("the database schema is not current: run `labinterp db upgrade` first")
     worker: subprocess.Popen[bytes] | None = None
     if not no_worker:
         worker = subprocess.Popen(
@@ -134,7 +140,10 @@ def db_upgrade() -> None:
 
     settings = load_settings()
     settings.instance_path.mkdir(parents=True, exist_ok=True)
-    upgrade_database(settings.database_url)
+    try:
+        upgrade_database(settings.database_url)
+    except OperationalError as exc:
+        _fail(f"cannot reach the database {_shown(settings.database_url)}: {exc.orig}")
     click.echo("database is at the newest schema")
 
 
@@ -225,3 +234,10 @@ def _demo_token() -> str:
 
 if __name__ == "__main__":  # pragma: no cover
     main()
+
+
+def _shown(url: str) -> str:
+    """A database URL fit for a log line: the password masked."""
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)

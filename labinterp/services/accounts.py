@@ -90,7 +90,8 @@ def resolve_token(session: Session, token: str) -> Actor | None:
     if row is None or row.revoked_at is not None:
         return None
     return Actor(
-        name=f"token:{row.prefix}…({row.name})",
+        # fits the 100-character `created_by` columns whatever the label's length
+        name=f"token:{row.prefix}…({_shorten(row.name, 60)})",
         role=row.role,
         clinic_ids=None if row.role == "admin" else frozenset(c.id for c in row.clinics),
         token_id=row.id,
@@ -103,3 +104,7 @@ def revoke_token(session: Session, token_id: uuid.UUID) -> None:
         raise NotFound("token")
     row.revoked_at = dt.datetime.now(dt.UTC)
     session.commit()
+
+
+def _shorten(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
