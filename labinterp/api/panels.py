@@ -60,7 +60,9 @@ class TrendQuery(PageQuery):
 
 
 def _submitted(result: panel_service.Submitted) -> tuple[dict[str, Any], int, dict[str, str]]:
-    document = reading.read_panel(db(), current_actor(), result.panel_id, audited=False)
+    document = result.document or reading.read_panel(
+        db(), current_actor(), result.panel_id, audited=False
+    )
     status = 202 if result.created else 200
     return document, status, {"Location": f"/api/v1/panels/{result.panel_id}"}
 

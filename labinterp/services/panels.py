@@ -14,18 +14,21 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from labinterp.domain import AcceptedPanel, PanelRejected, Ruleset, accept_panel
-from labinterp.models import Panel, PanelContext, PanelRevision, Result
+from labinterp.models import Clinic, Panel, PanelContext, PanelRevision, Result
 from labinterp.repositories import panels as repo
 from labinterp.schemas.panels import to_raw_panel
 from labinterp.services import audit, dispatch
 from labinterp.services.audit import Actor
 from labinterp.services.errors import AccessionConflict, InvalidInput, NotFound
+from labinterp.services.reading import panel_document
 
 
 @dataclass(frozen=True)
 class Submitted:
     panel_id: uuid.UUID
     created: bool  # False: the same content was already here (a safe retry)
+    # the panel as stored, when this call stored it (saves reading it back)
+    document: dict[str, Any] | None = None
 
 
 def content_hash(document: dict[str, Any]) -> str:
@@ -91,8 +94,10 @@ def submit_panel(
         updated_at=now,
         enqueued_at=now,
     )
+    panel.patient = patient
+    panel.clinic = session.get_one(Clinic, clinic_id)  # loaded with the token: no query
     session.add(panel)
-    _add_revision(session, panel, 1, accepted, document, digest, actor, now)
+    revision = _add_revision(session, panel, 1, accepted, document, digest, actor, now)
     audit.record(
         session,
         actor,
@@ -111,7 +116,7 @@ def submit_panel(
             raise
         return _same_or_conflict(session, raced, document["accession"], digest)
     dispatch.enqueue_interpretations([panel.id])
-    return Submitted(panel.id, created=True)
+    return Submitted(panel.id, created=True, document=panel_document(panel, revision, None))
 
 
 def revise_panel(
@@ -206,9 +211,10 @@ def _add_revision(
         created_by=actor.name,
     )
     session.add(revision)
+    # built through the relationships, so the new revision reads back without a query
     for result in accepted.results:
         lab = result.reference_range
-        session.add(
+        revision.results.append(
             Result(
                 revision_id=revision.id,
                 position=result.position,
@@ -224,21 +230,19 @@ def _add_revision(
             )
         )
     ctx = accepted.context
-    session.add(
-        PanelContext(
-            revision_id=revision.id,
-            twitching=None
-            if ctx.twitching is None
-            else {
-                "sites": list(ctx.twitching.sites),
-                "duration_days": ctx.twitching.duration_days,
-                "frequency": ctx.twitching.frequency,
-            },
-            symptoms=list(ctx.symptoms),
-            factors=list(ctx.factors),
-            medications=list(ctx.medications),
-            notes=ctx.notes,
-        )
+    revision.context = PanelContext(
+        revision_id=revision.id,
+        twitching=None
+        if ctx.twitching is None
+        else {
+            "sites": list(ctx.twitching.sites),
+            "duration_days": ctx.twitching.duration_days,
+            "frequency": ctx.twitching.frequency,
+        },
+        symptoms=list(ctx.symptoms),
+        factors=list(ctx.factors),
+        medications=list(ctx.medications),
+        notes=ctx.notes,
     )
     return revision
 
