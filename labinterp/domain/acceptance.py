@@ -152,12 +152,14 @@ def _accept_result(
     if conversion is None or not value_ok or not range_ok:
         return None
     assert raw.value is not None and raw.unit is not None
-    value = to_canonical(raw.value, conversion.factor, analyte.precision)
-    # Possibility is a property of the true value: compare the exact conversion, not the rounding.
-    if not analyte.accepted_low <= raw.value * conversion.factor <= analyte.accepted_high:
+    # Possibility is a property of the true value: compare the exact conversion, not the
+    # rounding, and before rounding (1e308 cannot be quantized to reporting precision at all).
+    exact = raw.value * conversion.factor
+    if not analyte.accepted_low <= exact <= analyte.accepted_high:
         shown = f"{fmt(raw.value)} {raw.unit}"
-        if conversion.unit != analyte.canonical_unit:
-            shown += f" ({fmt(value)} {analyte.canonical_unit})"
+        if conversion.unit != analyte.canonical_unit and exact.adjusted() < 9:
+            shown += f" ({fmt(to_canonical(raw.value, conversion.factor, analyte.precision))} "
+            shown += f"{analyte.canonical_unit})"
         errors.add(
             f"results.{i}.value",
             f"{analyte.key} {shown} is outside the physiologically possible range "
@@ -165,6 +167,7 @@ def _accept_result(
             f"{analyte.canonical_unit}",
         )
         return None
+    value = to_canonical(raw.value, conversion.factor, analyte.precision)
     return AcceptedResult(
         position=i,
         analyte=analyte.key,

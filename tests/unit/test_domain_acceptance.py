@@ -187,6 +187,13 @@ def test_impossible_value_in_another_unit_shows_both_units():
     )
 
 
+@pytest.mark.parametrize("value", ["1E+308", "1E+30", "123456789012345678901234567890"])
+def test_astronomically_large_value_is_refused_not_crashed_on(value):
+    # too large to round to reporting precision at all: refused as impossible, like 25 mmol/L
+    msg = reject(res("magnesium", value, "mg/dL"))["results.0.value"][0]
+    assert msg.startswith("magnesium ") and "physiologically possible range 0.05–10" in msg
+
+
 @pytest.mark.parametrize(
     ("analyte", "low", "high", "unit"),
     [
