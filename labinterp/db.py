@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import os
-import uuid
 from collections.abc import Iterator, Mapping
-from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import simplejson
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import NullPool
+
+from labinterp import jsontext
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -51,21 +49,6 @@ def default_database_url(environ: Mapping[str, str] | None = None) -> str:
     return f"sqlite:///{instance / 'labinterp.db'}"
 
 
-def _json_default(value: Any) -> Any:
-    if isinstance(value, dt.datetime | dt.date):
-        return value.isoformat()
-    if isinstance(value, uuid.UUID):
-        return str(value)
-    if isinstance(value, set | frozenset | tuple):
-        return list(value)
-    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
-
-
-# JSON columns keep exact decimals both ways: a value parsed as Decimal("1.10") reads back so.
-json_dumps = partial(simplejson.dumps, use_decimal=True, default=_json_default, ensure_ascii=False)
-json_loads = partial(simplejson.loads, use_decimal=True)
-
-
 def _sqlite_file(url: URL) -> Path | None:
     database = url.database
     if not database or database == ":memory:" or url.query.get("mode") == "memory":
@@ -82,7 +65,8 @@ def make_engine(url: str, **options: Any) -> Engine:
     PostgreSQL: connections are checked before use, so a restarted server costs no request.
     """
     parsed = make_url(normalise_url(url))
-    options = {"json_serializer": json_dumps, "json_deserializer": json_loads, **options}
+    # JSON columns keep exact decimals both ways: Decimal("1.10") reads back so
+    options = {"json_serializer": jsontext.dumps, "json_deserializer": jsontext.loads, **options}
     if parsed.get_backend_name() == "sqlite":
         path = _sqlite_file(parsed)
         if path is not None:

@@ -11,6 +11,7 @@ from marshmallow import EXCLUDE, Schema, fields, validate
 
 from labinterp.api.auth import current_actor, roles
 from labinterp.api.parsing import Blueprint
+from labinterp.api.problems import Problem
 from labinterp.api.session import db, runtime
 from labinterp.repositories.panels import FINDING_STATUSES, PANEL_STATUSES, PanelFilter
 from labinterp.schemas.common import PageQuery
@@ -67,6 +68,11 @@ def _submitted(result: panel_service.Submitted) -> tuple[dict[str, Any], int, di
     return document, status, {"Location": f"/api/v1/panels/{result.panel_id}"}
 
 
+def _page(items: list[Any], total: int, query: dict[str, Any]) -> dict[str, Any]:
+    """API.md's page body, the same for every list."""
+    return {"items": items, "total": total, "page": query["page"], "per_page": query["per_page"]}
+
+
 def _clinic_of_poster() -> uuid.UUID:
     clinic_id = current_actor().single_clinic
     assert clinic_id is not None  # a clinic token has exactly one clinic
@@ -114,12 +120,7 @@ class Panels(MethodView):
             collected_to=query.get("collected_to"),
         )
         items, total = reading.list_panels(db(), where, query["page"], query["per_page"])
-        return {
-            "items": items,
-            "total": total,
-            "page": query["page"],
-            "per_page": query["per_page"],
-        }
+        return _page(items, total, query)
 
 
 @blp.route("/panels/<uuid:panel_id>")
@@ -157,12 +158,7 @@ class PanelInterpretations(MethodView):
         """Every interpretation of a panel, newest first"""
         items = reading.read_interpretations(db(), current_actor(), panel_id)
         start = (query["page"] - 1) * query["per_page"]
-        return {
-            "items": items[start : start + query["per_page"]],
-            "total": len(items),
-            "page": query["page"],
-            "per_page": query["per_page"],
-        }
+        return _page(items[start : start + query["per_page"]], len(items), query)
 
 
 @blp.route("/patients/<string:patient_id>/trend")
@@ -175,8 +171,6 @@ class PatientTrend(MethodView):
         rt, session = runtime(), db()
         ruleset = active_ruleset(session, rt.rulesets, rt.settings.default_ruleset)
         if query["analyte"] not in ruleset.analytes:
-            from labinterp.api.problems import Problem
-
             raise Problem(
                 422,
                 f"unknown analyte {query['analyte']!r}",
@@ -185,9 +179,4 @@ class PatientTrend(MethodView):
         items, total = reading.patient_trend(
             session, current_actor(), patient_id, query["analyte"], query["page"], query["per_page"]
         )
-        return {
-            "items": items,
-            "total": total,
-            "page": query["page"],
-            "per_page": query["per_page"],
-        }
+        return _page(items, total, query)

@@ -106,16 +106,7 @@ def interpret_panel(session: Session, panel_id: uuid.UUID, ruleset: Ruleset) -> 
             raw_panel_from_revision(revision), ruleset, _aware(revision.created_at)
         )
     except PanelRejected as exc:  # valid when received, not under this ruleset
-        panel.status, panel.failure, panel.updated_at = "failed", str(exc), now
-        audit.record(
-            session,
-            SYSTEM,
-            "interpretation.failed",
-            clinic_id=panel.clinic_id,
-            panel_id=panel.id,
-            detail={"errors": exc.errors, "ruleset": ruleset.version},
-        )
-        session.commit()
+        _fail(session, panel, str(exc), {"errors": exc.errors, "ruleset": ruleset.version}, now)
         return InterpretOutcome("failed")
     body = interpret(accepted, ruleset).to_dict()
     try:
@@ -172,14 +163,21 @@ def mark_failed(session: Session, panel_id: uuid.UUID, reason: str) -> None:
     panel = session.get(Panel, panel_id)
     if panel is None or panel.status != "queued":
         return
-    panel.status, panel.failure, panel.updated_at = "failed", reason[:2000], dt.datetime.now(dt.UTC)
+    _fail(session, panel, reason[:2000], {"reason": reason[:2000]}, dt.datetime.now(dt.UTC))
+
+
+def _fail(
+    session: Session, panel: Panel, failure: str, detail: dict[str, object], now: dt.datetime
+) -> None:
+    """The panel is `failed` with its reason, audited. Commits."""
+    panel.status, panel.failure, panel.updated_at = "failed", failure, now
     audit.record(
         session,
         SYSTEM,
         "interpretation.failed",
         clinic_id=panel.clinic_id,
         panel_id=panel.id,
-        detail={"reason": reason[:2000]},
+        detail=detail,
     )
     session.commit()
 
