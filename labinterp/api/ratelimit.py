@@ -1,7 +1,9 @@
 """A fixed-window request limit per token.
 
 With a Redis broker the counters live in Redis, shared by every API process on every
-machine; on the embedded default they live in the process (one process serves there).
+machine; on the embedded default each API process counts for itself (so the limit there is
+per process). If Redis does not answer, counting falls back to the process: a limiter outage
+never holds a request up for long (one try, half a second at most, no client retries).
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ class Limiter:
             import redis
 
             self._redis = redis.Redis.from_url(
-                redis_url, socket_timeout=0.5, socket_connect_timeout=0.5
+                redis_url, socket_timeout=0.5, socket_connect_timeout=0.5, retry=None
             )
 
     def hit(self, key: str) -> None:
