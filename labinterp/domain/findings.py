@@ -111,9 +111,9 @@ def limit_text(
         return "has no reference interval for this patient"
     where = interval_text(interval, ruleset, as_reported)
     if side == "low" and interval.low is not None:
-        return f"is below the lower limit {interval.low} {interval.unit} of {where}"
+        return f"is below {interval.low} {interval.unit}, the lower limit of {where}"
     if side == "high" and interval.high is not None:
-        return f"is above the upper limit {interval.high} {interval.unit} of {where}"
+        return f"is above {interval.high} {interval.unit}, the upper limit of {where}"
     return f"is within {where}"
 
 

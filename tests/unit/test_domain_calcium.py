@@ -168,4 +168,4 @@ def test_corrected_calcium_explanation_names_both_units_and_the_formula():
         "Albumin-corrected calcium 2.10 mmol/L (8.42 mg/dL) (measured "
         "1.90 mmol/L = 7.6 mg/dL; albumin 30 g/L"
     )
-    assert "Payne 1973" in text and "below the lower limit 8.6 mg/dL" in text
+    assert "Payne 1973" in text and "below 8.6 mg/dL, the lower limit of" in text

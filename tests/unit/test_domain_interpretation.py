@@ -99,7 +99,7 @@ def test_api_example_panel():
         "source": "ruleset",
     }
     assert mg["explanation"].startswith(
-        "Magnesium 0.45 mmol/L (1.1 mg/dL) is below the lower limit 0.70 mmol/L"
+        "Magnesium 0.45 mmol/L (1.1 mg/dL) is below 0.70 mmol/L, the lower limit of"
     )
     assert "CTCAE v5.0" in mg["explanation"] and "RCPA/AACB" in mg["explanation"]
     assert mg["source"].startswith("CTCAE v5.0; reference interval per ruleset 2026.1")
