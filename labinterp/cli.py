@@ -10,12 +10,38 @@ from typing import Any, NoReturn
 import click
 from sqlalchemy.exc import OperationalError
 
-from labinterp.config import load_settings
+from labinterp.config import ConfigError, Settings
+from labinterp.config import load_settings as _load_settings
 
 
 def _fail(message: str, code: int = 1) -> NoReturn:
     click.echo(f"error: {message}", err=True)
     sys.exit(code)
+
+
+def load_settings() -> Settings:
+    """The settings from the environment, or a one-line error naming the bad variable."""
+    try:
+        return _load_settings()
+    except ConfigError as exc:
+        _fail(str(exc))
+
+
+def _check_rulesets(settings: Settings) -> None:
+    """Refuse to start on a malformed ruleset (the message names file and line) or on a
+    LABINTERP_RULESET that is not among them: better than failing on the first panel."""
+    from labinterp.domain.ruleset import RulesetError
+    from labinterp.rulesets import load_rulesets
+
+    try:
+        versions = load_rulesets(settings.rulesets_dir)
+    except RulesetError as exc:
+        _fail(f"ruleset: {exc}")
+    if settings.default_ruleset not in versions:
+        _fail(
+            f"LABINTERP_RULESET={settings.default_ruleset} is not among the rulesets "
+            f"({', '.join(sorted(versions)) or 'none'})"
+        )
 
 
 def _session():
@@ -45,6 +71,7 @@ def serve(port: int, host: str, workers: int, threads: int, no_worker: bool) -> 
     from labinterp.db import database_is_current, upgrade_database
 
     settings = load_settings()
+    _check_rulesets(settings)
     settings.instance_path.mkdir(parents=True, exist_ok=True)
     if settings.is_sqlite:
         upgrade_database(settings.database_url)  # the embedded default sets itself up
@@ -112,9 +139,10 @@ def _run_gunicorn(host: str, port: int, workers: int, threads: int) -> None:
 @click.option("--loglevel", default="INFO", show_default=True)
 def worker(concurrency: int | None, pool: str | None, beat: bool, loglevel: str) -> None:
     """Run a Celery worker (as many as the load needs, on as many machines)."""
+    settings = load_settings()
+    _check_rulesets(settings)
     from worker.celery_app import QUEUE, celery_app
 
-    settings = load_settings()
     argv = ["worker", f"--loglevel={loglevel}", "-Q", QUEUE]
     if pool or settings.embedded_broker:
         argv.append(f"--pool={pool or 'solo'}")

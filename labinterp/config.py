@@ -37,6 +37,23 @@ class Settings:
         return self.database_url.startswith("sqlite")
 
 
+class ConfigError(ValueError):
+    """A configuration variable has a value labinterp cannot use; the message names it."""
+
+
+def _whole(env: Mapping[str, str], name: str, default: int) -> int:
+    text = env.get(name)
+    if text is None or text.strip() == "":
+        return default
+    try:
+        value = int(text)
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number, not {text!r}") from None
+    if value < 0:
+        raise ConfigError(f"{name} must not be negative, not {text!r}")
+    return value
+
+
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     env = os.environ if environ is None else environ
     instance = Path(env.get("LABINTERP_INSTANCE", "instance")).resolve()
@@ -64,11 +81,11 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         broker_url=broker_url,
         # no secret is ever written to disk by code: without one, sessions last a process
         secret_key=env.get("LABINTERP_SECRET_KEY") or os.urandom(32).hex(),
-        max_body=int(env.get("LABINTERP_MAX_BODY", DEFAULT_MAX_BODY)),
+        max_body=_whole(env, "LABINTERP_MAX_BODY", DEFAULT_MAX_BODY),
         default_ruleset=env.get("LABINTERP_RULESET", DEFAULT_RULESET),
         rulesets_dir=Path(rulesets_dir) if rulesets_dir else None,
-        sweep_after_seconds=int(env.get("LABINTERP_SWEEP_AFTER", 60)),
-        rate_limit_per_minute=int(env.get("LABINTERP_RATE_LIMIT", 600)),
+        sweep_after_seconds=_whole(env, "LABINTERP_SWEEP_AFTER", 60),
+        rate_limit_per_minute=_whole(env, "LABINTERP_RATE_LIMIT", 600),
         broker_transport_options=transport_options,
     )
 

@@ -234,6 +234,20 @@ def test_another_clinics_panel_is_404_like_a_missing_one(client, tokens, posted)
     )
 
 
+def test_another_clinic_cannot_revise_list_or_trend_what_is_not_its_own(client, tokens, posted):
+    other = auth(tokens.other_clinic)
+    revision = client.post(f"{PANELS}/{posted['id']}/revisions", json=sample_panel(), headers=other)
+    assert_problem(revision, 404)
+    assert client.get(PANELS, headers=other).get_json()["total"] == 0
+    trend = client.get("/api/v1/patients/P-0042/trend?analyte=magnesium", headers=other)
+    assert_problem(trend, 404)
+    # the same patient id in another clinic is another patient
+    mine = client.get(
+        "/api/v1/patients/P-0042/trend?analyte=magnesium", headers=auth(tokens.clinic)
+    )
+    assert mine.status_code == 200 and mine.get_json()["total"] == 1
+
+
 def test_clinician_and_admin_read_panels_of_their_clinics(client, tokens, posted):
     assert client.get(f"{PANELS}/{posted['id']}", headers=auth(tokens.clinician)).status_code == 200
     assert client.get(f"{PANELS}/{posted['id']}", headers=auth(tokens.admin)).status_code == 200
