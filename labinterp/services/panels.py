@@ -129,7 +129,9 @@ def revise_panel(
 ) -> Submitted:
     """Store corrected results as a new revision and enqueue it; earlier ones stay readable.
 
-    One transaction. The same content as an existing revision is a safe retry (no new revision).
+    One transaction. The same content as the current revision is a safe retry (no new
+    revision); content equal to an older revision is a correction back to it, so it becomes
+    the newest revision (a clinician must see the values the lab now stands by).
     """
     panel = repo.get_panel(session, panel_id, actor.clinic_ids)
     if panel is None:
@@ -151,7 +153,7 @@ def revise_panel(
     if errors:
         raise InvalidInput(errors)
     digest = content_hash(document)
-    if digest in repo.revision_hashes(session, panel.id):
+    if repo.revision_hashes(session, panel.id).get(digest) == panel.current_revision:
         return Submitted(panel.id, created=False)
     revision = panel.current_revision + 1
     panel.current_revision = revision

@@ -14,7 +14,7 @@ from labinterp.services import dispatch
 
 
 def sweep_queued_panels(
-    session: Session, older_than_seconds: int, now: dt.datetime, limit: int = 1000
+    session: Session, older_than_seconds: int, now: dt.datetime, limit: int = 5000
 ) -> list[uuid.UUID]:
     """Enqueue again every panel still `queued` whose last enqueue is older than the cut-off.
 

@@ -128,6 +128,19 @@ def test_interpretations_list_newest_first_and_revisions_keep_history(client, to
     assert first["interpretation"]["revision"] == 1
 
 
+def test_a_revision_sent_twice_is_one_revision_and_a_revert_is_a_new_one(client, tokens, posted):
+    url = f"{PANELS}/{posted['id']}/revisions"
+    corrected = sample_panel()
+    corrected["results"][0]["value"] = 2.0
+    assert client.post(url, json=corrected, headers=auth(tokens.clinic)).status_code == 202
+    retry = client.post(url, json=corrected, headers=auth(tokens.clinic))
+    assert retry.status_code == 200 and retry.get_json()["revision"] == 2
+    # the lab withdraws its correction: the original values are current again, as revision 3
+    reverted = client.post(url, json=sample_panel(), headers=auth(tokens.clinic))
+    assert reverted.status_code == 202 and reverted.get_json()["revision"] == 3
+    assert reverted.get_json()["results"][0]["reported"]["value"] == Decimal("1.1")
+
+
 def test_revision_with_another_accession_is_422_on_accession(client, tokens, posted):
     body = sample_panel(accession="OTHER")
     response = client.post(
