@@ -6,8 +6,10 @@ import datetime as dt
 import uuid
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import Select, and_, exists, func, or_, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, selectinload
 
 from labinterp.models import (
@@ -75,19 +77,39 @@ def revision_hashes(session: Session, panel_id: uuid.UUID) -> dict[str, int]:
 def get_or_create_patient(
     session: Session, clinic_id: uuid.UUID, external_id: str, sex: str, birth_date: dt.date | None
 ) -> Patient:
-    patient = session.scalars(
-        select(Patient).where(Patient.clinic_id == clinic_id, Patient.external_id == external_id)
-    ).one_or_none()
+    which = select(Patient).where(
+        Patient.clinic_id == clinic_id, Patient.external_id == external_id
+    )
+    patient = session.scalars(which).one_or_none()
     if patient is None:
-        patient = Patient(
-            clinic_id=clinic_id, external_id=external_id, sex=sex, birth_date=birth_date
+        # Two panels of a new patient may arrive at once: insert-if-absent, then read whichever
+        # row won, instead of failing the second request on the unique constraint.
+        now = dt.datetime.now(dt.UTC)
+        session.execute(
+            _insert(session, Patient)
+            .values(
+                id=uuid.uuid4(),
+                clinic_id=clinic_id,
+                external_id=external_id,
+                sex=sex,
+                birth_date=birth_date,
+                created_at=now,
+                updated_at=now,
+            )
+            .on_conflict_do_nothing(index_elements=["clinic_id", "external_id"])
         )
-        session.add(patient)
-        session.flush()
+        patient = session.scalars(which).one()
     else:  # the newest panel's demographics are the best known
         patient.sex = sex if sex != "unknown" else patient.sex
         patient.birth_date = birth_date or patient.birth_date
     return patient
+
+
+def _insert(session: Session, table: Any) -> Any:
+    """INSERT with ON CONFLICT, on the two databases labinterp runs on."""
+    if session.get_bind().dialect.name == "postgresql":
+        return postgresql.insert(table)
+    return sqlite.insert(table)
 
 
 def newest_interpretation(session: Session, panel_id: uuid.UUID) -> Interpretation | None:

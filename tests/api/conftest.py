@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
+import threading
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -107,3 +108,35 @@ def posted(client: FlaskClient, tokens: Tokens, work: Any) -> Iterator[dict[str,
 
 def now_iso(delta: dt.timedelta = dt.timedelta()) -> str:
     return (dt.datetime.now(dt.UTC) + delta).isoformat()
+
+
+def post_at_once(app: Flask, token: str, bodies: list[dict[str, Any]]) -> list[int]:
+    """POST every body to /api/v1/panels from its own thread, all released at the same moment;
+    the status codes, sorted."""
+    answers: list[int] = []
+    lock = threading.Lock()
+    barrier = threading.Barrier(len(bodies))
+
+    def post(body: dict[str, Any]) -> None:
+        client = app.test_client()  # one client per thread, like separate connections
+        barrier.wait()
+        status = client.post("/api/v1/panels", json=body, headers=auth(token)).status_code
+        with lock:
+            answers.append(status)
+
+    threads = [threading.Thread(target=post, args=(body,)) for body in bodies]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return sorted(answers)
+
+
+def differing_bodies(accession: str, count: int) -> list[dict[str, Any]]:
+    """``count`` panels of one accession, each with another magnesium value."""
+    bodies = []
+    for n in range(count):
+        body = sample_panel(accession=accession)
+        body["results"][0]["value"] = 1.0 + n / 10
+        bodies.append(body)
+    return bodies

@@ -9,7 +9,14 @@ from typing import Any
 
 from flask.testing import FlaskClient
 
-from tests.api.conftest import Tokens, auth, now_iso, sample_panel
+from tests.api.conftest import (
+    Tokens,
+    auth,
+    differing_bodies,
+    now_iso,
+    post_at_once,
+    sample_panel,
+)
 
 PANELS = "/api/v1/panels"
 
@@ -74,6 +81,15 @@ def test_same_accession_different_content_is_409(client, tokens):
     body = assert_problem(post(client, tokens.clinic, changed), 409)
     assert body["panel_id"] == first.get_json()["id"]
     assert "revisions" in body["detail"]
+
+
+def test_one_accession_posted_at_once_from_many_threads_is_one_panel(app, tokens):
+    # the embedded default serves from several threads and processes on one SQLite file
+    same = [sample_panel(accession="RACE") for _ in range(6)]
+    assert post_at_once(app, tokens.clinic, same) == [200] * 5 + [202]
+    assert post_at_once(app, tokens.clinic, differing_bodies("RACE-2", 6)) == [202] + [409] * 5
+    listing = app.test_client().get(f"{PANELS}?patient_id=P-0042", headers=auth(tokens.clinic))
+    assert listing.get_json()["total"] == 2
 
 
 def test_same_accession_in_another_clinic_is_a_different_panel(client, tokens):

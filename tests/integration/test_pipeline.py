@@ -18,7 +18,7 @@ from labinterp.runtime import build_runtime
 from labinterp.services.accounts import create_clinic, create_token
 from labinterp.services.interpretation import interpret_panel
 from labinterp.services.sweeper import sweep_queued_panels
-from tests.api.conftest import auth, sample_panel
+from tests.api.conftest import auth, differing_bodies, post_at_once, sample_panel
 from tests.integration.redis_service import require_redis
 from tests.integration.services import fresh_postgres_database
 from tests.integration.worker_process import labinterp_process, wait_until
@@ -130,3 +130,13 @@ def test_broker_down_at_post_answers_202_and_the_sweeper_recovers_the_panel(stac
             "the swept panels to be interpreted",
         )
     offline.engine.dispose()
+
+
+def test_the_same_accession_posted_at_once_from_many_threads_is_one_panel(stack):
+    _env, runtime, client, token = stack
+    same = [sample_panel(accession="RACE") for _ in range(6)]
+    assert post_at_once(client.application, token, same) == [200] * 5 + [202]
+    assert _count(runtime, Panel, Panel.accession == "RACE") == 1
+    different = differing_bodies("RACE-2", 6)
+    assert post_at_once(client.application, token, different) == [202] + [409] * 5
+    assert _count(runtime, Panel, Panel.accession == "RACE-2") == 1
