@@ -27,7 +27,9 @@ SQLITE_PRAGMAS = (
     "PRAGMA foreign_keys=ON",
     "PRAGMA journal_mode=WAL",  # readers don't block the writer (API and worker share the file)
     "PRAGMA busy_timeout=30000",
-    "PRAGMA synchronous=NORMAL",  # durable enough with WAL, and much faster
+    # FULL: a 202 means the panel survives a power cut, not only a crash of labinterp (NORMAL
+    # with WAL may lose the last commits to an OS crash)
+    "PRAGMA synchronous=FULL",
 )
 
 

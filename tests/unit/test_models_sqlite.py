@@ -155,7 +155,7 @@ def test_sqlite_connections_enforce_foreign_keys_and_use_wal(engine: Engine) -> 
         assert connection.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
         assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
         assert connection.exec_driver_sql("PRAGMA busy_timeout").scalar() == 30000
-        assert connection.exec_driver_sql("PRAGMA synchronous").scalar() == 1  # NORMAL
+        assert connection.exec_driver_sql("PRAGMA synchronous").scalar() == 2  # FULL: durable 202
 
 
 def test_a_panel_with_its_revision_results_context_and_interpretation_reads_back(
