@@ -260,12 +260,12 @@ def _demo_token() -> str:
         return create_token(session, "clinic", ["demo-clinic"], "demo").token
 
 
-if __name__ == "__main__":  # pragma: no cover
-    main()
-
-
 def _shown(url: str) -> str:
     """A database URL fit for a log line: the password masked."""
     from sqlalchemy.engine import make_url
 
     return make_url(url).render_as_string(hide_password=True)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
