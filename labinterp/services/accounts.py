@@ -9,7 +9,7 @@ import uuid
 from dataclasses import dataclass
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session, joinedload
 
 from labinterp.models import ApiToken, Clinic
 from labinterp.services.audit import Actor
@@ -82,11 +82,15 @@ def create_token(
 
 def resolve_token(session: Session, token: str) -> Actor | None:
     """The actor behind a presented token, or None when unknown or revoked."""
-    row = session.scalars(
-        select(ApiToken)
-        .where(ApiToken.token_hash == hash_token(token))
-        .options(selectinload(ApiToken.clinics))
-    ).first()
+    row = (
+        session.scalars(
+            select(ApiToken)
+            .where(ApiToken.token_hash == hash_token(token))
+            .options(joinedload(ApiToken.clinics))  # one round trip on every request
+        )
+        .unique()
+        .first()
+    )
     if row is None or row.revoked_at is not None:
         return None
     return Actor(
