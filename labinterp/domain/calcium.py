@@ -31,9 +31,13 @@ LOW_CODES = ("L", "LL")
 def _ionized(total: Judgement, ionized: Judgement, out: Outcome) -> None:
     ion_draft = generic_draft(ionized)  # the ionized finding itself is drafted generically
     ion_side = ion_draft.side if ion_draft is not None else None
+    reported_critical = False
     if total.critical is not None:
         total_side = "low" if total.critical.direction == "below" else "high"
-        if total_side != ion_side:
+        if total_side == ion_side and ionized.critical is None:
+            # the ionized finding agrees: it carries the measured total's critical limit
+            out.escalate(ionized.result.analyte, total.critical, _measured(total))
+        elif total_side != ion_side:
             draft = generic_draft(total)
             assert draft is not None
             draft.possibly_spurious = ionized.code == "N"
@@ -43,7 +47,9 @@ def _ionized(total: Judgement, ionized: Judgement, out: Outcome) -> None:
                 "the measured total calcium is reported because it crossed a critical limit."
             )
             out.drafts.append(draft)
-    if total.code in LOW_CODES and ionized.code == "N":
+            reported_critical = True
+    # a critical total reported as a finding is not also called "not hypocalcemia"
+    if total.code in LOW_CODES and ionized.code == "N" and not reported_critical:
         out.note(
             "pseudohypocalcemia",
             "calcium",
@@ -51,6 +57,10 @@ def _ionized(total: Judgement, ionized: Judgement, out: Outcome) -> None:
             basis="ionized",
             basis_value=value_text(ionized),
         )
+
+
+def _measured(total: Judgement) -> str:
+    return f"measured total calcium {value_text(total)}"
 
 
 def corrected_calcium(
@@ -110,6 +120,8 @@ def _corrected(
             within=side is None,
             sources=[ruleset.cite(rule.sources)],
             as_reported=False,
+            # the limit is crossed by the measured value, not the corrected one
+            critical_subject=_measured(total) if matches else None,
         )
         if side is None:
             draft.possibly_spurious = True
@@ -118,7 +130,7 @@ def _corrected(
                 "calcium is reported because it crossed a critical limit."
             )
         out.drafts.append(draft)
-    if total.code in LOW_CODES and side is None:
+    if total.code in LOW_CODES and side is None and finding_side is None:
         out.note(
             "pseudohypocalcemia",
             "calcium",
@@ -126,6 +138,7 @@ def _corrected(
             basis="albumin-corrected",
             basis_value=f"{fmt(corrected)} {total.result.unit}",
         )
+    if total.code in LOW_CODES and side is None:
         out.follow_ups.append("check_ionized_calcium")
 
 

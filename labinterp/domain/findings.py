@@ -43,6 +43,9 @@ class Finding:
     source: str
     position: int = 0
     measured: Decimal | None = None  # corrected calcium: the measured total calcium
+    # the value that crossed ``critical`` when it is not this finding's own value
+    # ("measured total calcium 1.60 mmol/L (6.4 mg/dL)")
+    critical_subject: str | None = None
 
     @property
     def is_critical(self) -> bool:
@@ -88,6 +91,10 @@ def value_text(j: Judgement, value: Decimal | None = None, joiner: str = " ({})"
     r = j.result
     shown = f"{fmt(r.value if value is None else value)} {r.unit}"
     if r.reported_canonically:
+        if value is None and r.reported_value != r.value:
+            # more decimals than the reporting precision: a lab range judged the value as
+            # reported, so say both ("135.5 mmol/L (136 at reporting precision)")
+            return f"{fmt(r.reported_value)} {r.unit} ({fmt(r.value)} at reporting precision)"
         return shown
     other = fmt(r.reported_value) if value is None else fmt_display(value / r.factor)
     return shown + joiner.format(f"{other} {r.reported_unit}")
@@ -155,6 +162,7 @@ class FindingDraft:
     sources: list[str] = field(default_factory=list)
     within: bool = False  # the interval judged the value normal (critical only)
     as_reported: bool = True  # a lab range was compared with the reported value itself
+    critical_subject: str | None = None  # see Finding.critical_subject
 
 
 def build_finding(d: FindingDraft, ruleset: Ruleset, symptom_sets: dict[str, str]) -> Finding:
@@ -168,13 +176,16 @@ def build_finding(d: FindingDraft, ruleset: Ruleset, symptom_sets: dict[str, str
     lead = d.lead or f"{j.analyte.display} {value_text(j)}"
     limit = limit_text(d.interval, None if d.within else d.side, ruleset, d.as_reported)
     sentence = f"{lead} {limit}"
-    if d.critical is not None:
+    if d.critical is not None and d.critical_subject is None:
         sentence += f", and is {critical_text(d.critical)}"
     parts = [sentence + "."]
+    if d.critical is not None and d.critical_subject is not None:
+        parts.append(f"The {d.critical_subject} is {critical_text(d.critical)}.")
+    shown_level = level.replace("_", "-")
     if grade_ is not None:
-        parts.append(f"{title(d.code)}: CTCAE v5.0 grade {grade_} ({how}), {level}.")
+        parts.append(f"{title(d.code)}: CTCAE v5.0 grade {grade_} ({how}), {shown_level}.")
     else:
-        parts.append(f"{title(d.code)} ({level}).")
+        parts.append(f"{title(d.code)} ({shown_level}).")
     parts.extend(d.extra)
     if d.possibly_spurious and d.critical is not None:
         parts.append("Possibly spurious, but a critical value stays critical.")
@@ -201,6 +212,7 @@ def build_finding(d: FindingDraft, ruleset: Ruleset, symptom_sets: dict[str, str
         source=source_text([str(s) for s in sources]),
         position=j.result.position,
         measured=d.measured,
+        critical_subject=d.critical_subject,
     )
 
 

@@ -17,7 +17,7 @@ from labinterp.domain.context import (
     red_flags,
 )
 from labinterp.domain.findings import Finding, FindingDraft, build_finding, generic_draft
-from labinterp.domain.judging import Judgement, Patient, judge, patient_of
+from labinterp.domain.judging import Interval, Judgement, Patient, judge, patient_of
 from labinterp.domain.mechanisms import Note, Outcome
 from labinterp.domain.ruleset import Ruleset
 from labinterp.domain.summary import summarize
@@ -106,6 +106,20 @@ def _early_notes(judged: list[Judgement], patient: Patient, out: Outcome) -> Non
                 unit=r.reported_unit,
                 unit_dimension=_DIMENSION_WORD[unit.dimension],
             )
+        if j.open_side is not None:
+            rr = r.reference_range
+            assert rr is not None
+            lab = Interval(rr.low, rr.high, r.reported_unit, "lab", "laboratory")
+            fields = {
+                "analyte": r.analyte,
+                "range": lab.text(),
+                "missing": "lower" if rr.low is None else "upper",
+            }
+            if j.open_side == "ruleset":
+                assert j.interval is not None
+                out.note("lab_range_open_side", r.analyte, interval=j.interval.text(), **fields)
+            else:
+                out.note("lab_range_open_side_unjudged", r.analyte, **fields)
         if j.age_ambiguous:
             out.note(
                 "age_imprecise", r.analyte, analyte=r.analyte, age_years=str(patient.age_years_only)
@@ -125,6 +139,13 @@ def _draft_findings(
             draft = generic_draft(j)
             if draft is not None:
                 out.drafts.append(draft)
+
+
+def _escalate(out: Outcome) -> None:
+    for analyte, limit, subject in out.escalations:
+        for draft in out.drafts:
+            if draft.judgement.result.analyte == analyte and draft.critical is None:
+                draft.critical, draft.critical_subject = limit, subject
 
 
 def _hemolysis(
@@ -164,6 +185,7 @@ def interpret(panel: AcceptedPanel, ruleset: Ruleset) -> Interpretation:
     out = Outcome()
     _early_notes(judged_list, patient, out)
     _draft_findings(judged, patient, ruleset, out)
+    _escalate(out)
     _hemolysis(panel, ruleset, out.drafts, out)
     symptom_sets = _symptom_sets(panel, ruleset)
     findings = tuple(

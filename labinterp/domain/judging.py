@@ -3,11 +3,16 @@
 A laboratory range wins over the ruleset's interval and is compared in its own unit against
 the value as reported (no rounding); the ruleset's interval is compared against the canonical
 value. Bounds are inclusive. Critical limits (canonical, strict) always apply.
+
+A one-sided laboratory range (only a low, or only a high) says nothing about its open side.
+Choice: the open side is judged with the ruleset's interval, so a potassium of 2.8 mmol/L sent
+with "≤ 5.0" is still low; where the ruleset has no interval for the patient, a value within
+the lab's one side cannot be judged on the other and is IND, never normal.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Any, Literal
 
@@ -82,6 +87,9 @@ class Judgement:
     side: Side | None  # where the value lies against the interval (None: within or unjudged)
     critical: CriticalLimit | None
     age_ambiguous: bool = False
+    # a one-sided laboratory range left the value's side open: judged by the ruleset's
+    # interval ("ruleset"), or by nothing ("unjudged")
+    open_side: Literal["ruleset", "unjudged"] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         r = self.result
@@ -119,6 +127,23 @@ def select_band(bands: tuple[Band, ...], patient: Patient) -> tuple[Band | None,
             return inside[0], False
         if any(p == "ambiguous" for _, p in placements):
             return None, True
+    if patient.sex not in ("female", "male"):
+        # sex unknown and no band for any sex: the female and male bands, where they agree
+        # (phosphate at 1–5 y), are a band for any sex; where they differ, nothing applies
+        by_sex = [
+            next(
+                (
+                    b
+                    for b in bands
+                    if b.sex == sex and place(patient.age, b.age_min, b.age_max) == "inside"
+                ),
+                None,
+            )
+            for sex in ("female", "male")
+        ]
+        female, male = by_sex
+        if female and male and (female.low, female.high) == (male.low, male.high):
+            return replace(female, sex="any"), False
     return None, False
 
 
@@ -192,17 +217,26 @@ def judge(
     interval, ambiguous = ruleset_interval(analyte, patient, ruleset)
     lab = lab_interval(result)
     side: Side | None = None
+    open_side: Literal["ruleset", "unjudged"] | None = None
     if lab is not None:
-        interval, ambiguous = lab, False
         side = compare(result.reported_value, lab.low, lab.high)
+        one_sided = lab.low is None or lab.high is None
+        if side is None and one_sided and interval is not None:
+            by_ruleset = compare(result.value, interval.low, interval.high)
+            if by_ruleset == ("low" if lab.low is None else "high"):
+                side, open_side = by_ruleset, "ruleset"  # judged by the ruleset's interval
+        elif side is None and one_sided:
+            open_side = "unjudged"
+        if open_side != "ruleset":
+            interval, ambiguous = lab, False
     elif interval is not None:
         side = compare(result.value, interval.low, interval.high)
     critical = critical_limit(analyte, result.value, patient, ruleset)
     code: Code
     if critical is not None:
         code = "LL" if critical.direction == "below" else "HH"
-    elif interval is None:
+    elif interval is None or open_side == "unjudged":
         code = "IND"
     else:
         code = "L" if side == "low" else "H" if side == "high" else "N"
-    return Judgement(result, analyte, interval, code, side, critical, ambiguous)
+    return Judgement(result, analyte, interval, code, side, critical, ambiguous, open_side)

@@ -28,6 +28,9 @@ NOTE_FIELDS = {
     "basis_value",
     "b12",
     "mma",
+    "range",
+    "missing",
+    "interval",
 }
 RED_FLAG_FIELDS = {"days", "site_count", "sites", "symptoms"}
 FOLLOW_UP_FIELDS = {"findings", "red_flags"}
@@ -38,6 +41,8 @@ ENGINE_NOTES = {
     "loinc_unit_mismatch",
     "pseudohypocalcemia",
     "b12_deficiency_unlikely",
+    "lab_range_open_side",
+    "lab_range_open_side_unjudged",
 }
 
 

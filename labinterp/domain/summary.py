@@ -25,7 +25,8 @@ def _finding_phrase(f: Finding, display: str) -> str:
     detail = f"{what} {fmt(f.value)} {f.unit}"
     if f.critical is not None:
         limit = f.critical
-        detail += f", {limit.direction} the critical limit {limit.value} {limit.unit}"
+        crossing = f"{limit.direction} the critical limit {limit.value} {limit.unit}"
+        detail += f"; {f.critical_subject} {crossing}" if f.critical_subject else f", {crossing}"
     else:
         detail += f", {f.severity.replace('_', '-')}"
     if f.possibly_spurious:
@@ -64,18 +65,35 @@ def summarize(
         sentences.append(
             f"Red flag{'s' if len(plain) > 1 else ''}: {'; '.join(f.detail for f in plain)}."
         )
+    outside = [
+        f"{j.analyte.display.lower()} {fmt(j.result.value)} {j.result.unit} ({j.code})"
+        for j in judged
+        if j.code in ("L", "H")
+    ]
     if not findings and not flags:
         if unjudged:
+            why = (
+                "the age is known only in whole years: give the birth date"
+                if any(n.code == "age_imprecise" for n in notes)
+                else "no reference interval for this patient; a laboratory range is needed"
+            )
             sentences.append(
-                f"No abnormal finding, but {join_and(unjudged)} could not be judged "
-                "(no reference interval for this patient; a laboratory range is "
-                "needed)."
+                f"No abnormal finding, but {join_and(unjudged)} could not be judged ({why})."
+            )
+        elif outside:
+            sentences.append(
+                "No findings and no red flags; outside its interval but not a finding under "
+                f"ruleset {version} (see the notes): {join_and(outside)}."
+            )
+        elif len(judged) == 1:
+            sentences.append(
+                f"The result is within its reference interval of ruleset {version}; "
+                "no findings and no red flags."
             )
         else:
             sentences.append(
-                f"All {len(judged)} result{'s are' if len(judged) != 1 else ' is'} "
-                f"within the reference intervals of ruleset {version}; no findings "
-                "and no red flags."
+                f"All {len(judged)} results are within the reference intervals of ruleset "
+                f"{version}; no findings and no red flags."
             )
     elif unjudged:
         sentences.append(f"Not judged: {join_and(unjudged)} (no reference interval).")

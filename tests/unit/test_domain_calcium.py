@@ -77,7 +77,9 @@ def test_critical_measured_calcium_with_normal_corrected_value_stays_critical():
     f = finding_of(i, "hypocalcemia")  # corrected 2.24 normal
     assert f["critical"] is True and f["possibly_spurious"] is True and f["grade"] is None
     assert f["severity"] == "severe"
-    assert "pseudohypocalcemia" in i.note_codes and i.priority == "critical"
+    # the finding says the corrected value is normal; no note calls it "not hypocalcemia" too
+    assert "pseudohypocalcemia" not in i.note_codes and i.priority == "critical"
+    assert "corrected value is within the interval" in f["explanation"]
 
 
 def test_lab_range_is_compared_with_the_corrected_value_in_the_lab_unit():
