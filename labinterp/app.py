@@ -53,8 +53,10 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     )
     app.extensions["labinterp"] = runtime
     limiter.configure(
+        app,
         settings.rate_limit_per_minute,
         settings.broker_url if settings.broker_url.startswith(("redis://", "rediss://")) else None,
+        settings.instance_path,
     )
 
     api = Api(app)

@@ -44,7 +44,7 @@ def roles(*allowed: str) -> Callable[[F], F]:
                     f"a {actor.role} token may not do this; "
                     f"it needs the role {' or '.join(allowed)}",
                 )
-            limiter.hit(str(actor.token_id))
+            g.rate_limit = limiter.hit(str(actor.token_id))  # RateLimit-* headers (ratelimit.py)
             g.actor = actor
             return view(*args, **kwargs)
 

@@ -1,50 +1,162 @@
-"""A fixed-window request limit per token.
+"""A fixed-window request limit per token, with the IETF draft ``RateLimit-*`` headers.
 
-With a Redis broker the counters live in Redis, shared by every API process on every
-machine; on the embedded default each API process counts for itself (so the limit there is
-per process). If Redis does not answer, counting falls back to the process: a limiter outage
-never holds a request up for long (one try, half a second at most, no client retries).
+Where the counters live, so that every API process shares one budget per token:
+
+* with a Redis broker, in Redis (shared by every API process on every machine);
+* on the embedded default (no server), in a small SQLite file of its own in the instance
+  folder (``ratelimit.db``, never the main database: limiter writes do not contend with panel
+  writes), shared by every API process on this machine: one UPSERT per request.
+
+If the counter store fails (Redis does not answer; the SQLite file is locked too long, the disk
+is full), counting falls back to the process and the outage is logged once: a limiter outage
+never takes the API down and never holds a request up for long (one try, half a second at
+most). The SQLite store is tried again a little later; Redis on every request, as before.
 """
 
 from __future__ import annotations
 
+import logging
+import os
+import sqlite3
 import threading
 import time
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
+
+from flask import Flask, Response, current_app, g
 
 from labinterp.api.problems import Problem
 
+log = logging.getLogger(__name__)
+
+WINDOW_SECONDS = 60
+STORE_FILE = "ratelimit.db"
+_TIMEOUT = 0.5  # seconds: a Redis call, or a wait on the SQLite file's lock
+_RETRY_STORE_AFTER = 10.0  # seconds the SQLite store is left alone after it failed
+_EXTENSION = "labinterp.ratelimit"
+
+_CREATE = """
+CREATE TABLE IF NOT EXISTS hits (
+    "key" TEXT NOT NULL,
+    "window" INTEGER NOT NULL,
+    "count" INTEGER NOT NULL,
+    PRIMARY KEY ("key", "window")
+) WITHOUT ROWID
+"""
+_HIT = """
+INSERT INTO hits ("key", "window", "count") VALUES (?, ?, 1)
+ON CONFLICT ("key", "window") DO UPDATE SET "count" = "count" + 1
+RETURNING "count"
+"""
+_SWEEP = 'DELETE FROM hits WHERE "window" < ?'
+
+
+@dataclass(frozen=True)
+class Quota:
+    """Where a token stands in the current window, after this request was counted."""
+
+    limit: int
+    remaining: int
+    reset: int  # seconds to the window's end
+
+    def headers(self) -> dict[str, str]:
+        return {
+            "RateLimit-Limit": str(self.limit),
+            "RateLimit-Remaining": str(self.remaining),
+            "RateLimit-Reset": str(self.reset),
+        }
+
+
+class SQLiteCounter:
+    """Counters in a SQLite file shared by every process on the machine (one per thread)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._swept_window = 0
+
+    def _connection(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is not None and self._local.pid == os.getpid():
+            return conn
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(
+            self.path, timeout=_TIMEOUT, isolation_level=None, check_same_thread=False
+        )
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=OFF")  # counters: losing the last few is fine
+            conn.execute(_CREATE)
+        except BaseException:
+            conn.close()
+            raise
+        self._local.conn, self._local.pid = conn, os.getpid()
+        return conn
+
+    def incr(self, key: str, window: int) -> int:
+        conn = self._connection()
+        if window > self._swept_window:  # about once a minute per process: drop old windows
+            with self._lock:
+                sweep = window > self._swept_window
+                self._swept_window = max(window, self._swept_window)
+            if sweep:
+                conn.execute(_SWEEP, (window - 1,))
+        # fetchall: the statement runs to its end, so its write is committed at once
+        return int(conn.execute(_HIT, (key, window)).fetchall()[0][0])
+
+    def close(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
+
 
 class Limiter:
-    def __init__(self) -> None:
-        self.per_minute = 0
+    """One app's limit and counters; :data:`limiter` finds the current app's."""
+
+    def __init__(
+        self, per_minute: int, redis_url: str | None = None, instance_path: Path | None = None
+    ) -> None:
+        self.per_minute = per_minute
         self._redis: Any = None
+        self._store: SQLiteCounter | None = None
         self._lock = threading.Lock()
         self._counts: dict[tuple[str, int], int] = {}
-
-    def configure(self, per_minute: int, redis_url: str | None) -> None:
-        self.per_minute = per_minute
-        self._redis = None
+        self._store_down_until = 0.0
+        self._store_outage_logged = False
+        if per_minute <= 0:
+            return
         if redis_url:
             import redis
 
             self._redis = redis.Redis.from_url(
-                redis_url, socket_timeout=0.5, socket_connect_timeout=0.5, retry=None
+                redis_url, socket_timeout=_TIMEOUT, socket_connect_timeout=_TIMEOUT, retry=None
             )
+        elif instance_path is not None:
+            self._store = SQLiteCounter(Path(instance_path) / STORE_FILE)
 
-    def hit(self, key: str) -> None:
+    def hit(self, key: str) -> Quota | None:
+        """Count one request for ``key``; 429 when it is over the limit (None: no limit)."""
         if self.per_minute <= 0:
-            return
-        window = int(time.time() // 60)
+            return None
+        now = time.time()
+        window = int(now // WINDOW_SECONDS)
         count = self._count(key, window)
+        quota = Quota(
+            limit=self.per_minute,
+            remaining=max(0, self.per_minute - count),
+            reset=WINDOW_SECONDS - int(now % WINDOW_SECONDS),
+        )
         if count > self.per_minute:
-            retry = 60 - int(time.time() % 60)
             raise Problem(
                 429,
                 f"more than {self.per_minute} requests in a minute for this token; "
-                f"retry in {retry} s",
-                headers={"Retry-After": str(retry)},
+                f"retry in {quota.reset} s",
+                headers={**quota.headers(), "Retry-After": str(quota.reset)},
             )
+        return quota
 
     def _count(self, key: str, window: int) -> int:
         if self._redis is not None:
@@ -52,14 +164,69 @@ class Limiter:
                 name = f"labinterp:rate:{key}:{window}"
                 pipe = self._redis.pipeline()
                 pipe.incr(name)
-                pipe.expire(name, 120)
+                pipe.expire(name, 2 * WINDOW_SECONDS)
                 return int(pipe.execute()[0])
             except Exception:  # a limiter outage must not take the API down
                 pass
+        elif self._store is not None and time.monotonic() >= self._store_down_until:
+            try:
+                count = self._store.incr(key, window)
+            except Exception:  # disk full, locked too long, unwritable folder ...
+                self._store_failed()
+            else:
+                if self._store_outage_logged:
+                    self._store_outage_logged = False
+                    log.warning("rate-limit counters at %s work again", self._store.path)
+                return count
+        return self._count_here(key, window)
+
+    def _store_failed(self) -> None:
+        assert self._store is not None
+        self._store_down_until = time.monotonic() + _RETRY_STORE_AFTER
+        self._store.close()
+        if not self._store_outage_logged:
+            self._store_outage_logged = True
+            log.warning(
+                "rate-limit counters at %s failed; counting in this process until they work "
+                "again (the limit is per process meanwhile)",
+                self._store.path,
+                exc_info=True,
+            )
+
+    def _count_here(self, key: str, window: int) -> int:
         with self._lock:
             self._counts = {k: v for k, v in self._counts.items() if k[1] >= window}
             self._counts[(key, window)] = self._counts.get((key, window), 0) + 1
             return self._counts[(key, window)]
 
 
-limiter = Limiter()
+def _add_headers(response: Response) -> Response:
+    """The RateLimit-* headers on every response to a request that was counted."""
+    quota: Quota | None = g.get("rate_limit")
+    if quota is not None:
+        for name, value in quota.headers().items():
+            response.headers.setdefault(name, value)
+    return response
+
+
+class _CurrentLimiter:
+    """The module-level entry point: configured per app, counting with the current app's."""
+
+    def configure(
+        self,
+        app: Flask,
+        per_minute: int,
+        redis_url: str | None,
+        instance_path: Path | None = None,
+    ) -> Limiter:
+        limiter = Limiter(per_minute, redis_url, instance_path)
+        app.extensions[_EXTENSION] = limiter
+        app.after_request(_add_headers)
+        return limiter
+
+    def hit(self, key: str) -> Quota | None:
+        configured: Limiter | None = current_app.extensions.get(_EXTENSION)
+        return configured.hit(key) if configured is not None else None
+
+
+limiter = _CurrentLimiter()
