@@ -36,5 +36,30 @@ def _refuse_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a number JSON allows")
 
 
+def _integer(text: str) -> int | Decimal:
+    # Python refuses to turn more than 4,300 digits into an int (with a message about its
+    # internals): such a number stays a Decimal, and the schema says what is wrong with it
+    return int(text) if len(text) <= 40 else Decimal(text)
+
+
+def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:  # which of two values was meant is not ours to guess
+            raise ValueError(f"the key {key!r} appears twice in one object")
+        out[key] = value
+    return out
+
+
 def loads(text: str | bytes) -> Any:
-    return simplejson.loads(text, parse_float=Decimal, parse_constant=_refuse_constant)
+    """Parse JSON text; ValueError (with a message for a person) when it is not JSON."""
+    try:
+        return simplejson.loads(
+            text,
+            parse_float=Decimal,
+            parse_int=_integer,
+            parse_constant=_refuse_constant,
+            object_pairs_hook=_object,
+        )
+    except RecursionError:
+        raise ValueError("the JSON is nested too deeply") from None

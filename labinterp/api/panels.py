@@ -13,6 +13,7 @@ from labinterp.api.auth import current_actor, roles
 from labinterp.api.parsing import Blueprint
 from labinterp.api.problems import Problem
 from labinterp.api.session import db, runtime
+from labinterp.domain.ruleset_schema import finding_codes
 from labinterp.repositories.panels import FINDING_STATUSES, PANEL_STATUSES, PanelFilter
 from labinterp.schemas.common import PageQuery
 from labinterp.schemas.fields import UtcDateTime
@@ -39,12 +40,18 @@ class PanelListQuery(PageQuery):
 
     accession = fields.String()
     patient_id = fields.String()
-    flag = fields.String(
-        metadata={"description": "a finding or red-flag code, or a result flag (L, LL, H, HH, IND)"}
+    flag = fields.List(
+        fields.String(),
+        metadata={
+            "description": "a finding or red-flag code, or a result flag (L, LL, H, HH, IND); "
+            "repeat it for any of several"
+        },
     )
     status = fields.String(validate=validate.OneOf(PANEL_STATUSES + FINDING_STATUSES))
-    collected_from = UtcDateTime()
-    collected_to = UtcDateTime()
+    collected_from = UtcDateTime(metadata={"description": "a date alone means its start"})
+    collected_to = UtcDateTime(
+        end_of_day=True, metadata={"description": "inclusive; a date alone means its end"}
+    )
 
 
 class PanelQuery(Schema):
@@ -52,12 +59,16 @@ class PanelQuery(Schema):
         unknown = EXCLUDE
 
     revision = fields.Integer(
-        validate=validate.Range(min=1), metadata={"description": "an earlier revision"}
+        validate=validate.Range(min=1, max=1_000_000),
+        metadata={"description": "an earlier revision"},
     )
 
 
 class TrendQuery(PageQuery):
     analyte = fields.String(required=True, metadata={"example": "magnesium"})
+    clinic = fields.String(
+        metadata={"description": "the clinic, where the caller reads several that use this id"}
+    )
 
 
 def _submitted(result: panel_service.Submitted) -> tuple[dict[str, Any], int, dict[str, str]]:
@@ -71,6 +82,32 @@ def _submitted(result: panel_service.Submitted) -> tuple[dict[str, Any], int, di
 def _page(items: list[Any], total: int, query: dict[str, Any]) -> dict[str, Any]:
     """API.md's page body, the same for every list."""
     return {"items": items, "total": total, "page": query["page"], "per_page": query["per_page"]}
+
+
+RESULT_FLAGS = ("L", "LL", "H", "HH", "IND")
+
+
+def _known_flags(asked: list[str]) -> tuple[str, ...]:
+    """The codes asked for, in the case they are stored in; 422 naming any that no ruleset
+    knows (a typo would otherwise list nothing, silently)."""
+    rt = runtime()
+    known = set(RESULT_FLAGS)
+    for ruleset in rt.rulesets.values():
+        known |= finding_codes(dict(ruleset.analytes))
+        known |= {rule.code for rule in ruleset.red_flags}
+    out: list[str] = []
+    for code in asked:
+        stored = (
+            code.strip().upper() if code.strip().upper() in RESULT_FLAGS else code.strip().lower()
+        )
+        if stored not in known:
+            raise Problem(
+                422,
+                f"unknown flag {code!r}",
+                errors={"flag": [f"unknown code {code!r}; known: {', '.join(sorted(known))}"]},
+            )
+        out.append(stored)
+    return tuple(out)
 
 
 def _clinic_of_poster() -> uuid.UUID:
@@ -114,7 +151,7 @@ class Panels(MethodView):
             clinic_ids=current_actor().clinic_ids,
             accession=query.get("accession"),
             patient_id=query.get("patient_id"),
-            flag=query.get("flag"),
+            flags=_known_flags(query.get("flag") or []),
             status=query.get("status"),
             collected_from=query.get("collected_from"),
             collected_to=query.get("collected_to"),
@@ -161,7 +198,7 @@ class PanelInterpretations(MethodView):
         return _page(items[start : start + query["per_page"]], len(items), query)
 
 
-@blp.route("/patients/<string:patient_id>/trend")
+@blp.route("/patients/<path:patient_id>/trend")
 class PatientTrend(MethodView):
     @roles(*READERS)
     @blp.arguments(TrendQuery, location="query")
@@ -177,6 +214,12 @@ class PatientTrend(MethodView):
                 errors={"analyte": [f"unknown analyte; known: {', '.join(ruleset.analytes)}"]},
             )
         items, total = reading.patient_trend(
-            session, current_actor(), patient_id, query["analyte"], query["page"], query["per_page"]
+            session,
+            current_actor(),
+            patient_id,
+            query["analyte"],
+            query["page"],
+            query["per_page"],
+            clinic_name=query.get("clinic"),
         )
         return _page(items, total, query)

@@ -22,20 +22,47 @@ def is_json_mimetype(mimetype: str) -> bool:
 
 
 def read_body(request: Any, accepted: tuple[str, ...] | None = None) -> bytes:
-    """The raw body, after the size (413) and Content-Type (415) checks."""
+    """The raw body, after the size (413) and Content-Type (415) checks.
+
+    The size is checked on what arrives too, not only on Content-Length: a chunked body over
+    the limit is a 413, never a silently truncated body.
+    """
     limit = current_app.config["MAX_CONTENT_LENGTH"]
     if request.content_length is not None and request.content_length > limit:
         raise Problem(
             413, f"the body is {request.content_length} bytes; the limit is {limit} bytes"
         )
     ok = is_json_mimetype(request.mimetype) if accepted is None else request.mimetype in accepted
+    wanted = "application/json" if accepted is None else " or ".join(accepted)
     if not ok:
-        wanted = "application/json" if accepted is None else " or ".join(accepted)
         raise Problem(
             415,
             f"Content-Type {request.mimetype or '(none)'!r} is not supported here; send {wanted}",
         )
-    return bytes(request.get_data(cache=True))
+    charset = request.mimetype_params.get("charset", "utf-8").lower()
+    if charset not in ("utf-8", "utf8"):
+        raise Problem(415, f"charset {charset!r} is not supported; send {wanted} in UTF-8")
+    encoding = request.headers.get("Content-Encoding", "identity").strip().lower()
+    if encoding not in ("", "identity"):
+        raise Problem(415, f"Content-Encoding {encoding!r} is not supported; send the body as is")
+    if "body" not in request.environ.get("labinterp.cache", {}):
+        data = _read_at_most(request.environ["wsgi.input"], limit + 1)
+        if len(data) > limit:
+            raise Problem(413, f"the body is more than {limit} bytes; the limit is {limit} bytes")
+        request.environ.setdefault("labinterp.cache", {})["body"] = data
+    return bytes(request.environ["labinterp.cache"]["body"])
+
+
+def _read_at_most(stream: Any, size: int) -> bytes:
+    chunks: list[bytes] = []
+    remaining = size
+    while remaining > 0:
+        chunk = stream.read(min(remaining, 65536))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        remaining -= len(chunk)
+    return b"".join(chunks)
 
 
 class LabParser(FlaskParser):

@@ -31,7 +31,7 @@ class PanelFilter:
     clinic_ids: Collection[uuid.UUID] | None  # None: every clinic (admin)
     accession: str | None = None
     patient_id: str | None = None
-    flag: str | None = None
+    flags: tuple[str, ...] = ()  # any of these codes
     status: str | None = None
     collected_from: dt.datetime | None = None
     collected_to: dt.datetime | None = None
@@ -200,11 +200,11 @@ def list_panels(
         stmt = stmt.where(
             exists().where(Interpretation.id == newest_id, Interpretation.status == where.status)
         )
-    if where.flag:
+    if where.flags:
         stmt = stmt.where(
             exists().where(
                 InterpretationCode.interpretation_id == newest_id,
-                InterpretationCode.code == where.flag,
+                InterpretationCode.code.in_(where.flags),
             )
         )
     total = session.scalar(select(func.count()).select_from(stmt.subquery())) or 0

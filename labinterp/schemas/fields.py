@@ -28,27 +28,111 @@ class JsonNumber(fields.Decimal):
             raise ValidationError("must be a number") from exc
         if not number.is_finite():
             raise ValidationError("must be a finite number")
+        if number and not -MAX_EXPONENT <= number.adjusted() <= MAX_EXPONENT:
+            # no lab value is 1e-999999999 or 1e999999999: refuse before anyone computes with it
+            # (or prints it, a billion digits long)
+            raise ValidationError(f"{_short(value)} is not a plausible laboratory number")
         return number
 
 
+MAX_EXPONENT = 12  # |log10| of the largest and smallest magnitudes a value may have
+
+
+def _short(value: Any) -> str:
+    text = str(value)
+    return text if len(text) <= 40 else text[:20] + "…" + text[-10:]
+
+
+class Text(fields.String):
+    """Free text kept verbatim (notes, identifiers): any character except NUL, which no
+    database keeps (PostgreSQL refuses it in text)."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
+        text = super()._deserialize(value, attr, data, **kwargs)
+        if "\x00" in text:
+            raise ValidationError("must not contain the NUL character")
+        return text
+
+
+class Identifier(Text):
+    """An identifier a person will read back (accession, patient id): not blank, no
+    surrounding spaces kept."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
+        text = super()._deserialize(value, attr, data, **kwargs).strip()
+        if not text:
+            raise ValidationError("must not be blank")
+        return text
+
+
 class UtcDateTime(fields.DateTime):
-    """ISO 8601 date-time; without an offset it is UTC (API.md)."""
+    """ISO 8601 date-time; without an offset it is UTC (API.md). Read as UTC.
+
+    ``end_of_day``: a date alone ("2026-11-20") means the end of that day (an inclusive
+    upper bound such as ``collected_to``); otherwise its start.
+    """
+
+    def __init__(self, *, end_of_day: bool = False, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.end_of_day = end_of_day
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> dt.datetime:
-        if not isinstance(value, str):
-            raise ValidationError("must be an ISO 8601 date-time string")
-        text = value.strip()
-        if text.endswith(("Z", "z")):
-            text = text[:-1] + "+00:00"
+        parsed = parse_moment(value, allow_date=True)
+        if self.end_of_day and _is_date_only(value):
+            parsed += dt.timedelta(days=1, microseconds=-1)
         try:
-            parsed = dt.datetime.fromisoformat(text)
-        except ValueError as exc:
-            raise ValidationError(
-                f"'{value}' is not an ISO 8601 date-time (e.g. 2026-11-20T08:30:00Z)"
-            ) from exc
-        if parsed.tzinfo is None:
-            parsed = parsed.replace(tzinfo=dt.UTC)
-        return parsed.astimezone(dt.UTC)
+            return parsed.astimezone(dt.UTC)
+        except OverflowError:
+            raise ValidationError(f"'{value}' is out of range") from None
+
+    def _serialize(self, value: Any, attr: str | None, obj: Any, **kwargs: Any) -> str | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:  # SQLite hands back naive UTC
+            value = value.replace(tzinfo=dt.UTC)
+        return str(value.astimezone(dt.UTC).isoformat().replace("+00:00", "Z"))
+
+
+class LocalDateTime(fields.DateTime):
+    """A moment as the clinic wrote it, its UTC offset kept: the calendar date of collection
+    (which decides age bands) is the date where the sample was taken. A time of day is
+    required; without an offset it is UTC. Years before 1900 are refused."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> dt.datetime:
+        parsed = parse_moment(value, allow_date=False)
+        try:
+            utc = parsed.astimezone(dt.UTC)
+        except OverflowError:
+            raise ValidationError(f"'{value}' is out of range") from None
+        if utc.year < 1900:
+            raise ValidationError(f"'{value}' is before 1900")
+        return parsed
+
+
+def _is_date_only(value: Any) -> bool:
+    return isinstance(value, str) and "T" not in value.upper() and " " not in value.strip()
+
+
+def parse_moment(value: Any, *, allow_date: bool) -> dt.datetime:
+    """An aware datetime from ISO 8601 text (UTC when no offset is written)."""
+    if not isinstance(value, str):
+        raise ValidationError("must be an ISO 8601 date-time string")
+    if not allow_date and _is_date_only(value):
+        raise ValidationError(
+            f"'{value}' has no time of day; send a date-time such as 2026-11-20T08:30:00Z"
+        )
+    text = value.strip()
+    if text.endswith(("Z", "z")):
+        text = text[:-1] + "+00:00"
+    try:
+        parsed = dt.datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise ValidationError(
+            f"'{_short(value)}' is not an ISO 8601 date-time (e.g. 2026-11-20T08:30:00Z)"
+        ) from exc
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=dt.UTC)
+    return parsed
 
     def _serialize(self, value: Any, attr: str | None, obj: Any, **kwargs: Any) -> str | None:
         if value is None:

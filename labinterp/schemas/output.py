@@ -38,7 +38,13 @@ class PanelOut(_Out):
     collected_at = UtcDateTime()
     specimen = fields.Raw()
     revision = fields.Integer()
-    status = fields.String(metadata={"enum": ["queued", "interpreted", "failed"]})
+    status = fields.String(
+        metadata={
+            "enum": ["queued", "interpreted", "failed", "superseded"],
+            "description": "processing status; superseded: an earlier revision replaced by a "
+            "correction before it was interpreted (only with ?revision=N)",
+        }
+    )
     failure = fields.String(allow_none=True)
     results = fields.List(fields.Raw())
     context = fields.Raw(allow_none=True)

@@ -7,7 +7,11 @@ from typing import Any
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate, validates_schema
 
 from labinterp.domain import Context, RawPanel, RawRange, RawResult, Twitching
-from labinterp.schemas.fields import JsonNumber, StrictDate, UtcDateTime
+from labinterp.domain.units import normalise_unit
+from labinterp.schemas.fields import Identifier, JsonNumber, LocalDateTime, StrictDate, Text
+
+SPECIMEN_TYPES = ("serum", "plasma")  # what the ruleset's intervals are for
+_MANY = validate.Length(max=50)
 
 _SHORT = validate.Length(min=1, max=100)
 
@@ -18,7 +22,7 @@ class _In(Schema):
 
 
 class PatientIn(_In):
-    id = fields.String(required=True, validate=_SHORT, metadata={"example": "P-0042"})
+    id = Identifier(required=True, validate=_SHORT, metadata={"example": "P-0042"})
     sex = fields.String(
         load_default="unknown", validate=validate.OneOf(["female", "male", "unknown"])
     )
@@ -29,17 +33,51 @@ class PatientIn(_In):
 
 
 class SpecimenIn(_In):
-    type = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=50))
+    @validates_schema
+    def _judged_specimen(self, data: dict[str, Any], **kwargs: Any) -> None:
+        kind = data.get("type")
+        if kind is not None and kind.strip().lower() not in SPECIMEN_TYPES:
+            raise ValidationError(
+                f"{kind!r} is not judged here: the reference intervals are for "
+                f"{' or '.join(SPECIMEN_TYPES)}",
+                "type",
+            )
+
+    type = fields.String(
+        load_default=None,
+        allow_none=True,
+        metadata={"description": "serum or plasma (the intervals are for these); default serum"},
+    )
     hemolyzed = fields.Boolean(load_default=False, truthy={True}, falsy={False})
 
 
 class RangeIn(_In):
     low = JsonNumber(load_default=None, allow_none=True)
     high = JsonNumber(load_default=None, allow_none=True)
-    text = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=500))
+    text = Text(load_default=None, allow_none=True, validate=validate.Length(max=500))
+    unit = fields.String(
+        load_default=None,
+        allow_none=True,
+        metadata={"description": "optional; when given it must be the result's own unit"},
+    )
 
 
 class ResultIn(_In):
+    @validates_schema
+    def _range_in_the_result_unit(self, data: dict[str, Any], **kwargs: Any) -> None:
+        rr, unit = data.get("reference_range") or {}, data.get("unit")
+        other = rr.get("unit")
+        if other is not None and unit is not None and normalise_unit(other) != normalise_unit(unit):
+            raise ValidationError(
+                {
+                    "unit": [
+                        f"the range is in {other!r} but the value in {unit!r}: send the range "
+                        "in the result's unit"
+                    ]
+                },
+                "reference_range",
+            )
+
     analyte = fields.String(
         load_default=None,
         allow_none=True,
@@ -47,13 +85,27 @@ class ResultIn(_In):
         metadata={"description": "analyte key, e.g. magnesium (or give loinc)"},
     )
     loinc = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=20))
-    value = JsonNumber(load_default=None, allow_none=True)
-    unit = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=40))
+    # value and unit load as optional so that the acceptance rules name a missing one in their
+    # own words (results.N.value: value is required); the OpenAPI document says required
+    # (spec_required: labinterp/api/openapi.py).
+    value = JsonNumber(
+        load_default=None,
+        allow_none=True,
+        metadata={"spec_required": True, "minimum": 0, "exclusiveMinimum": True},
+    )
+    unit = fields.String(
+        load_default=None,
+        allow_none=True,
+        validate=validate.Length(max=40),
+        metadata={"spec_required": True, "example": "mmol/L"},
+    )
     reference_range = fields.Nested(RangeIn, load_default=None, allow_none=True)
 
 
 class TwitchingIn(_In):
-    sites = fields.List(fields.String(validate=validate.Length(min=1, max=100)), load_default=list)
+    sites = fields.List(
+        Text(validate=validate.Length(min=1, max=100)), load_default=list, validate=_MANY
+    )
     duration_days = fields.Integer(
         load_default=None, allow_none=True, strict=True, validate=validate.Range(0, 36500)
     )
@@ -62,20 +114,23 @@ class TwitchingIn(_In):
 
 class ContextIn(_In):
     twitching = fields.Nested(TwitchingIn, load_default=None, allow_none=True)
-    symptoms = fields.List(fields.String(), load_default=list)
-    factors = fields.List(fields.String(), load_default=list)
-    medications = fields.List(fields.String(), load_default=list)
-    notes = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=10000))
+    symptoms = fields.List(fields.String(), load_default=list, validate=_MANY)
+    factors = fields.List(fields.String(), load_default=list, validate=_MANY)
+    medications = fields.List(fields.String(), load_default=list, validate=_MANY)
+    notes = Text(load_default=None, allow_none=True, validate=validate.Length(max=10000))
 
 
 class PanelIn(_In):
-    accession = fields.String(
-        required=True, validate=_SHORT, metadata={"example": "LAB-2026-000123"}
-    )
+    accession = Identifier(required=True, validate=_SHORT, metadata={"example": "LAB-2026-000123"})
     patient = fields.Nested(PatientIn, required=True)
-    collected_at = UtcDateTime(required=True, metadata={"example": "2026-11-20T08:30:00Z"})
+    collected_at = LocalDateTime(required=True, metadata={"example": "2026-11-20T08:30:00Z"})
     specimen = fields.Nested(SpecimenIn, load_default=lambda: {"type": None, "hemolyzed": False})
-    results = fields.List(fields.Nested(ResultIn), required=True)
+    results = fields.List(
+        fields.Nested(ResultIn),
+        required=True,
+        validate=validate.Length(max=100),
+        metadata={"minItems": 1},
+    )
     context = fields.Nested(ContextIn, load_default=None, allow_none=True)
 
     @validates_schema
@@ -103,7 +158,11 @@ def to_raw_panel(data: dict[str, Any]) -> RawPanel:
                 loinc=r.get("loinc"),
                 value=r.get("value"),
                 unit=r.get("unit"),
-                reference_range=RawRange(**r["reference_range"])
+                reference_range=RawRange(
+                    low=r["reference_range"].get("low"),
+                    high=r["reference_range"].get("high"),
+                    text=r["reference_range"].get("text"),
+                )
                 if r.get("reference_range")
                 else None,
             )

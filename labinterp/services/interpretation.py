@@ -39,11 +39,25 @@ class InterpretOutcome:
     interpretation_id: uuid.UUID | None = None
 
 
+def _as_sent(revision: PanelRevision) -> dt.datetime:
+    """The collection time with the clinic's own UTC offset (the stored column is the same
+    instant in UTC): age bands turn over on the local calendar date of collection."""
+    sent = (revision.body or {}).get("collected_at")
+    if isinstance(sent, str):
+        try:
+            moment = dt.datetime.fromisoformat(sent.replace("Z", "+00:00"))
+        except ValueError:
+            moment = None
+        if moment is not None and moment.tzinfo is not None:
+            return moment
+    return _aware(revision.collected_at)
+
+
 def raw_panel_from_revision(revision: PanelRevision) -> RawPanel:
     """Rebuild the panel as the clinic sent it, from what was stored verbatim."""
     ctx = revision.context
     return RawPanel(
-        collected_at=_aware(revision.collected_at),
+        collected_at=_as_sent(revision),
         sex=revision.sex,  # type: ignore[arg-type]
         birth_date=revision.birth_date,
         age_years=revision.age_years,

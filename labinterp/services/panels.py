@@ -32,20 +32,29 @@ class Submitted:
 
 
 def content_hash(document: dict[str, Any]) -> str:
-    """Hash of a parsed panel: key order, ``1.10`` vs ``1.1`` and unknown fields don't matter."""
+    """Hash of a parsed panel. What does not change the content does not change the hash: key
+    order, ``1.10`` vs ``1.1``, unknown fields, the order of the results, empty or absent
+    optional parts (``"context": {}`` and no context), one instant written with two offsets."""
 
     def canonical(value: Any) -> Any:
         if isinstance(value, Decimal):
             return format(value.normalize(), "f")
         if isinstance(value, dict):
-            return {k: canonical(v) for k, v in value.items()}
+            kept = {k: canonical(v) for k, v in value.items()}
+            return {k: v for k, v in kept.items() if v not in (None, {}, [])}
         if isinstance(value, list | tuple):
             return [canonical(v) for v in value]
-        if isinstance(value, dt.datetime | dt.date):
+        if isinstance(value, dt.datetime):
+            return value.astimezone(dt.UTC).isoformat()
+        if isinstance(value, dt.date):
             return value.isoformat()
         return value
 
-    text = simplejson.dumps(canonical(document), sort_keys=True, separators=(",", ":"))
+    doc = canonical(document)
+    doc["results"] = sorted(
+        doc.get("results", []), key=lambda r: simplejson.dumps(r, sort_keys=True)
+    )
+    text = simplejson.dumps(doc, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()
 
 
@@ -182,7 +191,10 @@ def revise_panel(
 
 
 def _same_or_conflict(session: Session, panel: Panel, accession: str, digest: str) -> Submitted:
-    if digest in repo.revision_hashes(session, panel.id):
+    """The same content as the panel's current revision is a safe retry; anything else, even
+    an earlier revision's content, conflicts (a 200 would claim values the panel no longer
+    holds)."""
+    if repo.revision_hashes(session, panel.id).get(digest) == panel.current_revision:
         return Submitted(panel.id, created=False)
     raise AccessionConflict(accession, panel.id)
 

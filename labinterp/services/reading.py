@@ -14,7 +14,7 @@ from labinterp.repositories import panels as repo
 from labinterp.repositories.panels import PanelFilter
 from labinterp.services import audit
 from labinterp.services.audit import Actor
-from labinterp.services.errors import NotFound
+from labinterp.services.errors import InvalidInput, NotFound
 
 
 def interpretation_document(row: Interpretation) -> dict[str, Any]:
@@ -31,7 +31,10 @@ def interpretation_document(row: Interpretation) -> dict[str, Any]:
 
 
 def panel_document(
-    panel: Panel, revision: PanelRevision, interpretation: Interpretation | None
+    panel: Panel,
+    revision: PanelRevision,
+    interpretation: Interpretation | None,
+    status: str | None = None,
 ) -> dict[str, Any]:
     ctx = revision.context
     return {
@@ -47,7 +50,7 @@ def panel_document(
         "collected_at": _aware(revision.collected_at),
         "specimen": {"type": revision.specimen_type, "hemolyzed": revision.hemolyzed},
         "revision": revision.revision,
-        "status": panel.status,
+        "status": status or panel.status,
         "failure": panel.failure,
         "results": [
             {
@@ -120,7 +123,11 @@ def read_panel(
             ),
             None,
         )
-    document = panel_document(panel, revision, interpretation)
+    status = None
+    if revision.revision != panel.current_revision:
+        # an earlier revision: interpreted, or replaced by a correction before its turn came
+        status = "interpreted" if interpretation is not None else "superseded"
+    document = panel_document(panel, revision, interpretation, status)
     if audited:
         audit.record(
             session,
@@ -160,12 +167,34 @@ def list_panels(
 
 
 def patient_trend(
-    session: Session, actor: Actor, patient_id: str, analyte: str, page: int, per_page: int
+    session: Session,
+    actor: Actor,
+    patient_id: str,
+    analyte: str,
+    page: int,
+    per_page: int,
+    clinic_name: str | None = None,
 ) -> tuple[list[dict[str, Any]], int]:
-    """One analyte of one patient over time, canonical units, with the interval used."""
+    """One analyte of one patient over time, canonical units, with the interval used.
+
+    A patient id names one person within one clinic: a caller who reads several clinics
+    where the id is used must say which (422), never get two people's values as one trend.
+    """
     rows = repo.trend_rows(session, actor.clinic_ids, patient_id, analyte)
+    if clinic_name is not None:
+        rows = [row for row in rows if row[3].name == clinic_name]
     if not rows:
         raise NotFound("patient results")
+    clinics = sorted({row[3].name for row in rows})
+    if len(clinics) > 1:
+        raise InvalidInput(
+            {
+                "clinic": [
+                    f"patient {patient_id!r} is in {len(clinics)} clinics "
+                    f"({', '.join(clinics)}): add ?clinic= to choose one"
+                ]
+            }
+        )
     newest = repo.newest_interpretations(session, [p.id for p, _, _, _ in rows])
     items = []
     for panel, revision, result, clinic in rows:
