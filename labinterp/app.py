@@ -5,11 +5,11 @@ from __future__ import annotations
 import logging
 
 from flask import Flask
-from flask_smorest import Api
 
 from labinterp import __version__
 from labinterp.api import operations, panels
 from labinterp.api.jsonio import DecimalJSONProvider
+from labinterp.api.openapi import LabApi, finish_spec
 from labinterp.api.problems import Problem, register_problem_handlers
 from labinterp.api.ratelimit import limiter
 from labinterp.api.session import init_session
@@ -59,10 +59,11 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         settings.instance_path,
     )
 
-    api = Api(app)
+    api = LabApi(app)  # errors documented as problem+json (openapi.py)
     api.register_blueprint(operations.ops)
     api.register_blueprint(operations.rules)
     api.register_blueprint(panels.blp)
+    finish_spec(api)  # 404/400/413/415, security [] on public routes
     _serve_swagger_assets(app)
     init_session(app)
     register_problem_handlers(app)  # after Api(): ours replace its JSON error bodies

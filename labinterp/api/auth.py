@@ -8,6 +8,7 @@ from typing import Any, TypeVar, cast
 
 from flask import g, request
 
+from labinterp.api.openapi import document_roles
 from labinterp.api.problems import Problem
 from labinterp.api.ratelimit import limiter
 from labinterp.api.session import db
@@ -48,6 +49,7 @@ def roles(*allowed: str) -> Callable[[F], F]:
             g.actor = actor
             return view(*args, **kwargs)
 
+        document_roles(wrapper, allowed)  # bearer token; 401, 403, 429 in /openapi.json
         return cast(F, wrapper)
 
     return decorate

@@ -42,6 +42,7 @@ def _check_database() -> tuple[bool, str]:
 class Ready(MethodView):
     @ops.response(200)
     @ops.alt_response(503, description="The database or the broker is unreachable")
+    @ops.doc(responses={503: "NOT_READY"})  # problem+json with its checks (openapi.py)
     def get(self) -> Any:
         """Database and broker reachable (each reported separately)"""
         db_ok, db_detail = _check_database()
@@ -63,7 +64,14 @@ class Ready(MethodView):
 
 @ops.route("/metrics")
 class Metrics(MethodView):
-    @ops.doc(responses={200: {"description": "Prometheus text exposition format"}})
+    @ops.doc(
+        responses={
+            200: {
+                "description": "Prometheus text exposition format",
+                "content": {"text/plain": {"schema": {"type": "string"}}},
+            }
+        }
+    )
     def get(self) -> Response:
         """Prometheus metrics"""
         session = db()

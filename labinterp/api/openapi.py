@@ -1,0 +1,248 @@
+"""What /openapi.json says about errors and auth, made to match what the API does.
+
+* Every error is an RFC 9457 ``application/problem+json`` document (problems.py), not
+  flask-smorest's ``{code, status, message, errors}``: ``LabApi`` registers its per-status
+  responses (``UNAUTHORIZED``, ``UNPROCESSABLE_ENTITY`` …) and ``DEFAULT_ERROR`` that way.
+* ``roles(...)`` (auth.py) attaches the bearer requirement and its 401/403/429 through
+  :func:`document_roles`; ``finish_spec`` then adds what follows from the route itself
+  (404 on a path with an id, 400/413/415/422 on a JSON body, ``security: []`` on every
+  operation without ``roles``) and the facts marshmallow cannot express (``SPEC_REQUIRED``).
+"""
+
+from __future__ import annotations
+
+import http
+import re
+from collections.abc import Callable, Iterable
+from copy import deepcopy
+from typing import Any
+
+from flask_smorest import Api
+from flask_smorest.utils import deepupdate
+
+from labinterp.api.problems import PROBLEM_MIMETYPE
+
+# Field metadata key: the field is required in the OpenAPI document (and not nullable) although
+# marshmallow loads it as optional, because the acceptance rules refuse it missing or null with
+# their own messages (labinterp/domain/acceptance.py).
+SPEC_REQUIRED = "spec_required"
+
+_METHODS = ("get", "put", "post", "patch", "delete", "head", "options", "trace")
+_STATUS = {code: http.HTTPStatus(code).name for code in (400, 401, 403, 404, 413, 415, 422, 429)}
+ACCESSION_CONFLICT = "ACCESSION_CONFLICT"
+NOT_READY = "NOT_READY"
+
+# Operations with answers their route does not imply: posting a panel can meet the same
+# accession with other content (409 with the existing panel's id).
+_SPECIFIC: dict[tuple[str, str], dict[int, str]] = {
+    ("post", "/api/v1/panels"): {409: ACCESSION_CONFLICT},
+    ("post", "/api/v1/panels/{panel_id}/revisions"): {409: ACCESSION_CONFLICT},
+}
+
+
+def _problem(
+    description: str,
+    properties: dict[str, Any] | None = None,
+    required: Iterable[str] = (),
+) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "description": description,
+        "properties": {
+            "type": {
+                "type": "string",
+                "format": "uri-reference",
+                "description": "identifies the kind of problem",
+                "example": "urn:labinterp:problem:invalid-input",
+            },
+            "title": {"type": "string", "description": "the status code's phrase"},
+            "status": {"type": "integer", "minimum": 400, "maximum": 599},
+            "detail": {"type": "string", "description": "what went wrong, for a person"},
+            **(properties or {}),
+        },
+        "required": ["type", "title", "status", "detail", *required],
+        "additionalProperties": True,
+    }
+
+
+_ERRORS = {
+    "type": "object",
+    "description": (
+        "request field path (indexes from 0, e.g. results.1.unit; body for the whole body) "
+        "-> what is wrong with it"
+    ),
+    "additionalProperties": {"type": "array", "items": {"type": "string"}},
+    "example": {"results.1.unit": ["unit is required; use mmol/L or mEq/L"]},
+}
+_CHECK = {
+    "type": "object",
+    "properties": {"ok": {"type": "boolean"}, "detail": {"type": "string"}},
+    "required": ["ok", "detail"],
+}
+SCHEMAS: dict[str, dict[str, Any]] = {
+    "Problem": _problem("An RFC 9457 problem document (application/problem+json)."),
+    "ValidationProblem": _problem(
+        "A problem document naming every invalid field.",
+        {"errors": _ERRORS},
+        ["errors"],
+    ),
+    "AccessionConflictProblem": _problem(
+        "The accession is already stored with other content.",
+        {"panel_id": {"type": "string", "format": "uuid", "description": "the stored panel"}},
+        ["panel_id"],
+    ),
+    "NotReadyProblem": _problem(
+        "The database or the broker is unreachable; each is reported separately.",
+        {
+            "checks": {
+                "type": "object",
+                "properties": {"database": _CHECK, "broker": _CHECK},
+                "required": ["database", "broker"],
+            }
+        },
+        ["checks"],
+    ),
+}
+HEADERS: dict[str, dict[str, Any]] = {
+    "RETRY_AFTER": {
+        "description": "seconds to wait before trying again",
+        "schema": {"type": "integer", "minimum": 0},
+    },
+    "WWW_AUTHENTICATE": {
+        "description": "the bearer challenge",
+        "schema": {"type": "string", "example": 'Bearer realm="labinterp"'},
+    },
+}
+_DESCRIPTIONS = {
+    400: "The body is not valid JSON",
+    401: "No API token, a malformed Authorization header, or an unknown or revoked token",
+    403: "The token's role may not do this",
+    404: "Not found (or not visible to this token)",
+    413: "The body is larger than the configured limit",
+    415: "The Content-Type is not JSON",
+    422: "Well-formed but not valid; errors names every invalid field",
+    429: "The token's request budget for this minute is spent",
+}
+
+
+def _content(schema: str) -> dict[str, Any]:
+    return {PROBLEM_MIMETYPE: {"schema": {"$ref": f"#/components/schemas/{schema}"}}}
+
+
+class LabApi(Api):
+    """flask-smorest's Api whose error responses are problem documents."""
+
+    def _register_responses(self) -> None:
+        components = self.spec.components
+        for name, schema in SCHEMAS.items():
+            components.schema(name, schema)
+        for name, header in HEADERS.items():
+            components.header(name, header)
+        for status in http.HTTPStatus:
+            response: dict[str, Any] = {"description": _DESCRIPTIONS.get(status, status.phrase)}
+            if status >= 400:
+                response["content"] = _content("ValidationProblem" if status == 422 else "Problem")
+            if status in (401,):
+                response["headers"] = {"WWW-Authenticate": "WWW_AUTHENTICATE"}
+            if status in (429, 503):
+                response["headers"] = {"Retry-After": "RETRY_AFTER"}
+            components.response(status.name, response, lazy=True)
+        components.response(
+            self.DEFAULT_ERROR_RESPONSE_NAME,
+            {"description": "Any other error (500, 503 …)", "content": _content("Problem")},
+            lazy=True,
+        )
+        components.response(
+            ACCESSION_CONFLICT,
+            {
+                "description": "The accession is already stored with other content",
+                "content": _content("AccessionConflictProblem"),
+            },
+            lazy=True,
+        )
+        components.response(
+            NOT_READY,
+            {
+                "description": "The database or the broker is unreachable",
+                "content": _content("NotReadyProblem"),
+                "headers": {"Retry-After": "RETRY_AFTER"},
+            },
+            lazy=True,
+        )
+
+
+def document_roles(view: Callable[..., Any], allowed: Iterable[str]) -> None:
+    """Attach to a ``roles(...)`` view what flask-smorest documents: bearer token, 401/403/429."""
+    apidoc = deepcopy(getattr(view, "_apidoc", {}))
+    apidoc["manual_doc"] = deepupdate(
+        apidoc.get("manual_doc", {}),
+        {
+            "security": [{"bearer": []}],
+            "x-roles": list(allowed),
+            "responses": {code: _STATUS[code] for code in (401, 403, 429)},
+        },
+    )
+    view._apidoc = apidoc  # type: ignore[attr-defined]
+
+
+def finish_spec(api: Api) -> None:
+    """After every blueprint is registered: what follows from routes, bodies and metadata."""
+    components = api.spec.components
+    paths: dict[str, dict[str, Any]] = api.spec.to_dict()["paths"]  # apispec's own dict
+
+    def ref(name: str) -> dict[str, Any]:
+        return dict(components.get_ref("response", name))
+
+    for method, path in _SPECIFIC:
+        if method not in paths.get(path, {}):
+            raise LookupError(f"openapi: {method.upper()} {path} is not a route any more")
+    for path, item in paths.items():
+        for method in _METHODS:
+            operation = item.get(method)
+            if operation is None:
+                continue
+            responses = operation.setdefault("responses", {})
+            codes: list[int] = []
+            if re.search(r"\{[^}]+\}", path):
+                codes.append(404)
+            if "requestBody" in operation:
+                codes += [400, 413, 415, 422]
+            for code in codes:
+                responses.setdefault(str(code), ref(_STATUS[code]))
+            for code, name in _SPECIFIC.get((method, path), {}).items():
+                responses.setdefault(str(code), ref(name))
+            operation.setdefault("security", [])  # no roles(...): it answers without a token
+    paths["/openapi.json"] = {
+        "get": {
+            "summary": "This OpenAPI document",
+            "tags": ["operations"],
+            "security": [],
+            "responses": {
+                "200": {"description": "OK", "content": {"application/json": {"schema": {}}}}
+            },
+        }
+    }
+    _spec_required(api)
+
+
+def _spec_required(api: Api) -> None:
+    """Fields marked ``SPEC_REQUIRED``: in ``required``, neither nullable nor defaulted."""
+    schemas: dict[str, dict[str, Any]] = api.spec.components.schemas
+    for key, name in api.ma_plugin.converter.refs.items():
+        schema_cls = key[0]
+        component = schemas.get(name)
+        if component is None:
+            continue
+        for field_name, field in schema_cls._declared_fields.items():
+            if not field.metadata.get(SPEC_REQUIRED):
+                continue
+            prop_name = field.data_key or field_name
+            prop = component.get("properties", {}).get(prop_name)
+            if prop is None:
+                continue
+            prop.pop("nullable", None)
+            prop.pop("default", None)
+            required = component.setdefault("required", [])
+            if prop_name not in required:
+                required.append(prop_name)
+                required.sort()
