@@ -42,7 +42,7 @@ def roles(*allowed: str) -> Callable[[F], F]:
             if actor.role not in allowed:
                 raise Problem(
                     403,
-                    f"a {actor.role} token may not do this; "
+                    f"{_article(actor.role)} {actor.role} token may not do this; "
                     f"it needs the role {' or '.join(allowed)}",
                 )
             g.rate_limit = limiter.hit(str(actor.token_id))  # RateLimit-* headers (ratelimit.py)
@@ -57,3 +57,7 @@ def roles(*allowed: str) -> Callable[[F], F]:
 
 def current_actor() -> Actor:
     return cast(Actor, g.actor)
+
+
+def _article(word: str) -> str:
+    return "an" if word[:1] in ("a", "e", "i", "o", "u") else "a"

@@ -21,7 +21,9 @@ _TYPES = {
     413: "urn:labinterp:problem:body-too-large",
     415: "urn:labinterp:problem:unsupported-media-type",
     422: "urn:labinterp:problem:invalid-input",
+    405: "urn:labinterp:problem:method-not-allowed",
     429: "urn:labinterp:problem:rate-limited",
+    500: "urn:labinterp:problem:internal-error",
     503: "urn:labinterp:problem:unavailable",
 }
 
@@ -85,7 +87,7 @@ def _humane(message: str) -> str:
 def problem_response(problem: Problem) -> Response:
     title = problem.title or _title(problem.status)
     body: dict[str, Any] = {
-        "type": _TYPES.get(problem.status, "about:blank"),
+        "type": _TYPES.get(problem.status, f"urn:labinterp:problem:http-{problem.status}"),
         "title": title,
         "status": problem.status,
         "detail": problem.detail,

@@ -13,7 +13,7 @@ from decimal import Decimal
 
 from labinterp.domain.ruleset import Analyte, LoincCode, Ruleset, UnitConversion
 from labinterp.domain.types import Context, PanelRejected, RawPanel, RawRange, RawResult, Sex
-from labinterp.domain.units import fmt, join_or, normalise_unit, to_canonical
+from labinterp.domain.units import fmt, join_or, normalise_unit, quantize, to_canonical
 
 FUTURE_TOLERANCE = dt.timedelta(minutes=5)
 
@@ -158,8 +158,13 @@ def _accept_result(
     if not analyte.accepted_low <= exact <= analyte.accepted_high:
         shown = f"{fmt(raw.value)} {raw.unit}"
         if conversion.unit != analyte.canonical_unit and exact.adjusted() < 9:
-            shown += f" ({fmt(to_canonical(raw.value, conversion.factor, analyte.precision))} "
-            shown += f"{analyte.canonical_unit})"
+            places = analyte.precision
+            # rounded onto the limit it crossed (10.0004 -> 10.00) would read as inside it
+            while places < 12 and (
+                analyte.accepted_low <= quantize(exact, places) <= analyte.accepted_high
+            ):
+                places += 1
+            shown += f" ({fmt(quantize(exact, places))} {analyte.canonical_unit})"
         errors.add(
             f"results.{i}.value",
             f"{analyte.key} {shown} is outside the physiologically possible range "
@@ -213,6 +218,9 @@ def _context(context: Context, ruleset: Ruleset, errors: _Errors) -> Context:
     )
 
 
+MAX_AGE_DAYS = 130 * 366  # as age_years, which stops at 130
+
+
 def _aware(moment: dt.datetime) -> dt.datetime:
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=dt.UTC)
 
@@ -231,6 +239,12 @@ def accept_panel(panel: RawPanel, ruleset: Ruleset, now: dt.datetime) -> Accepte
             errors.add("collected_at", "collected_at is before the birth date")
         if panel.birth_date > _aware(now).date():
             errors.add("patient.birth_date", "birth_date is in the future")
+        elif (collected_at.date() - panel.birth_date).days > MAX_AGE_DAYS:
+            errors.add(
+                "patient.birth_date",
+                f"birth_date {panel.birth_date.isoformat()} makes the patient older than "
+                "130 years at collection",
+            )
     if not panel.results:
         errors.add("results", "at least one result is required")
     accepted: list[AcceptedResult] = []

@@ -57,7 +57,7 @@ def panel_document(
                 "analyte": r.analyte,
                 "loinc": r.loinc,
                 "reported": {"value": Decimal(r.reported_value), "unit": r.reported_unit},
-                "value": _plain(r.value),
+                "value": _canonical(r.value, r.analyte),
                 "unit": r.unit,
                 "reference_range": None
                 if r.lab_low is None and r.lab_high is None and r.lab_range_text is None
@@ -205,7 +205,7 @@ def patient_trend(
                 "accession": panel.accession,
                 "clinic": clinic.name,
                 "collected_at": _aware(revision.collected_at),
-                "value": _plain(result.value),
+                "value": _canonical(result.value, result.analyte),
                 "unit": result.unit,
                 "reported": {"value": Decimal(result.reported_value), "unit": result.reported_unit},
                 "interpretation": judged.get("interpretation") if judged else None,
@@ -224,6 +224,19 @@ def _result_in(row: Interpretation | None, analyte: str) -> dict[str, Any] | Non
         if result.get("analyte") == analyte:
             return dict(result)
     return None
+
+
+def _canonical(value: Decimal, analyte: str) -> Decimal:
+    """A stored canonical value at its analyte's reporting precision: 0.700000 reads 0.70,
+    as the interpretation reports it."""
+    from labinterp.runtime import get_runtime
+
+    rt = get_runtime()
+    ruleset = rt.rulesets.get(rt.settings.default_ruleset)
+    known = ruleset.analytes.get(analyte) if ruleset is not None else None
+    if known is None:
+        return _plain(value)
+    return value.quantize(Decimal(1).scaleb(-known.precision))
 
 
 def _plain(value: Decimal) -> Decimal:

@@ -261,3 +261,12 @@ def test_a_patient_id_with_a_slash_has_a_trend(client, tokens, work):
         "/api/v1/patients/A%2FB/trend?analyte=magnesium", headers=auth(tokens.clinic)
     )
     assert trend.status_code == 200 and trend.get_json()["total"] == 1
+
+
+def test_canonical_values_keep_their_reporting_precision(client, tokens):
+    panel = sample_panel(accession="PRECISION")
+    panel["results"] = [{"analyte": "magnesium", "value": 1.7, "unit": "mg/dL"}]
+    response = client.post(PANELS, json=panel, headers=auth(tokens.clinic))
+    assert b'"value": 0.70, "unit": "mmol/L"' in response.get_data()  # 0.69938 at 2 decimals
+    again = client.get(response.headers["Location"], headers=auth(tokens.clinic))
+    assert b'"value": 0.70, "unit": "mmol/L"' in again.get_data()
