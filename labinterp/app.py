@@ -81,7 +81,11 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     @app.errorhandler(AccessionConflict)
     def _conflict(exc: AccessionConflict):
         return app.handle_user_exception(
-            Problem(409, str(exc), extra={"panel_id": str(exc.panel_id)})
+            Problem(
+                409,
+                str(exc),
+                extra={"panel_id": str(exc.panel_id), "differences": exc.differences},
+            )
         )
 
     @app.errorhandler(AlreadyExists)

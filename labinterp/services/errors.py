@@ -24,12 +24,14 @@ class InvalidInput(ServiceError):
 
 
 class AccessionConflict(ServiceError):
-    def __init__(self, accession: str, panel_id: uuid.UUID):
+    def __init__(self, accession: str, panel_id: uuid.UUID, differences: list[str] | None = None):
+        what = f" ({', '.join(differences[:8])} differ)" if differences else ""
         super().__init__(
-            f"accession {accession!r} was already posted by this clinic with different content; "
-            f"send corrections to /api/v1/panels/{panel_id}/revisions"
+            f"accession {accession!r} was already posted by this clinic with different "
+            f"content{what}; send corrections to /api/v1/panels/{panel_id}/revisions"
         )
         self.panel_id = panel_id
+        self.differences = differences or []
 
 
 class AlreadyExists(ServiceError):

@@ -31,31 +31,66 @@ class Submitted:
     document: dict[str, Any] | None = None
 
 
+def _canonical(value: Any) -> Any:
+    """A panel document reduced to what its content is (see :func:`content_hash`). Works on
+    a freshly parsed document and on one read back from storage (times as ISO text)."""
+    if isinstance(value, Decimal | float | int) and not isinstance(value, bool):
+        return format(Decimal(str(value)).normalize(), "f")
+    if isinstance(value, dict):
+        kept = {k: _canonical(v) for k, v in value.items()}
+        return {k: v for k, v in kept.items() if v not in (None, {}, [])}
+    if isinstance(value, list | tuple):
+        return [_canonical(v) for v in value]
+    if isinstance(value, dt.datetime):
+        return value.astimezone(dt.UTC).isoformat()
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    return value
+
+
+def _canonical_document(document: dict[str, Any]) -> dict[str, Any]:
+    doc = dict(_canonical(document))
+    doc["results"] = sorted(
+        doc.get("results", []), key=lambda r: simplejson.dumps(r, sort_keys=True)
+    )
+    return doc
+
+
 def content_hash(document: dict[str, Any]) -> str:
     """Hash of a parsed panel. What does not change the content does not change the hash: key
     order, ``1.10`` vs ``1.1``, unknown fields, the order of the results, empty or absent
     optional parts (``"context": {}`` and no context), one instant written with two offsets."""
-
-    def canonical(value: Any) -> Any:
-        if isinstance(value, Decimal):
-            return format(value.normalize(), "f")
-        if isinstance(value, dict):
-            kept = {k: canonical(v) for k, v in value.items()}
-            return {k: v for k, v in kept.items() if v not in (None, {}, [])}
-        if isinstance(value, list | tuple):
-            return [canonical(v) for v in value]
-        if isinstance(value, dt.datetime):
-            return value.astimezone(dt.UTC).isoformat()
-        if isinstance(value, dt.date):
-            return value.isoformat()
-        return value
-
-    doc = canonical(document)
-    doc["results"] = sorted(
-        doc.get("results", []), key=lambda r: simplejson.dumps(r, sort_keys=True)
-    )
-    text = simplejson.dumps(doc, sort_keys=True, separators=(",", ":"))
+    text = simplejson.dumps(_canonical_document(document), sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+def differences(stored: dict[str, Any], sent: dict[str, Any]) -> list[str]:
+    """Where ``sent`` differs from the ``stored`` revision's document, for a 409 a person can
+    act on: 'collected_at', 'results[magnesium].value', 'context.notes'."""
+    if isinstance(stored.get("collected_at"), str):
+        stored = {**stored, "collected_at": dt.datetime.fromisoformat(stored["collected_at"])}
+    old, new = _canonical_document(stored), _canonical_document(sent)
+    out: list[str] = []
+    for key in sorted(set(old) | set(new)):
+        if key == "results":
+            continue
+        a, b = old.get(key), new.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += [f"{key}.{k}" for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
+        elif a != b:
+            out.append(key)
+
+    def by_name(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
+        return {str(r.get("analyte") or r.get("loinc")): r for r in doc.get("results", [])}
+
+    a_results, b_results = by_name(old), by_name(new)
+    for name in sorted(set(a_results) | set(b_results)):
+        a, b = a_results.get(name), b_results.get(name)
+        if a is None or b is None:
+            out.append(f"results[{name}]")
+        else:
+            out += [f"results[{name}].{k}" for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
+    return out
 
 
 def _accept(document: dict[str, Any], ruleset: Ruleset, now: dt.datetime) -> AcceptedPanel:
@@ -82,7 +117,7 @@ def submit_panel(
     digest = content_hash(document)
     existing = repo.get_by_accession(session, clinic_id, document["accession"])
     if existing is not None:
-        return _same_or_conflict(session, existing, document["accession"], digest)
+        return _same_or_conflict(session, existing, document, digest)
     patient_doc = document["patient"]
     patient = repo.get_or_create_patient(
         session,
@@ -123,7 +158,7 @@ def submit_panel(
         raced = repo.get_by_accession(session, clinic_id, document["accession"])
         if raced is None:
             raise
-        return _same_or_conflict(session, raced, document["accession"], digest)
+        return _same_or_conflict(session, raced, document, digest)
     dispatch.enqueue_interpretations([panel.id])
     return Submitted(panel.id, created=True, document=panel_document(panel, revision, None))
 
@@ -190,13 +225,20 @@ def revise_panel(
     return Submitted(panel.id, created=True)
 
 
-def _same_or_conflict(session: Session, panel: Panel, accession: str, digest: str) -> Submitted:
+def _same_or_conflict(
+    session: Session, panel: Panel, document: dict[str, Any], digest: str
+) -> Submitted:
     """The same content as the panel's current revision is a safe retry; anything else, even
     an earlier revision's content, conflicts (a 200 would claim values the panel no longer
     holds)."""
     if repo.revision_hashes(session, panel.id).get(digest) == panel.current_revision:
         return Submitted(panel.id, created=False)
-    raise AccessionConflict(accession, panel.id)
+    current = repo.get_revision(session, panel.id, panel.current_revision)
+    raise AccessionConflict(
+        document["accession"],
+        panel.id,
+        differences(current.body, document) if current is not None and current.body else None,
+    )
 
 
 def _add_revision(

@@ -81,6 +81,12 @@ def test_same_accession_different_content_is_409(client, tokens):
     body = assert_problem(post(client, tokens.clinic, changed), 409)
     assert body["panel_id"] == first.get_json()["id"]
     assert "revisions" in body["detail"]
+    # what differs, so the clinic knows whether it is a correction or a reused number
+    assert body["differences"] == ["results[magnesium].value"]
+    assert "results[magnesium].value" in body["detail"]
+    other_patient = sample_panel(patient={"id": "P-9", "sex": "male"})
+    body = assert_problem(post(client, tokens.clinic, other_patient), 409)
+    assert body["differences"] == ["patient.birth_date", "patient.id", "patient.sex"]
 
 
 def test_one_accession_posted_at_once_from_many_threads_is_one_panel(app, tokens):
