@@ -96,8 +96,12 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
 
 
 def _serve_swagger_assets(app: Flask) -> None:
-    from flask import send_from_directory
+    from flask import redirect, send_from_directory
     from swagger_ui_bundle import swagger_ui_path
+
+    @app.get("/docs/")
+    def docs_with_slash():
+        return redirect("/docs", code=301)
 
     @app.get("/docs/assets/<path:filename>")
     def swagger_assets(filename: str):

@@ -270,3 +270,8 @@ def test_canonical_values_keep_their_reporting_precision(client, tokens):
     assert b'"value": 0.70, "unit": "mmol/L"' in response.get_data()  # 0.69938 at 2 decimals
     again = client.get(response.headers["Location"], headers=auth(tokens.clinic))
     assert b'"value": 0.70, "unit": "mmol/L"' in again.get_data()
+
+
+def test_the_docs_answer_with_or_without_a_trailing_slash(client):
+    assert client.get("/docs").status_code == 200
+    assert client.get("/docs/", follow_redirects=True).status_code == 200
