@@ -11,42 +11,32 @@ from __future__ import annotations
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from labinterp.demo import SAMPLE_PANELS  # noqa: E402
-from tests.integration.worker_process import free_port, labinterp_process, wait_until  # noqa: E402
+from tests.integration.worker_process import (  # noqa: E402
+    free_port,
+    http_json,
+    labinterp_cli,
+    labinterp_process,
+    wait_until,
+)
 
 N = int(os.environ.get("BENCH_N", 30))
 
 
 def call(method: str, url: str, token: str | None = None, body: object = None) -> dict:
-    data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(url, data=data, method=method)
-    request.add_header("Content-Type", "application/json")
-    if token:
-        request.add_header("Authorization", f"Bearer {token}")
-    with urllib.request.urlopen(request, timeout=10) as response:
-        return dict(json.loads(response.read()))
+    return http_json(method, url, token, body)[1]
 
 
 def cli(env: dict[str, str], *args: str) -> str:
-    done = subprocess.run(
-        [sys.executable, "-m", "labinterp", *args],
-        cwd=REPO,
-        env={**os.environ, **env},
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return done.stdout.strip().splitlines()[-1]
+    return labinterp_cli(env, *args).strip().splitlines()[-1]
 
 
 def ready(base: str) -> bool:

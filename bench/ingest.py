@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository: labinterp, tests
 
 import redis
 from flask import Flask, request
@@ -24,12 +24,8 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from labinterp.api.jsonio import loads
-from labinterp.app import create_app
-from labinterp.config import load_settings
-from labinterp.db import upgrade_database
 from labinterp.demo import SAMPLE_PANELS
-from labinterp.runtime import build_runtime
-from labinterp.services.accounts import create_clinic, create_token
+from tests.api.conftest import clinic_app
 
 N = int(os.environ.get("BENCH_N", 1000))
 
@@ -59,13 +55,7 @@ def bare() -> float:
 
 
 def full(env: dict[str, str]) -> float:
-    settings = load_settings(env)
-    upgrade_database(settings.database_url)
-    runtime = build_runtime(settings)
-    with runtime.session_factory() as session:
-        create_clinic(session, "bench")
-        token = create_token(session, "clinic", ["bench"]).token
-    client = create_app(runtime=runtime).test_client()
+    runtime, client, token = clinic_app(env, "bench")
     headers = {"Authorization": f"Bearer {token}"}
     payloads = bodies()
     start = time.perf_counter()

@@ -28,7 +28,12 @@ from ingest import scratch_postgres  # noqa: E402
 
 from labinterp.db import upgrade_database  # noqa: E402
 from labinterp.demo import SAMPLE_PANELS  # noqa: E402
-from tests.integration.worker_process import free_port, labinterp_process, wait_until  # noqa: E402
+from tests.integration.worker_process import (  # noqa: E402
+    free_port,
+    labinterp_cli,
+    labinterp_process,
+    wait_until,
+)
 
 CLIENTS = int(os.environ.get("BENCH_CLIENTS", 8))
 SECONDS = float(os.environ.get("BENCH_SECONDS", 10))
@@ -70,17 +75,7 @@ def drive(port: int, make_request, seconds: float) -> tuple[float, list[float]]:
 
 
 def cli(env: dict[str, str], *args: str) -> str:
-    import subprocess
-
-    done = subprocess.run(
-        [sys.executable, "-m", "labinterp", *args],
-        cwd=REPO,
-        env={**os.environ, **env},
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return done.stdout.strip().splitlines()[-1]
+    return labinterp_cli(env, *args).strip().splitlines()[-1]
 
 
 def report(name: str, rate: float, latencies: list[float]) -> None:

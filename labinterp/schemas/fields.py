@@ -80,10 +80,7 @@ class UtcDateTime(fields.DateTime):
         parsed = parse_moment(value, allow_date=True)
         if self.end_of_day and _is_date_only(value):
             parsed += dt.timedelta(days=1, microseconds=-1)
-        try:
-            return parsed.astimezone(dt.UTC)
-        except OverflowError:
-            raise ValidationError(f"'{value}' is out of range") from None
+        return _utc(parsed, value)
 
     def _serialize(self, value: Any, attr: str | None, obj: Any, **kwargs: Any) -> str | None:
         if value is None:
@@ -93,18 +90,14 @@ class UtcDateTime(fields.DateTime):
         return str(value.astimezone(dt.UTC).isoformat().replace("+00:00", "Z"))
 
 
-class LocalDateTime(fields.DateTime):
+class LocalDateTime(UtcDateTime):
     """A moment as the clinic wrote it, its UTC offset kept: the calendar date of collection
     (which decides age bands) is the date where the sample was taken. A time of day is
-    required; without an offset it is UTC. Years before 1900 are refused."""
+    required; without an offset it is UTC. Years before 1900 are refused. Shown in UTC."""
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> dt.datetime:
         parsed = parse_moment(value, allow_date=False)
-        try:
-            utc = parsed.astimezone(dt.UTC)
-        except OverflowError:
-            raise ValidationError(f"'{value}' is out of range") from None
-        if utc.year < 1900:
+        if _utc(parsed, value).year < 1900:
             raise ValidationError(f"'{value}' is before 1900")
         return parsed
 
@@ -134,12 +127,12 @@ def parse_moment(value: Any, *, allow_date: bool) -> dt.datetime:
         parsed = parsed.replace(tzinfo=dt.UTC)
     return parsed
 
-    def _serialize(self, value: Any, attr: str | None, obj: Any, **kwargs: Any) -> str | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:  # SQLite hands back naive UTC
-            value = value.replace(tzinfo=dt.UTC)
-        return str(value.astimezone(dt.UTC).isoformat().replace("+00:00", "Z"))
+
+def _utc(moment: dt.datetime, value: Any) -> dt.datetime:
+    try:
+        return moment.astimezone(dt.UTC)
+    except OverflowError:  # 0001-01-01T00:00+14:00 has no UTC
+        raise ValidationError(f"'{_short(value)}' is out of range") from None
 
 
 class StrictDate(fields.Date):

@@ -140,3 +140,16 @@ def differing_bodies(accession: str, count: int) -> list[dict[str, Any]]:
         body["results"][0]["value"] = 1.0 + n / 10
         bodies.append(body)
     return bodies
+
+
+def clinic_app(env: dict[str, str], clinic: str = "c") -> tuple[Runtime, FlaskClient, str]:
+    """An app on ``env``'s settings, its database migrated, with one clinic and that clinic's
+    token: (runtime, test client, token)."""
+    settings = load_settings(env)
+    settings.instance_path.mkdir(parents=True, exist_ok=True)
+    upgrade_database(settings.database_url)
+    runtime = build_runtime(settings)
+    with runtime.session_factory() as session:
+        create_clinic(session, clinic)
+        token = create_token(session, "clinic", [clinic]).token
+    return runtime, create_app(runtime=runtime).test_client(), token

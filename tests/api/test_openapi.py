@@ -10,7 +10,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from tests.api.conftest import Tokens, auth, sample_panel
+from tests.api.conftest import Tokens, auth, clinic_app, sample_panel
 
 PANELS = "/api/v1/panels"
 PROBLEM = "application/problem+json"
@@ -222,19 +222,9 @@ def test_paths_with_an_id_document_404_and_lists_document_422(spec):
 
 
 def test_a_real_429_matches_the_documented_429(tmp_path: Path):
-    from labinterp.app import create_app
-    from labinterp.config import load_settings
-    from labinterp.db import upgrade_database
-    from labinterp.runtime import build_runtime
-    from labinterp.services.accounts import create_clinic, create_token
-
-    settings = load_settings({"LABINTERP_INSTANCE": str(tmp_path), "LABINTERP_RATE_LIMIT": "1"})
-    upgrade_database(settings.database_url)
-    runtime = build_runtime(settings)
-    with runtime.session_factory() as session:
-        create_clinic(session, "c")
-        token = create_token(session, "clinic", ["c"]).token
-    client = create_app(runtime=runtime).test_client()
+    _, client, token = clinic_app(
+        {"LABINTERP_INSTANCE": str(tmp_path), "LABINTERP_RATE_LIMIT": "1"}
+    )
     spec = client.get("/openapi.json").get_json()
     statuses = [client.get(PANELS, headers=auth(token)) for _ in range(2)]
     assert [r.status_code for r in statuses] == [200, 429]

@@ -12,6 +12,7 @@ from flask.testing import FlaskClient
 from tests.api.conftest import (
     Tokens,
     auth,
+    clinic_app,
     differing_bodies,
     now_iso,
     post_at_once,
@@ -389,19 +390,9 @@ def test_duplicate_analyte_and_unknown_context_code_are_422(client, tokens):
 
 
 def test_rate_limit_answers_429_with_retry_after(tmp_path):
-    from labinterp.app import create_app
-    from labinterp.config import load_settings
-    from labinterp.db import upgrade_database
-    from labinterp.runtime import build_runtime
-    from labinterp.services.accounts import create_clinic, create_token
-
-    settings = load_settings({"LABINTERP_INSTANCE": str(tmp_path), "LABINTERP_RATE_LIMIT": "3"})
-    upgrade_database(settings.database_url)
-    runtime = build_runtime(settings)
-    with runtime.session_factory() as session:
-        create_clinic(session, "c")
-        token = create_token(session, "clinic", ["c"]).token
-    client = create_app(runtime=runtime).test_client()
+    _, client, token = clinic_app(
+        {"LABINTERP_INSTANCE": str(tmp_path), "LABINTERP_RATE_LIMIT": "3"}
+    )
     statuses = [client.get(PANELS, headers=auth(token)).status_code for _ in range(4)]
     assert statuses == [200, 200, 200, 429]
     limited = client.get(PANELS, headers=auth(token))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 import time
@@ -12,7 +11,14 @@ from pathlib import Path
 import pytest
 
 from tests.api.conftest import sample_panel
-from tests.integration.worker_process import REPO, free_port, labinterp_process, wait_until
+from tests.integration.worker_process import (
+    REPO,
+    free_port,
+    http_json,
+    labinterp_cli,
+    labinterp_process,
+    wait_until,
+)
 
 pytestmark = pytest.mark.worker
 
@@ -20,30 +26,6 @@ pytestmark = pytest.mark.worker
 def _env(instance: Path) -> dict[str, str]:
     # empty values mean "use the default": SQLite under the instance folder, filesystem broker
     return {"LABINTERP_INSTANCE": str(instance), "DATABASE_URL": "", "CELERY_BROKER_URL": ""}
-
-
-def _cli(env: dict[str, str], *args: str) -> str:
-    import os
-
-    done = subprocess.run(
-        [sys.executable, "-m", "labinterp", *args],
-        cwd=REPO,
-        env={**os.environ, **env},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert done.returncode == 0, done.stderr
-    return done.stdout
-
-
-def _request(method: str, url: str, token: str, body: object = None) -> tuple[int, dict]:
-    data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(url, data=data, method=method)
-    request.add_header("Authorization", f"Bearer {token}")
-    request.add_header("Content-Type", "application/json")
-    with urllib.request.urlopen(request, timeout=10) as response:
-        return response.status, json.loads(response.read())
 
 
 def _healthy(base: str) -> bool:
@@ -60,19 +42,19 @@ def test_serve_alone_interprets_a_posted_panel_and_demo_shows_what_was_flagged(t
     base = f"http://127.0.0.1:{port}"
     with labinterp_process(["serve", "--port", str(port)], env, tmp_path / "serve.log"):
         wait_until(lambda: _healthy(base), 60, 0.2, "serve to be ready")
-        _cli(env, "clinics", "create", "embedded")
+        labinterp_cli(env, "clinics", "create", "embedded")
         token = (
-            _cli(env, "tokens", "create", "--role", "clinic", "--clinic", "embedded")
+            labinterp_cli(env, "tokens", "create", "--role", "clinic", "--clinic", "embedded")
             .strip()
             .splitlines()[-1]
         )
 
-        status, body = _request("POST", f"{base}/api/v1/panels", token, sample_panel())
+        status, body = http_json("POST", f"{base}/api/v1/panels", token, sample_panel())
         assert status == 202 and body["status"] == "queued"
         started = time.monotonic()
         document = wait_until(
             lambda: (
-                (d := _request("GET", f"{base}/api/v1/panels/{body['id']}", token)[1])["status"]
+                (d := http_json("GET", f"{base}/api/v1/panels/{body['id']}", token)[1])["status"]
                 != "queued"
                 and d
             ),

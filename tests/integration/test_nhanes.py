@@ -10,12 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from labinterp.app import create_app
-from labinterp.config import load_settings
-from labinterp.db import upgrade_database
-from labinterp.runtime import build_runtime
-from labinterp.services.accounts import create_clinic, create_token
 from labinterp.services.interpretation import interpret_panel
+from tests.api.conftest import clinic_app
 
 SHARED = Path(__file__).resolve().parents[2].parent / "shared"
 NHANES = sorted((SHARED / "fixtures" / "nhanes").glob("*.csv"))
@@ -50,13 +46,9 @@ def panel_from_row(row: dict[str, str]) -> dict:
 @pytest.mark.skipif(not NHANES, reason=f"no NHANES fixtures under {SHARED}/fixtures/nhanes")
 @pytest.mark.parametrize("path", NHANES, ids=lambda p: p.name)
 def test_every_nhanes_person_is_ingested_and_interpreted(path: Path, tmp_path: Path) -> None:
-    settings = load_settings({"LABINTERP_INSTANCE": str(tmp_path), "LABINTERP_RATE_LIMIT": "0"})
-    upgrade_database(settings.database_url)
-    runtime = build_runtime(settings)
-    with runtime.session_factory() as session:
-        create_clinic(session, "nhanes")
-        token = create_token(session, "clinic", ["nhanes"]).token
-    client = create_app(runtime=runtime).test_client()
+    runtime, client, token = clinic_app(
+        {"LABINTERP_INSTANCE": str(tmp_path), "LABINTERP_RATE_LIMIT": "0"}, "nhanes"
+    )
     headers = {"Authorization": f"Bearer {token}"}
 
     rows = list(csv.DictReader(path.open()))

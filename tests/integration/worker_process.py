@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -56,3 +58,30 @@ def wait_until(predicate, timeout: float, interval: float = 0.05, what: str = "c
             return value
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def labinterp_cli(env: Mapping[str, str], *args: str) -> str:
+    """Run `python -m labinterp ARGS` to completion; its stdout (AssertionError on failure)."""
+    done = subprocess.run(
+        [sys.executable, "-m", "labinterp", *args],
+        cwd=REPO,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def http_json(
+    method: str, url: str, token: str | None = None, body: object = None
+) -> tuple[int, dict]:  # type: ignore[type-arg]
+    """One JSON request over real HTTP: (status, parsed body)."""
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(url, data=data, method=method)
+    request.add_header("Content-Type", "application/json")
+    if token:
+        request.add_header("Authorization", f"Bearer {token}")
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return response.status, dict(json.loads(response.read()))
