@@ -46,20 +46,32 @@ def summarize(
     displays = {j.result.analyte: j.analyte.display for j in judged}
     phrases = [_finding_phrase(f, displays.get(f.analyte, f.analyte)) for f in findings]
     critical = [p for f, p in zip(findings, phrases, strict=True) if f.critical is not None]
-    others = [p for f, p in zip(findings, phrases, strict=True) if f.critical is None]
+    # a life-threatening value that is not critical still comes before any red flag
+    grave = [
+        p
+        for f, p in zip(findings, phrases, strict=True)
+        if f.critical is None and f.severity == "life_threatening"
+    ]
+    others = [
+        p
+        for f, p in zip(findings, phrases, strict=True)
+        if f.critical is None and f.severity != "life_threatening"
+    ]
     urgent = [f for f in flags if f.urgent]
     plain = [f for f in flags if not f.urgent]
     unjudged = [j.analyte.display.lower() for j in judged if j.code == "IND"]
     sentences: list[str] = []
     if critical:
         sentences.append(f"Critical value: {'; '.join(critical)}.")
+    if grave:
+        sentences.append(f"Life-threatening: {'; '.join(grave)}.")
     if urgent:
         sentences.append(
             f"Urgent red flag{'s' if len(urgent) > 1 else ''}: "
             f"{'; '.join(f.detail for f in urgent)}."
         )
     if others:
-        lead = "Also" if critical or urgent else "Findings"
+        lead = "Also" if critical or grave or urgent else "Findings"
         sentences.append(f"{lead}: {'; '.join(others)}.")
     if plain:
         sentences.append(

@@ -166,3 +166,15 @@ def test_a_birth_date_older_than_any_patient_is_refused():
 
     errors = reject(res("potassium", "4.0", "mmol/L"), birth_date=dt.date(1800, 1, 1))
     assert "older than 130 years" in errors["patient.birth_date"][0]
+
+
+def test_a_life_threatening_value_comes_before_an_urgent_red_flag():
+    i = run(
+        res("calcium", "3.20", "mmol/L"),
+        res("albumin", "10", "g/L"),  # corrected 3.80 mmol/L: grade 4, not a critical limit
+        symptoms=("slurred_speech",),
+    )
+    f = finding_of(i, "hypercalcemia")
+    assert f["critical"] is False and f["severity"] == "life_threatening"
+    assert i.summary.startswith("Life-threatening: hypercalcemia grade 4")
+    assert i.summary.index("Life-threatening") < i.summary.index("Urgent red flag")
