@@ -112,10 +112,13 @@ def _insert(session: Session, table: Any) -> Any:
     return sqlite.insert(table)
 
 
-def newest_interpretation(session: Session, panel_id: uuid.UUID) -> Interpretation | None:
+def newest_interpretation(
+    session: Session, panel_id: uuid.UUID, revision: int
+) -> Interpretation | None:
+    """The newest interpretation of that revision (of any ruleset), or None."""
     return session.scalars(
         select(Interpretation)
-        .where(Interpretation.panel_id == panel_id)
+        .where(Interpretation.panel_id == panel_id, Interpretation.revision == revision)
         .order_by(Interpretation.created_at.desc(), Interpretation.revision.desc())
         .limit(1)
     ).first()
@@ -126,9 +129,15 @@ def newest_interpretations(
 ) -> dict[uuid.UUID, Interpretation]:
     if not panel_ids:
         return {}
+    # of each panel's current revision: an older revision's findings never stand beside
+    # the current values
     newest = (
         select(Interpretation.panel_id, func.max(Interpretation.created_at).label("at"))
-        .where(Interpretation.panel_id.in_(list(panel_ids)))
+        .join(Panel, Panel.id == Interpretation.panel_id)
+        .where(
+            Interpretation.panel_id.in_(list(panel_ids)),
+            Interpretation.revision == Panel.current_revision,
+        )
         .group_by(Interpretation.panel_id)
         .subquery()
     )
@@ -142,6 +151,24 @@ def newest_interpretations(
         )
     )
     return {i.panel_id: i for i in rows}
+
+
+def current_revisions(session: Session, panels: Sequence[Panel]) -> dict[uuid.UUID, PanelRevision]:
+    """Each panel's current revision with its results and context, in one round trip."""
+    if not panels:
+        return {}
+    rows = session.scalars(
+        select(PanelRevision)
+        .join(
+            Panel,
+            and_(
+                Panel.id == PanelRevision.panel_id, Panel.current_revision == PanelRevision.revision
+            ),
+        )
+        .where(Panel.id.in_([p.id for p in panels]))
+        .options(selectinload(PanelRevision.results), selectinload(PanelRevision.context))
+    )
+    return {r.panel_id: r for r in rows}
 
 
 def interpretations_of(session: Session, panel_id: uuid.UUID) -> list[Interpretation]:
@@ -170,7 +197,7 @@ def _newest_interpretation_id_of_panel() -> Select[tuple[uuid.UUID]]:
     inner = Interpretation.__table__.alias("newest")
     return (
         select(inner.c.id)
-        .where(inner.c.panel_id == Panel.id)
+        .where(inner.c.panel_id == Panel.id, inner.c.revision == Panel.current_revision)
         .order_by(inner.c.created_at.desc(), inner.c.revision.desc())
         .limit(1)
         .correlate(Panel)  # to the outer panels row, through the EXISTS between them

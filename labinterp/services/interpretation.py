@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Literal
 
+from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -97,42 +98,67 @@ def raw_panel_from_revision(revision: PanelRevision) -> RawPanel:
     )
 
 
-def interpret_panel(session: Session, panel_id: uuid.UUID, ruleset: Ruleset) -> InterpretOutcome:
-    """Interpret the panel's current revision with ``ruleset`` and store the result.
+def interpret_panel(
+    session: Session, panel_id: uuid.UUID, ruleset: Ruleset, revision_number: int | None = None
+) -> InterpretOutcome:
+    """Interpret the panel's current revision (or ``revision_number``) with ``ruleset`` and
+    store the result.
 
     One transaction. Idempotency key: (revision, ruleset version), enforced by a unique
-    constraint, so a redelivered or duplicated task is a no-op.
+    constraint, so a redelivered or duplicated task is a no-op. The panel's status changes
+    only while the interpreted revision is still its current one: a correction committed
+    meanwhile stays `queued` for its own task (or the sweeper), never shown as interpreted
+    with the previous revision's findings.
     """
     panel = session.get(Panel, panel_id)
     if panel is None:
         return InterpretOutcome("missing")
-    revision = repo.get_revision(session, panel.id, panel.current_revision)
-    if revision is None:  # pragma: no cover - the revision is written with the panel
+    number = revision_number or panel.current_revision
+    revision = repo.get_revision(session, panel.id, number)
+    if revision is None:
         return InterpretOutcome("missing")
-    if repo.interpretation_exists(session, revision.id, ruleset.version):
-        if panel.status == "queued":
-            panel.status = "interpreted"
-            session.commit()
-        return InterpretOutcome("already_done")
     now = dt.datetime.now(dt.UTC)
+    if repo.interpretation_exists(session, revision.id, ruleset.version):
+        _settle(session, panel.id, number, now, "interpreted")
+        session.commit()
+        return InterpretOutcome("already_done")
     try:
         accepted = accept_panel(
             raw_panel_from_revision(revision), ruleset, _aware(revision.created_at)
         )
     except PanelRejected as exc:  # valid when received, not under this ruleset
-        _fail(session, panel, str(exc), {"errors": exc.errors, "ruleset": ruleset.version}, now)
+        detail = {"errors": exc.errors, "ruleset": ruleset.version, "revision": number}
+        _fail(session, panel, number, str(exc), detail, now)
         return InterpretOutcome("failed")
     body = interpret(accepted, ruleset).to_dict()
     try:
         row = store_interpretation(session, panel, revision, ruleset, body, now)
         for code, kind in _codes(body):
             session.add(InterpretationCode(interpretation_id=row.id, code=code, kind=kind))
-        panel.status, panel.failure, panel.updated_at = "interpreted", None, now
+        _settle(session, panel.id, number, now, "interpreted")
         session.commit()
     except IntegrityError:  # another worker stored the same interpretation first
         session.rollback()
         return InterpretOutcome("already_done")
     return InterpretOutcome("interpreted", row.id)
+
+
+def _settle(
+    session: Session,
+    panel_id: uuid.UUID,
+    revision_number: int,
+    now: dt.datetime,
+    status: str,
+    failure: str | None = None,
+) -> None:
+    """Set the panel's processing status if ``revision_number`` is still current (checked by
+    the database at the moment of the update, not on a copy read earlier)."""
+    session.execute(
+        update(Panel)
+        .where(Panel.id == panel_id, Panel.current_revision == revision_number)
+        .values(status=status, failure=failure, updated_at=now)
+        .execution_options(synchronize_session="fetch")
+    )
 
 
 def store_interpretation(
@@ -177,14 +203,21 @@ def mark_failed(session: Session, panel_id: uuid.UUID, reason: str) -> None:
     panel = session.get(Panel, panel_id)
     if panel is None or panel.status != "queued":
         return
-    _fail(session, panel, reason[:2000], {"reason": reason[:2000]}, dt.datetime.now(dt.UTC))
+    detail = {"reason": reason[:2000], "revision": panel.current_revision}
+    _fail(session, panel, panel.current_revision, reason[:2000], detail, dt.datetime.now(dt.UTC))
 
 
 def _fail(
-    session: Session, panel: Panel, failure: str, detail: dict[str, object], now: dt.datetime
+    session: Session,
+    panel: Panel,
+    revision_number: int,
+    failure: str,
+    detail: dict[str, object],
+    now: dt.datetime,
 ) -> None:
-    """The panel is `failed` with its reason, audited. Commits."""
-    panel.status, panel.failure, panel.updated_at = "failed", failure, now
+    """The panel is `failed` with its reason (if that revision is still current), audited.
+    Commits."""
+    _settle(session, panel.id, revision_number, now, "failed", failure)
     audit.record(
         session,
         SYSTEM,

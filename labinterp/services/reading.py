@@ -113,7 +113,7 @@ def read_panel(
     if revision is None:
         raise NotFound(f"revision {revision_number}")
     if revision.revision == panel.current_revision:
-        interpretation = repo.newest_interpretation(session, panel.id)
+        interpretation = repo.newest_interpretation(session, panel.id, revision.revision)
     else:
         interpretation = next(
             (
@@ -158,11 +158,8 @@ def list_panels(
 ) -> tuple[list[dict[str, Any]], int]:
     panels, total = repo.list_panels(session, where, page, per_page)
     newest = repo.newest_interpretations(session, [p.id for p in panels])
-    items = []
-    for panel in panels:
-        revision = repo.get_revision(session, panel.id, panel.current_revision)
-        assert revision is not None
-        items.append(panel_document(panel, revision, newest.get(panel.id)))
+    revisions = repo.current_revisions(session, panels)
+    items = [panel_document(p, revisions[p.id], newest.get(p.id)) for p in panels]
     return items, total
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import uuid
 from decimal import Decimal
 from typing import Any
 
@@ -275,3 +276,32 @@ def test_canonical_values_keep_their_reporting_precision(client, tokens):
 def test_the_docs_answer_with_or_without_a_trailing_slash(client):
     assert client.get("/docs").status_code == 200
     assert client.get("/docs/", follow_redirects=True).status_code == 200
+
+
+def test_interpreting_a_revision_that_is_no_longer_current_leaves_the_panel_queued(
+    client, tokens, runtime
+):
+    # a worker that picked the panel up before a correction committed finishes afterwards:
+    # the panel must not read `interpreted` beside the old revision's findings
+    from labinterp.services.interpretation import interpret_panel
+    from labinterp.services.rulesets import active_ruleset
+
+    first = client.post(PANELS, json=sample_panel(), headers=auth(tokens.clinic)).get_json()
+    corrected = sample_panel()
+    corrected["results"][1] = {"loinc": "2823-3", "value": 6.8, "unit": "mmol/L"}
+    url = f"{PANELS}/{first['id']}"
+    client.post(f"{url}/revisions", json=corrected, headers=auth(tokens.clinic))
+    with runtime.session_factory() as session:
+        ruleset = active_ruleset(session, runtime.rulesets, runtime.settings.default_ruleset)
+        late = interpret_panel(session, uuid.UUID(first["id"]), ruleset, 1)
+    assert late.outcome == "interpreted"
+    panel = client.get(url, headers=auth(tokens.clinic)).get_json()
+    assert panel["status"] == "queued" and panel["interpretation"] is None
+    queued = client.get(f"{PANELS}?status=queued", headers=auth(tokens.clinic)).get_json()
+    assert first["id"] in [p["id"] for p in queued["items"]]  # the sweeper will find it
+
+    with runtime.session_factory() as session:
+        interpret_panel(session, uuid.UUID(first["id"]), ruleset)
+    panel = client.get(url, headers=auth(tokens.clinic)).get_json()
+    assert panel["status"] == "interpreted" and panel["interpretation"]["revision"] == 2
+    assert "hyperkalemia" in [f["code"] for f in panel["interpretation"]["findings"]]
