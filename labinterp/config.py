@@ -73,7 +73,13 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             "polling_interval": 0.1,
         }
     elif broker_url.startswith(("redis://", "rediss://")):
-        transport_options = {"visibility_timeout": 3600}
+        # a Redis that stops answering raises after these seconds instead of holding the
+        # caller forever (a broker behind a network partition)
+        transport_options = {
+            "visibility_timeout": 3600,
+            "socket_timeout": 10,
+            "socket_connect_timeout": 5,
+        }
     rulesets_dir = env.get("LABINTERP_RULESETS_DIR")
     return Settings(
         instance_path=instance,

@@ -10,7 +10,7 @@ Where the counters live, so that every API process shares one budget per token:
 If the counter store fails (Redis does not answer; the SQLite file is locked too long, the disk
 is full), counting falls back to the process and the outage is logged once: a limiter outage
 never takes the API down and never holds a request up for long (one try, half a second at
-most). The SQLite store is tried again a little later; Redis on every request, as before.
+most). The failed store is left alone for ``_RETRY_STORE_AFTER`` seconds, then tried again.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 WINDOW_SECONDS = 60
 STORE_FILE = "ratelimit.db"
 _TIMEOUT = 0.5  # seconds: a Redis call, or a wait on the SQLite file's lock
-_RETRY_STORE_AFTER = 10.0  # seconds the SQLite store is left alone after it failed
+_RETRY_STORE_AFTER = 10.0  # seconds a failed counter store (Redis or SQLite) is left alone
 _EXTENSION = "labinterp.ratelimit"
 
 _CREATE = """
@@ -160,14 +160,17 @@ class Limiter:
 
     def _count(self, key: str, window: int) -> int:
         if self._redis is not None:
-            try:
-                name = f"labinterp:rate:{key}:{window}"
-                pipe = self._redis.pipeline()
-                pipe.incr(name)
-                pipe.expire(name, 2 * WINDOW_SECONDS)
-                return int(pipe.execute()[0])
-            except Exception:  # a limiter outage must not take the API down
-                pass
+            if time.monotonic() >= self._store_down_until:
+                try:
+                    name = f"labinterp:rate:{key}:{window}"
+                    pipe = self._redis.pipeline()
+                    pipe.incr(name)
+                    pipe.expire(name, 2 * WINDOW_SECONDS)
+                    return int(pipe.execute()[0])
+                except Exception:  # a limiter outage must not take the API down, nor slow
+                    # every request by a timeout: Redis is left alone for a while
+                    self._store_down_until = time.monotonic() + _RETRY_STORE_AFTER
+                    log.warning("rate-limit counters in Redis failed; counting in this process")
         elif self._store is not None and time.monotonic() >= self._store_down_until:
             try:
                 count = self._store.incr(key, window)

@@ -159,7 +159,7 @@ def submit_panel(
         if raced is None:
             raise
         return _same_or_conflict(session, raced, document, digest)
-    dispatch.enqueue_interpretations([panel.id])
+    dispatch.publish_soon([panel.id])
     return Submitted(panel.id, created=True, document=panel_document(panel, revision, None))
 
 
@@ -221,7 +221,7 @@ def revise_panel(
     except IntegrityError:  # two corrections raced for the same revision number
         session.rollback()
         raise AccessionConflict(panel.accession, panel.id) from None
-    dispatch.enqueue_interpretations([panel.id])
+    dispatch.publish_soon([panel.id])
     return Submitted(panel.id, created=True)
 
 
