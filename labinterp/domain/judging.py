@@ -7,7 +7,10 @@ value. Bounds are inclusive. Critical limits (canonical, strict) always apply.
 A one-sided laboratory range (only a low, or only a high) says nothing about its open side.
 Choice: the open side is judged with the ruleset's interval, so a potassium of 2.8 mmol/L sent
 with "≤ 5.0" is still low; where the ruleset has no interval for the patient, a value within
-the lab's one side cannot be judged on the other and is IND, never normal.
+the lab's one side cannot be judged on the other and is IND, never normal. Choice: an open side
+on which the analyte has no finding (below MMA or homocysteine, above folate or B12) needs no
+judging — "≤ 0.40 umol/L" is a complete MMA range, as the ruleset's own one-sided intervals
+are — so a value within the lab's side is N there, whatever the age.
 """
 
 from __future__ import annotations
@@ -211,6 +214,11 @@ def lab_interval(result: AcceptedResult) -> Interval | None:
     return Interval(rr.low, rr.high, result.reported_unit, "lab", "laboratory")
 
 
+def _has_finding(analyte: Analyte, side: Side) -> bool:
+    """Whether a value beyond ``side`` of an interval would be a finding of ``analyte``."""
+    return (analyte.finding_low if side == "low" else analyte.finding_high) is not None
+
+
 def judge(
     result: AcceptedResult, analyte: Analyte, patient: Patient, ruleset: Ruleset
 ) -> Judgement:
@@ -221,11 +229,12 @@ def judge(
     if lab is not None:
         side = compare(result.reported_value, lab.low, lab.high)
         one_sided = lab.low is None or lab.high is None
+        missing: Side = "low" if lab.low is None else "high"
         if side is None and one_sided and interval is not None:
             by_ruleset = compare(result.value, interval.low, interval.high)
-            if by_ruleset == ("low" if lab.low is None else "high"):
+            if by_ruleset == missing:
                 side, open_side = by_ruleset, "ruleset"  # judged by the ruleset's interval
-        elif side is None and one_sided:
+        elif side is None and one_sided and _has_finding(analyte, missing):
             open_side = "unjudged"
         if open_side != "ruleset":
             interval, ambiguous = lab, False
