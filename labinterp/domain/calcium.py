@@ -7,7 +7,8 @@
 - Otherwise total calcium decides, corrected when albumin < 40 g/L (Payne 1973):
   corrected = Ca + 0.02 × (40 − albumin), albumin rounded to 0 decimals, result to 2. The
   finding's ``value`` is the corrected value, ``measured`` the measured one; a laboratory
-  range is compared with the corrected value converted into the range's unit. LOINC 29265-6
+  range is compared with the corrected value converted into the range's unit, and the open side
+  of a one-sided laboratory range with the ruleset's interval, as for any value. LOINC 29265-6
   is already corrected and never corrected again (and needs no albumin).
 - Critical limits apply to the measured total calcium.
 - A low total whose corrected or ionized calcium is normal is pseudohypocalcemia (note), with
@@ -20,7 +21,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 from labinterp.domain.findings import FindingDraft, generic_draft, value_text
-from labinterp.domain.judging import Judgement, Side, compare
+from labinterp.domain.judging import Judgement, side_of
 from labinterp.domain.mechanisms import Outcome
 from labinterp.domain.ruleset import Ruleset
 from labinterp.domain.units import fmt, quantize
@@ -77,21 +78,12 @@ def corrected_calcium(
     return quantize(corrected, total.analyte.precision), albumin_value
 
 
-def _corrected_side(total: Judgement, corrected: Decimal) -> Side | None:
-    interval = total.interval
-    if interval is None:
-        return None
-    if interval.source == "lab":
-        return compare(corrected / total.result.factor, interval.low, interval.high)
-    return compare(corrected, interval.low, interval.high)
-
-
 def _corrected(
     total: Judgement, corrected: Decimal, albumin: Decimal, ruleset: Ruleset, out: Outcome
 ) -> None:
     rule = total.analyte.albumin_correction
     assert rule is not None
-    side = _corrected_side(total, corrected)
+    side, interval = side_of(total, corrected)
     lead = (
         f"Albumin-corrected calcium {value_text(total, corrected)} (measured "
         f"{value_text(total, joiner=' = {}')}; albumin {albumin} g/L; corrected = Ca + "
@@ -110,7 +102,7 @@ def _corrected(
             total,
             code,
             finding_side,
-            total.interval,
+            interval if side is not None else total.interval,
             total.code if matches else ("L" if finding_side == "low" else "H"),
             value=corrected,
             measured=total.result.value,

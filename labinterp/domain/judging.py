@@ -93,6 +93,8 @@ class Judgement:
     # a one-sided laboratory range left the value's side open: judged by the ruleset's
     # interval ("ruleset"), or by nothing ("unjudged")
     open_side: Literal["ruleset", "unjudged"] | None = None
+    # the ruleset's interval for this patient, whichever interval judged the value
+    ruleset_interval: Interval | None = None
 
     def to_dict(self) -> dict[str, Any]:
         r = self.result
@@ -223,6 +225,7 @@ def judge(
     result: AcceptedResult, analyte: Analyte, patient: Patient, ruleset: Ruleset
 ) -> Judgement:
     interval, ambiguous = ruleset_interval(analyte, patient, ruleset)
+    by_ruleset_interval = interval
     lab = lab_interval(result)
     side: Side | None = None
     open_side: Literal["ruleset", "unjudged"] | None = None
@@ -248,4 +251,25 @@ def judge(
         code = "IND"
     else:
         code = "L" if side == "low" else "H" if side == "high" else "N"
-    return Judgement(result, analyte, interval, code, side, critical, ambiguous, open_side)
+    return Judgement(
+        result, analyte, interval, code, side, critical, ambiguous, open_side, by_ruleset_interval
+    )
+
+
+def side_of(judgement: Judgement, value: Decimal) -> tuple[Side | None, Interval | None]:
+    """Where another canonical ``value`` derived from this result (albumin-corrected calcium)
+    lies, judged as the result itself was: against the laboratory's range, converted into its
+    unit, and on a one-sided range's open side against the ruleset's interval. Returns the side
+    and the interval that decided it (the laboratory's, when the value is within)."""
+    ruleset_iv = judgement.ruleset_interval
+    lab = lab_interval(judgement.result)
+    if lab is None:
+        if ruleset_iv is None:
+            return None, None
+        return compare(value, ruleset_iv.low, ruleset_iv.high), ruleset_iv
+    side = compare(value / judgement.result.factor, lab.low, lab.high)
+    if side is None and (lab.low is None or lab.high is None) and ruleset_iv is not None:
+        missing: Side = "low" if lab.low is None else "high"
+        if compare(value, ruleset_iv.low, ruleset_iv.high) == missing:
+            return missing, ruleset_iv
+    return side, lab

@@ -171,3 +171,25 @@ def test_corrected_calcium_explanation_names_both_units_and_the_formula():
         "1.90 mmol/L = 7.6 mg/dL; albumin 30 g/L"
     )
     assert "Payne 1973" in text and "below 8.6 mg/dL, the lower limit of" in text
+
+
+def test_corrected_calcium_above_the_ruleset_high_is_hypercalcemia_with_a_lab_low_only():
+    """A one-sided laboratory range ('>= 2.10') leaves the high side to the ruleset, for the
+    corrected value as for the measured one: 2.30 + 0.02 x 20 = 2.70 > 2.50."""
+    i = run(res("calcium", "2.30", "mmol/L", low="2.10"), res("albumin", "20", "g/L"))
+    f = finding_of(i, "hypercalcemia")
+    assert f["value"] == D("2.70") and f["measured"] == D("2.30")
+    assert f["reference_range"]["source"] == "ruleset" and f["reference_range"]["high"] == D("2.50")
+    assert "is above 2.50 mmol/L" in f["explanation"]
+
+
+def test_corrected_calcium_within_a_lab_high_only_is_not_hypercalcemia_above_the_ruleset_high():
+    """With the lab's '<= 2.60', a corrected 2.05 + 0.02 x 24 = 2.53 is within the lab's own
+    limit, though above the ruleset's 2.50: the laboratory's range wins on its side."""
+    i = run(res("calcium", "2.05", "mmol/L", high="2.60"), res("albumin", "16", "g/L"))
+    assert "hypercalcemia" not in i.finding_codes and "hypocalcemia" not in i.finding_codes
+    assert "pseudohypocalcemia" in i.note_codes
+    above = run(res("calcium", "2.05", "mmol/L", high="2.60"), res("albumin", "10", "g/L"))
+    f = finding_of(above, "hypercalcemia")  # 2.65 > 2.60: the lab's limit is the one crossed
+    assert f["reference_range"]["source"] == "lab" and f["reference_range"]["high"] == D("2.60")
+    assert "is above 2.60 mmol/L, the upper limit of the laboratory's range" in f["explanation"]
