@@ -88,7 +88,15 @@ SCHEMAS: dict[str, dict[str, Any]] = {
     ),
     "AccessionConflictProblem": _problem(
         "The accession is already stored with other content.",
-        {"panel_id": {"type": "string", "format": "uuid", "description": "the stored panel"}},
+        {
+            "panel_id": {"type": "string", "format": "uuid", "description": "the stored panel"},
+            "differences": {
+                "type": "array",
+                "items": {"type": "string"},
+                "description": "where the content differs from the stored revision, e.g. "
+                "collected_at, results[magnesium].value",
+            },
+        },
         ["panel_id"],
     ),
     "NotReadyProblem": _problem(
@@ -223,6 +231,25 @@ def finish_spec(api: Api) -> None:
         }
     }
     _spec_required(api)
+    _document_codes(paths)
+
+
+def _document_codes(paths: dict[str, dict[str, Any]]) -> None:
+    """The codes the query parameters accept come from the rulesets loaded, not from Python:
+    ``flag`` of the panel list and ``analyte`` of the trend, as enums."""
+    from labinterp.api.panels import analyte_keys, flag_codes  # panels imports this module
+    from labinterp.runtime import get_runtime  # the app's, installed by create_app
+
+    rulesets = get_runtime().rulesets
+    enums = {
+        ("/api/v1/panels", "flag"): sorted(flag_codes(rulesets)),
+        ("/api/v1/patients/{patient_id}/trend", "analyte"): analyte_keys(rulesets),
+    }
+    for (path, name), codes in enums.items():
+        for parameter in paths[path]["get"].get("parameters", []):
+            if parameter["name"] == name:
+                schema = parameter["schema"]
+                (schema["items"] if schema.get("type") == "array" else schema)["enum"] = codes
 
 
 def _spec_required(api: Api) -> None:

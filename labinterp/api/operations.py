@@ -6,6 +6,7 @@ from typing import Any
 
 from flask import Response, current_app
 from flask.views import MethodView
+from marshmallow import fields, validate
 from sqlalchemy import func, select, text
 
 from labinterp.api.auth import roles
@@ -13,6 +14,8 @@ from labinterp.api.parsing import Blueprint
 from labinterp.api.problems import Problem
 from labinterp.api.session import db, runtime
 from labinterp.models import Interpretation, Panel
+from labinterp.schemas.common import PageQuery
+from labinterp.schemas.output import HealthOut, ReadyOut, RulesetPage
 from labinterp.services import dispatch
 from labinterp.services import rulesets as ruleset_service
 
@@ -24,7 +27,7 @@ rules = Blueprint(
 
 @ops.route("/healthz")
 class Health(MethodView):
-    @ops.response(200)
+    @ops.response(200, HealthOut)
     def get(self) -> Any:
         """The process is alive"""
         return {"status": "ok"}
@@ -40,7 +43,7 @@ def _check_database() -> tuple[bool, str]:
 
 @ops.route("/readyz")
 class Ready(MethodView):
-    @ops.response(200)
+    @ops.response(200, ReadyOut)
     @ops.alt_response(503, description="The database or the broker is unreachable")
     @ops.doc(responses={503: "NOT_READY"})  # problem+json with its checks (openapi.py)
     def get(self) -> Any:
@@ -102,35 +105,46 @@ class Metrics(MethodView):
         )
 
 
-def _ruleset_documents() -> dict[str, Any]:
+def _ruleset_documents(page: int = 1, per_page: int | None = None) -> dict[str, Any]:
+    """Every ruleset, paged as every list is (API.md); ``active`` names the active version."""
     rt = runtime()
     active = ruleset_service.active_version(db(), rt.settings.default_ruleset)
     items = [
         {**rs.describe(), "active": version == active}
         for version, rs in sorted(rt.rulesets.items())
     ]
+    size = per_page or max(len(items), 1)
+    start = (page - 1) * size
     return {
-        "items": items,
+        "items": items[start : start + size],
         "total": len(items),
-        "page": 1,
-        "per_page": len(items),
+        "page": page,
+        "per_page": size,
         "active": active,
     }
+
+
+class RulesetQuery(PageQuery):
+    per_page = fields.Integer(
+        validate=validate.Range(min=1, max=200),
+        metadata={"description": "default: every ruleset on one page"},
+    )
 
 
 @rules.route("/rulesets")
 class Rulesets(MethodView):
     @roles("clinic", "clinician", "admin")
-    @rules.response(200)
-    def get(self) -> Any:
+    @rules.arguments(RulesetQuery, location="query")
+    @rules.response(200, RulesetPage)
+    def get(self, query: dict[str, Any]) -> Any:
         """Every ruleset version shipped, and which one is active"""
-        return _ruleset_documents()
+        return _ruleset_documents(query["page"], query.get("per_page"))
 
 
 @rules.route("/rulesets/<string:version>/activate")
 class ActivateRuleset(MethodView):
     @roles("admin")
-    @rules.response(200)
+    @rules.response(200, RulesetPage)
     def post(self, version: str) -> Any:
         """Make a ruleset version the one new panels are interpreted with"""
         ruleset_service.activate(db(), runtime().rulesets, version)

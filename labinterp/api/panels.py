@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from collections.abc import Mapping
 from typing import Any
 
 from flask.views import MethodView
@@ -13,10 +14,11 @@ from labinterp.api.auth import current_actor, roles
 from labinterp.api.parsing import Blueprint
 from labinterp.api.problems import Problem
 from labinterp.api.session import db, runtime
+from labinterp.domain import Ruleset
 from labinterp.domain.ruleset_schema import finding_codes
 from labinterp.repositories.panels import FINDING_STATUSES, PANEL_STATUSES, PanelFilter
 from labinterp.schemas.common import PageQuery
-from labinterp.schemas.fields import UtcDateTime
+from labinterp.schemas.fields import Text, UtcDateTime
 from labinterp.schemas.output import InterpretationPage, PanelOut, PanelPage, TrendPage
 from labinterp.schemas.panels import PanelIn
 from labinterp.services import panels as panel_service
@@ -38,8 +40,8 @@ class PanelListQuery(PageQuery):
     class Meta:
         unknown = EXCLUDE
 
-    accession = fields.String()
-    patient_id = fields.String()
+    accession = Text()  # refuses NUL, which no stored accession (nor PostgreSQL text) holds
+    patient_id = Text()
     flag = fields.List(
         fields.String(),
         metadata={
@@ -87,14 +89,24 @@ def _page(items: list[Any], total: int, query: dict[str, Any]) -> dict[str, Any]
 RESULT_FLAGS = ("L", "LL", "H", "HH", "IND")
 
 
+def flag_codes(rulesets: Mapping[str, Ruleset]) -> set[str]:
+    """Every code ``?flag=`` accepts: result flags, and any ruleset's finding and red-flag codes."""
+    known = set(RESULT_FLAGS)
+    for ruleset in rulesets.values():
+        known |= finding_codes(dict(ruleset.analytes))
+        known |= {rule.code for rule in ruleset.red_flags}
+    return known
+
+
+def analyte_keys(rulesets: Mapping[str, Ruleset]) -> list[str]:
+    """Every analyte key any ruleset knows, in the order the rulesets list them."""
+    return list(dict.fromkeys(key for rs in rulesets.values() for key in rs.analytes))
+
+
 def _known_flags(asked: list[str]) -> tuple[str, ...]:
     """The codes asked for, in the case they are stored in; 422 naming any that no ruleset
     knows (a typo would otherwise list nothing, silently)."""
-    rt = runtime()
-    known = set(RESULT_FLAGS)
-    for ruleset in rt.rulesets.values():
-        known |= finding_codes(dict(ruleset.analytes))
-        known |= {rule.code for rule in ruleset.red_flags}
+    known = flag_codes(runtime().rulesets)
     out: list[str] = []
     for code in asked:
         stored = (

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any, NoReturn
 
 import flask_smorest
@@ -32,6 +33,14 @@ def read_body(request: Any, accepted: tuple[str, ...] | None = None) -> bytes:
         raise Problem(
             413, f"the body is {request.content_length} bytes; the limit is {limit} bytes"
         )
+    # a chunked body's size is known only once read, and 413 answers before 415
+    if "body" not in request.environ.get("labinterp.cache", {}):
+        data = (
+            _read_at_most(request.environ["wsgi.input"], limit + 1) if _has_body(request) else b""
+        )
+        if len(data) > limit:
+            raise Problem(413, f"the body is more than {limit} bytes; the limit is {limit} bytes")
+        request.environ.setdefault("labinterp.cache", {})["body"] = data
     ok = is_json_mimetype(request.mimetype) if accepted is None else request.mimetype in accepted
     wanted = "application/json" if accepted is None else " or ".join(accepted)
     if not ok:
@@ -45,12 +54,48 @@ def read_body(request: Any, accepted: tuple[str, ...] | None = None) -> bytes:
     encoding = request.headers.get("Content-Encoding", "identity").strip().lower()
     if encoding not in ("", "identity"):
         raise Problem(415, f"Content-Encoding {encoding!r} is not supported; send the body as is")
-    if "body" not in request.environ.get("labinterp.cache", {}):
-        data = _read_at_most(request.environ["wsgi.input"], limit + 1)
-        if len(data) > limit:
-            raise Problem(413, f"the body is more than {limit} bytes; the limit is {limit} bytes")
-        request.environ.setdefault("labinterp.cache", {})["body"] = data
     return bytes(request.environ["labinterp.cache"]["body"])
+
+
+# a JSON escape of half a UTF-16 pair (U+D800 to U+DFFF)
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+
+
+def lone_surrogate_at(value: Any, path: tuple[Any, ...] = ()) -> str | None:
+    """The field path of the first string (or key) holding a lone surrogate, or None.
+
+    Python keeps such a string, but no UTF-8 encoder takes it: stored, hashed or shown, it
+    would fail far from the request that brought it (a 500 instead of a 400).
+    """
+    if isinstance(value, str):
+        return _shown(path) if _has_surrogate(value) else None
+    if not isinstance(value, dict | list):
+        return None
+    for key, item in value.items() if isinstance(value, dict) else enumerate(value):
+        here = (*path, key)
+        if isinstance(key, str) and _has_surrogate(key):
+            return _shown(here)
+        found = lone_surrogate_at(item, here)
+        if found is not None:
+            return found
+    return None
+
+
+def _shown(path: tuple[Any, ...]) -> str:
+    """A field path fit for a message: a surrogate in a key is shown as its escape."""
+    text = ".".join(map(str, path)) or "body"
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _has_surrogate(text: str) -> bool:
+    return any("\ud800" <= ch <= "\udfff" for ch in text)
+
+
+def _has_body(request: Any) -> bool:
+    """HTTP/1.1: a request has a body only with a Content-Length or a chunked encoding (a
+    server that does not end the input stream would otherwise be read until it times out)."""
+    chunked = "chunked" in request.headers.get("Transfer-Encoding", "").lower()
+    return request.content_length is not None or chunked
 
 
 def _read_at_most(stream: Any, size: int) -> bytes:
@@ -69,9 +114,18 @@ class LabParser(FlaskParser):
     def _raw_load_json(self, req: Any) -> Any:
         data = read_body(req)
         try:
-            return loads(data)
+            document = loads(data)
         except (ValueError, UnicodeDecodeError) as exc:
             raise Problem(400, f"the body is not valid JSON: {exc}") from None
+        if _SURROGATE_ESCAPE.search(data):  # cheap test first: most bodies have none
+            where = lone_surrogate_at(document)
+            if where is not None:
+                raise Problem(
+                    400,
+                    f"the body is not valid JSON text: the string at {where} holds a lone "
+                    "surrogate escape (\\ud800-\\udfff without its pair), which is no character",
+                )
+        return document
 
     def handle_error(
         self,

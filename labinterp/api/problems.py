@@ -95,9 +95,10 @@ def problem_response(problem: Problem) -> Response:
     if problem.errors:
         body["errors"] = problem.errors
     body.update(problem.extra)
-    response = current_app.response_class(
-        current_app.json.dumps(body), status=problem.status, mimetype=PROBLEM_MIMETYPE
-    )
+    # text that no UTF-8 encoder takes (a lone surrogate echoed from the request) is written
+    # as its JSON escape: an error about bad input never becomes a 500 itself
+    text = current_app.json.dumps(body).encode("utf-8", "backslashreplace")
+    response = current_app.response_class(text, status=problem.status, mimetype=PROBLEM_MIMETYPE)
     for key, value in problem.headers.items():
         response.headers[key] = value
     return response

@@ -266,6 +266,8 @@ def trend_rows(
     patient_external_id: str,
     analyte: str,
 ) -> list[tuple[Panel, PanelRevision, Result, Clinic]]:
+    if "\x00" in patient_external_id:  # no stored id holds NUL, and PostgreSQL refuses it
+        return []
     stmt = (
         select(Panel, PanelRevision, Result, Clinic)
         .join(Patient, Patient.id == Panel.patient_id)

@@ -32,10 +32,17 @@ class JsonNumber(fields.Decimal):
             # no lab value is 1e-999999999 or 1e999999999: refuse before anyone computes with it
             # (or prints it, a billion digits long)
             raise ValidationError(f"{_short(value)} is not a plausible laboratory number")
+        if len(number.as_tuple().digits) > MAX_DIGITS:
+            # kept verbatim as text of at most 40 characters beside the canonical value
+            raise ValidationError(
+                f"{_short(value)} has more than {MAX_DIGITS} significant digits; "
+                "no laboratory reports a value that precisely"
+            )
         return number
 
 
 MAX_EXPONENT = 12  # |log10| of the largest and smallest magnitudes a value may have
+MAX_DIGITS = 20  # significant digits a value may have
 
 
 def _short(value: Any) -> str:
@@ -46,6 +53,11 @@ def _short(value: Any) -> str:
 class Text(fields.String):
     """Free text kept verbatim (notes, identifiers): any character except NUL, which no
     database keeps (PostgreSQL refuses it in text)."""
+
+    def __init__(self, **kwargs: Any):
+        # the NUL rule, told in /openapi.json too
+        metadata = {"pattern": "^[^\\u0000]*$", **kwargs.pop("metadata", {})}
+        super().__init__(metadata=metadata, **kwargs)
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
         text = super()._deserialize(value, attr, data, **kwargs)

@@ -69,3 +69,43 @@ class TrendPointOut(_Out):
 PanelPage = page_schema(PanelOut, "PanelPage")
 InterpretationPage = page_schema(InterpretationOut, "InterpretationPage")
 TrendPage = page_schema(TrendPointOut, "TrendPage")
+
+
+class HealthOut(_Out):
+    status = fields.String(metadata={"enum": ["ok"]})
+
+
+class CheckOut(_Out):
+    ok = fields.Boolean()
+    detail = fields.String()
+
+
+class ReadyOut(_Out):
+    status = fields.String(metadata={"enum": ["ready"]})
+    checks = fields.Dict(keys=fields.String(), values=fields.Nested(CheckOut))
+
+
+class RulesetOut(_Out):
+    version = fields.String()
+    title = fields.String()
+    published = fields.String(metadata={"format": "date"})
+    description = fields.String()
+    sources = fields.List(fields.Raw())
+    analytes = fields.List(
+        fields.Raw(), metadata={"description": "key, units accepted, LOINC codes, accepted range"}
+    )
+    refused_loinc = fields.List(fields.Raw())
+    vocabularies = fields.Dict(
+        keys=fields.String(),
+        values=fields.List(fields.String()),
+        metadata={"description": "the context codes accepted: symptoms, factors, medications"},
+    )
+    active = fields.Boolean()
+
+
+class RulesetPage(_Out):
+    items = fields.List(fields.Nested(RulesetOut))
+    total = fields.Integer()
+    page = fields.Integer()
+    per_page = fields.Integer()
+    active = fields.String(metadata={"description": "the version new panels are interpreted with"})
