@@ -82,7 +82,8 @@ _CHECK = {
 SCHEMAS: dict[str, dict[str, Any]] = {
     "Problem": _problem("An RFC 9457 problem document (application/problem+json)."),
     "ValidationProblem": _problem(
-        "A problem document naming every invalid field.",
+        "A problem document naming the invalid fields: every field of the wrong type or "
+        "shape; once the shape is right, every field the clinical acceptance rules refuse.",
         {"errors": _ERRORS},
         ["errors"],
     ),
@@ -128,7 +129,7 @@ _DESCRIPTIONS = {
     404: "Not found (or not visible to this token)",
     413: "The body is larger than the configured limit",
     415: "The Content-Type is not JSON",
-    422: "Well-formed but not valid; errors names every invalid field",
+    422: "Well-formed but not valid; errors names the invalid fields (shape first, then rules)",
     429: "The token's request budget for this minute is spent",
 }
 
