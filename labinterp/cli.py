@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import signal
 import subprocess
 import sys
-from typing import Any, NoReturn
+import threading
+import time
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 from sqlalchemy.exc import OperationalError
 
 from labinterp.config import ConfigError, Settings
 from labinterp.config import load_settings as _load_settings
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
 
 
 def _fail(message: str, code: int = 1) -> NoReturn:
@@ -44,10 +52,45 @@ def _check_rulesets(settings: Settings) -> None:
         )
 
 
-def _session():
+def _require_schema(settings: Settings) -> None:
+    """The embedded default (SQLite) sets up its own schema; any other database must have
+    been upgraded (`labinterp db upgrade`). Either way, a one-line error rather than a
+    traceback when the database cannot be reached or the migrations cannot be found."""
+    from labinterp.db import database_is_current, upgrade_database
+
+    try:
+        if settings.is_sqlite:
+            settings.instance_path.mkdir(parents=True, exist_ok=True)
+            upgrade_database(settings.database_url)
+            return
+        current = database_is_current(settings.database_url)
+    except OperationalError as exc:
+        _fail(f"cannot reach the database {_shown(settings.database_url)}: {exc.orig}")
+    except FileNotFoundError as exc:
+        _fail(_no_migrations(exc))
+    if not current:
+        _fail("the database schema is not current: run `labinterp db upgrade` first")
+
+
+def _no_migrations(exc: FileNotFoundError) -> str:
+    return (
+        f"{exc}; run labinterp from its source folder (or the Docker image), where "
+        "migrations/ and reference_ranges/ are"
+    )
+
+
+@contextlib.contextmanager
+def _session() -> Iterator[Session]:
+    """A session on a database whose schema is current (see `_require_schema`)."""
     from labinterp.runtime import get_runtime
 
-    return get_runtime().session_factory()
+    settings = load_settings()
+    _require_schema(settings)
+    try:
+        with get_runtime().session_factory() as session:
+            yield session
+    except OperationalError as exc:
+        _fail(f"cannot reach the database {_shown(settings.database_url)}: {exc.orig}")
 
 
 @click.group()
@@ -68,23 +111,13 @@ def main() -> None:
 def serve(port: int, host: str, workers: int, threads: int, no_worker: bool) -> None:
     """Run the API. With no configuration it also runs a worker, on SQLite and a server-less
     broker under ./instance, so a posted panel is interpreted with nothing else started."""
-    from labinterp.db import database_is_current, upgrade_database
-
     settings = load_settings()
     _check_rulesets(settings)
     settings.instance_path.mkdir(parents=True, exist_ok=True)
-    if settings.is_sqlite:
-        upgrade_database(settings.database_url)  # the embedded default sets itself up
-    else:
-        try:
-            current = database_is_current(settings.database_url)
-        except OperationalError as exc:
-            _fail(f"cannot reach the database {_shown(settings.database_url)}: {exc.orig}")
-        if not current:
-            _fail("the database schema is not current: run `labinterp db upgrade` first")
-    worker: subprocess.Popen[bytes] | None = None
+    _require_schema(settings)
+    worker: _EmbeddedWorker | None = None
     if not no_worker:
-        worker = subprocess.Popen(
+        worker = _EmbeddedWorker(
             [
                 sys.executable,
                 "-m",
@@ -95,22 +128,120 @@ def serve(port: int, host: str, workers: int, threads: int, no_worker: bool) -> 
                 "1",
                 "--pool",
                 "solo" if settings.embedded_broker else "prefork",
-            ],
+            ]
         )
-        click.echo(f"started worker process {worker.pid}", err=True)
+        worker.start()
     try:
-        _run_gunicorn(host, port, workers, threads)
+        _run_gunicorn(host, port, workers, threads, settings)
     finally:
-        if worker is not None and worker.poll() is None:
-            worker.send_signal(signal.SIGTERM)
+        if worker is not None:
+            worker.stop()
+
+
+class _EmbeddedWorker:
+    """The worker `serve` runs beside the API: started again when it dies (a crash, the OOM
+    killer), so panels never wait for a worker that is gone; stopped when `serve` stops."""
+
+    RESTART_DELAYS = (1.0, 2.0, 5.0, 10.0, 30.0)  # seconds, longer while it keeps dying
+    STABLE_AFTER = 60.0  # a worker that ran this long starts the delays over
+
+    def __init__(self, argv: list[str]) -> None:
+        self._argv = argv
+        self._owner = os.getpid()
+        self._stopping = threading.Event()
+        self._lock = threading.Lock()
+        self._process: subprocess.Popen[bytes] | None = None
+        self._started = 0.0
+        self._watcher = threading.Thread(target=self._watch, name="worker-watch", daemon=True)
+
+    def start(self) -> None:
+        self._spawn()
+        self._watcher.start()
+
+    def _spawn(self) -> None:
+        with self._lock:
+            if self._stopping.is_set():
+                return
+            # its own process group: stopping the group also stops the beat process it forks
+            self._process = subprocess.Popen(
+                self._argv,
+                start_new_session=True,
+                # it stops by itself should serve die without stopping it (SIGKILL)
+                env={**os.environ, _PARENT_ENV: str(self._owner)},
+            )
+            self._started = time.monotonic()
+            pid = self._process.pid
+        click.echo(f"started worker process {pid}", err=True)
+
+    def _watch(self) -> None:
+        failures = 0
+        while not self._stopping.is_set():
+            process = self._process
+            assert process is not None
+            process.wait()  # the exit code may be lost: gunicorn's arbiter reaps any child
+            if self._stopping.is_set():
+                return
+            _signal_group(process.pid, signal.SIGKILL)  # what it left behind (its beat)
+            ran = time.monotonic() - self._started
+            failures = 1 if ran >= self.STABLE_AFTER else failures + 1
+            delay = self.RESTART_DELAYS[min(failures, len(self.RESTART_DELAYS)) - 1]
+            click.echo(
+                f"worker process {process.pid} exited after {ran:.0f} s; "
+                f"starting another in {delay:g} s",
+                err=True,
+            )
+            if self._stopping.wait(delay):
+                return
+            self._spawn()
+
+    def stop(self) -> None:
+        if os.getpid() != self._owner:
+            # an API process gunicorn forked from `serve` unwinds through serve's `finally`
+            # when it exits: the worker is not its to stop
+            return
+        self._stopping.set()
+        with self._lock:
+            process = self._process
+        if process is None:
+            return
+        if process.poll() is None:
+            _signal_group(process.pid, signal.SIGTERM)
             try:
-                worker.wait(timeout=15)
+                process.wait(timeout=15)
             except subprocess.TimeoutExpired:
-                worker.kill()
+                _signal_group(process.pid, signal.SIGKILL)
+                process.wait()
+        _signal_group(process.pid, signal.SIGKILL)  # a beat process that outlived it
 
 
-def _run_gunicorn(host: str, port: int, workers: int, threads: int) -> None:
+_PARENT_ENV = "LABINTERP_SERVE_PID"
+
+
+def _exit_with_parent(parent: int, interval: float = 1.0) -> None:
+    """Stop this worker (a warm shutdown) once ``parent`` is no longer its parent: the
+    `serve` that started it was killed before it could stop it. Celery would otherwise keep
+    consuming beside the worker of the next `serve`."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(interval)
+        click.echo(f"labinterp serve (pid {parent}) is gone; stopping this worker", err=True)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, name="exit-with-serve", daemon=True).start()
+
+
+def _signal_group(pgid: int, signum: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signum)
+
+
+def _run_gunicorn(host: str, port: int, workers: int, threads: int, settings: Settings) -> None:
     from gunicorn.app.base import BaseApplication
+
+    # gunicorn >= 25.1 opens a control socket, by default one per user ($HOME/.gunicorn): each
+    # instance keeps its own, or a second `labinterp serve` takes over (and then removes) it
+    control_socket = settings.instance_path / "gunicorn.ctl"
 
     class _Server(BaseApplication):
         def load_config(self) -> None:
@@ -120,6 +251,11 @@ def _run_gunicorn(host: str, port: int, workers: int, threads: int) -> None:
             self.cfg.set("worker_class", "gthread")
             self.cfg.set("accesslog", "-")
             self.cfg.set("graceful_timeout", 10)
+            if "control_socket" in self.cfg.settings:
+                if len(str(control_socket)) < 100:  # AF_UNIX paths are short
+                    self.cfg.set("control_socket", str(control_socket))
+                else:
+                    self.cfg.set("control_socket_disable", True)
 
         def load(self) -> Any:
             from labinterp.app import create_app
@@ -137,19 +273,33 @@ def _run_gunicorn(host: str, port: int, workers: int, threads: int) -> None:
 @click.option("--pool", default=None, help="prefork, solo or threads")
 @click.option("--beat", is_flag=True, help="also run the periodic sweeper (run one per deployment)")
 @click.option("--loglevel", default="INFO", show_default=True)
-def worker(concurrency: int | None, pool: str | None, beat: bool, loglevel: str) -> None:
+@click.option(
+    "-n",
+    "--hostname",
+    default=None,
+    help="node name (default: labinterp-PID@HOST, unique for each worker on a machine)",
+)
+def worker(
+    concurrency: int | None, pool: str | None, beat: bool, loglevel: str, hostname: str | None
+) -> None:
     """Run a Celery worker (as many as the load needs, on as many machines)."""
     settings = load_settings()
     _check_rulesets(settings)
     from worker.celery_app import QUEUE, celery_app
 
-    argv = ["worker", f"--loglevel={loglevel}", "-Q", QUEUE]
+    # Celery's default, celery@HOST, is one name for every worker on a machine: they then
+    # answer `celery inspect` as one node and warn of duplicate node names
+    name = hostname or f"labinterp-{os.getpid()}@%h"
+    argv = ["worker", f"--loglevel={loglevel}", "-Q", QUEUE, f"--hostname={name}"]
     if pool or settings.embedded_broker:
         argv.append(f"--pool={pool or 'solo'}")
     if concurrency:
         argv.append(f"--concurrency={concurrency}")
     if beat:
         argv.append("--beat")
+    parent = os.environ.pop(_PARENT_ENV, "")
+    if parent.isdigit():
+        _exit_with_parent(int(parent))
     celery_app.worker_main(argv)
 
 
@@ -172,6 +322,8 @@ def db_upgrade() -> None:
         upgrade_database(settings.database_url)
     except OperationalError as exc:
         _fail(f"cannot reach the database {_shown(settings.database_url)}: {exc.orig}")
+    except FileNotFoundError as exc:
+        _fail(_no_migrations(exc))
     click.echo("database is at the newest schema")
 
 
@@ -184,6 +336,7 @@ def clinics() -> None:
 @click.argument("name")
 @click.option("--if-not-exists", is_flag=True, help="succeed quietly when it already exists")
 def clinics_create(name: str, if_not_exists: bool) -> None:
+    """Create a clinic (a tenant); its tokens are made with `tokens create --clinic NAME`."""
     from labinterp.services.accounts import create_clinic
     from labinterp.services.errors import AlreadyExists, InvalidInput
 
@@ -243,9 +396,7 @@ def demo(url: str, token: str | None, timeout: float) -> None:
     """Post the sample panels through the running pipeline and show what was flagged and why."""
     from labinterp.demo_runner import run_demo
 
-    if token is None:
-        token = _demo_token()
-    sys.exit(run_demo(url.rstrip("/"), token, timeout))
+    sys.exit(run_demo(url.rstrip("/"), token, timeout, make_token=_demo_token))
 
 
 def _demo_token() -> str:

@@ -7,6 +7,7 @@ import textwrap
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from typing import Any
 
 import click
@@ -17,7 +18,8 @@ from labinterp.demo import SAMPLE_PANELS
 def _call(method: str, url: str, token: str, body: Any = None) -> tuple[int, Any]:
     data = None if body is None else json.dumps(body).encode()
     request = urllib.request.Request(url, data=data, method=method)
-    request.add_header("Authorization", f"Bearer {token}")
+    if token:
+        request.add_header("Authorization", f"Bearer {token}")
     if data is not None:
         request.add_header("Content-Type", "application/json")
     try:
@@ -31,9 +33,18 @@ def _call(method: str, url: str, token: str, body: Any = None) -> tuple[int, Any
             return exc.code, payload.decode(errors="replace")
 
 
-def run_demo(base_url: str, token: str, timeout: float) -> int:
+def run_demo(
+    base_url: str,
+    token: str | None,
+    timeout: float,
+    make_token: Callable[[], str] | None = None,
+) -> int:
+    """Post the sample panels to ``base_url`` and print a table of what was flagged.
+
+    Without ``token``, ``make_token`` makes one, once the service has answered (so that a
+    wrong --url leaves no demo clinic or token behind)."""
     try:
-        _call("GET", f"{base_url}/healthz", token)
+        _call("GET", f"{base_url}/healthz", token or "")
     except (urllib.error.URLError, OSError) as exc:
         click.echo(
             f"error: no labinterp answers at {base_url} ({exc}); start it with "
@@ -41,11 +52,23 @@ def run_demo(base_url: str, token: str, timeout: float) -> int:
             err=True,
         )
         return 2
+    made_here = token is None
+    if token is None:
+        if make_token is None:
+            raise ValueError("run_demo needs a token or make_token")
+        token = make_token()
     posted: list[tuple[str, str]] = []
     for panel in SAMPLE_PANELS:
         status, body = _call("POST", f"{base_url}/api/v1/panels", token, panel)
         if status not in (200, 202):
             click.echo(f"error: posting {panel['accession']} answered {status}: {body}", err=True)
+            if status == 401 and made_here:
+                click.echo(
+                    "(the demo token was made in this machine's database, which is not the "
+                    f"one the service at {base_url} uses: pass --token, or set DATABASE_URL "
+                    "or LABINTERP_INSTANCE as the service has them)",
+                    err=True,
+                )
             return 1
         posted.append((panel["accession"], body["id"]))
         click.echo(f"posted {panel['accession']} -> {status} ({body['status']})")

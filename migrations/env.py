@@ -63,6 +63,8 @@ def configure(connection: Connection | None = None, url: str = "") -> None:
         url=url or None,
         target_metadata=target_metadata,
         compare_type=True,
+        # a server default the models gain or lose is a schema change too
+        compare_server_default=True,
         render_item=render_item,
         # SQLite alters a table by copying it: batch mode does that for every op.batch_alter_table
         render_as_batch=dialect.startswith("sqlite"),

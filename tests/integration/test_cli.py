@@ -8,6 +8,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+from tests.integration.services import fresh_postgres_database
 from tests.integration.worker_process import REPO
 
 
@@ -71,3 +74,69 @@ def test_an_unreachable_database_is_a_clear_error_with_the_password_masked(tmp_p
         assert done.returncode == 1
         assert "cannot reach the database" in done.stderr and "s3cret" not in done.stderr
         assert "Traceback" not in done.stderr
+
+
+def test_accounts_on_an_unreachable_database_are_one_line_errors(tmp_path):
+    """clinics create and tokens create say the database cannot be reached, password
+    masked, like db upgrade and serve: no traceback."""
+    url = "postgresql+psycopg://someone:s3cret@127.0.0.1:1/labinterp"
+    for command in (["clinics", "create", "north"], ["tokens", "create", "--role", "admin"]):
+        done = run(tmp_path, *command, DATABASE_URL=url)
+        assert done.returncode == 1, (command, done.stderr)
+        assert "cannot reach the database" in done.stderr and "s3cret" not in done.stderr
+        assert "Traceback" not in done.stderr, (command, done.stderr)
+
+
+def test_the_embedded_default_sets_itself_up_for_clinics_and_tokens(tmp_path):
+    """On a new instance folder, `clinics create` works before any `db upgrade`, as `serve`
+    does: the SQLite file gets its schema (it was "no such table" with a traceback)."""
+    created = run(tmp_path, "clinics", "create", "first")
+    assert created.returncode == 0, created.stderr
+    token = run(tmp_path, "tokens", "create", "--role", "clinic", "--clinic", "first")
+    assert token.returncode == 0, token.stderr
+    assert token.stdout.strip().splitlines()[-1].startswith("li_")
+
+
+@pytest.mark.postgres
+def test_accounts_on_a_database_without_the_schema_say_run_db_upgrade(tmp_path):
+    with fresh_postgres_database() as url:
+        for command in (["clinics", "create", "north"], ["tokens", "create", "--role", "admin"]):
+            done = run(tmp_path, *command, DATABASE_URL=url)
+            assert done.returncode == 1
+            assert "run `labinterp db upgrade` first" in done.stderr
+            assert "Traceback" not in done.stderr, done.stderr
+
+
+def test_db_upgrade_without_the_migrations_folder_says_where_it_looked(tmp_path):
+    """labinterp installed without its source folder (a wheel) has no migrations/: a
+    one-line error naming where it looked, not a FileNotFoundError traceback."""
+    alone = tmp_path / "alone"
+    for package in ("labinterp", "worker"):
+        shutil.copytree(REPO / package, alone / package)
+    done = subprocess.run(
+        [sys.executable, "-m", "labinterp", "db", "upgrade"],
+        cwd=alone,  # `python -m` imports the copy, beside which there is no migrations/
+        env={**os.environ, "LABINTERP_INSTANCE": str(tmp_path / "instance")},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 1
+    assert "Alembic migrations not found" in done.stderr and str(alone) in done.stderr
+    assert "Traceback" not in done.stderr, done.stderr
+
+
+def test_clinics_create_says_what_it_does_in_its_help(tmp_path):
+    done = run(tmp_path, "clinics", "--help")
+    assert done.returncode == 0
+    line = next(line for line in done.stdout.splitlines() if line.strip().startswith("create"))
+    assert line.split("create", 1)[1].strip(), done.stdout
+
+
+def test_demo_at_a_wrong_url_makes_no_demo_clinic(tmp_path):
+    """`labinterp demo` without --token makes its token only once a service has answered:
+    a wrong --url leaves the instance as it was (it used to create the clinic first)."""
+    done = run(tmp_path, "demo", "--url", "http://127.0.0.1:1")
+    assert done.returncode == 2
+    assert "no labinterp answers at http://127.0.0.1:1" in done.stderr
+    assert not (tmp_path / "instance" / "labinterp.db").exists()

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import re
+import signal
 import subprocess
 import sys
 import time
@@ -79,3 +82,149 @@ def test_serve_alone_interprets_a_posted_panel_and_demo_shows_what_was_flagged(t
         assert "DEMO-0003" in demo.stdout and "normal" in demo.stdout
     log = (tmp_path / "serve.log").read_text()
     assert "Traceback" not in log, log[-4000:]
+
+
+def _worker_pids(log: Path) -> list[int]:
+    return [int(pid) for pid in re.findall(r"started worker process (\d+)", log.read_text())]
+
+
+def _children(pid: int) -> list[int]:
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    return [int(child) for child in children]
+
+
+def _processes_of(instance: Path) -> list[int]:
+    """Processes started with LABINTERP_INSTANCE=instance (serve, its worker, the beat)."""
+    entry = f"LABINTERP_INSTANCE={instance}".encode()
+    found = []
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                environ = (proc / "environ").read_bytes()
+            except OSError:
+                continue
+            if entry in environ.split(b"\0"):
+                found.append(int(proc.name))
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="needs Linux's /proc")
+def test_serve_starts_another_worker_when_its_worker_dies(tmp_path):
+    """A worker killed under `serve` (the OOM killer, a crash) is replaced, and a panel
+    posted meanwhile is interpreted; an API process that gunicorn replaces leaves the worker
+    alone; when serve stops, nothing it started is left running (the killed worker's beat
+    process included)."""
+    instance = tmp_path / "instance"
+    env = _env(instance)
+    log = tmp_path / "serve.log"
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    with labinterp_process(["serve", "--port", str(port)], env, log) as serve:
+        wait_until(lambda: _healthy(base), 60, 0.2, "serve to be ready")
+        labinterp_cli(env, "clinics", "create", "crash")
+        token = (
+            labinterp_cli(env, "tokens", "create", "--role", "clinic", "--clinic", "crash")
+            .strip()
+            .splitlines()[-1]
+        )
+        first = wait_until(lambda: _worker_pids(log), 30, 0.1, "the worker to start")[0]
+        wait_until(lambda: "@" in log.read_text() and " ready." in log.read_text(), 30)
+
+        # an API process that exits unwinds through serve's code (gunicorn forked it there)
+        api = next(pid for pid in _children(serve.pid) if pid != first)
+        os.kill(api, signal.SIGTERM)
+        wait_until(lambda: api not in _children(serve.pid), 20, 0.1, "the API process to exit")
+        time.sleep(1)
+        assert _worker_pids(log) == [first] and Path(f"/proc/{first}").exists()
+
+        os.kill(first, signal.SIGKILL)
+
+        status, body = http_json("POST", f"{base}/api/v1/panels", token, sample_panel())
+        assert status == 202
+        wait_until(lambda: len(_worker_pids(log)) > 1, 30, 0.1, "another worker to start")
+        document = wait_until(
+            lambda: (
+                (d := http_json("GET", f"{base}/api/v1/panels/{body['id']}", token)[1])["status"]
+                != "queued"
+                and d
+            ),
+            60,
+            0.1,
+            "the panel to be interpreted by the new worker",
+        )
+        assert document["status"] == "interpreted"
+    wait_until(lambda: not _processes_of(instance), 20, 0.2, "every process of serve to end")
+
+
+def test_each_serve_keeps_its_gunicorn_control_socket_in_its_instance(tmp_path):
+    """gunicorn's control socket is per instance, not one per user ($HOME/.gunicorn), which a
+    second `labinterp serve` on the machine took over and removed when it stopped."""
+    gunicorn_config = pytest.importorskip("gunicorn.config")
+    if not hasattr(gunicorn_config, "ControlSocket"):
+        pytest.skip("this gunicorn has no control socket (before 25.1)")
+    home = tmp_path / "home"
+    home.mkdir()
+    instance = tmp_path / "i"
+    env = {**_env(instance), "HOME": str(home), "XDG_RUNTIME_DIR": ""}
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    with labinterp_process(["serve", "--port", str(port), "--no-worker"], env, tmp_path / "s.log"):
+        wait_until(lambda: _healthy(base), 60, 0.2, "serve to be ready")
+        wait_until(lambda: (instance / "gunicorn.ctl").exists(), 10, 0.1, "the control socket")
+        assert not (home / ".gunicorn" / "gunicorn.ctl").exists()
+
+
+def test_demo_with_a_token_from_another_database_says_so(tmp_path):
+    """`labinterp demo` without --token makes a token in the database it is configured for;
+    when the service uses another one the 401 comes with what to do about it."""
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    served = _env(tmp_path / "served")
+    with labinterp_process(
+        ["serve", "--port", str(port), "--no-worker"], served, tmp_path / "serve.log"
+    ):
+        wait_until(lambda: _healthy(base), 60, 0.2, "serve to be ready")
+        demo = subprocess.run(
+            [sys.executable, "-m", "labinterp", "demo", "--url", base],
+            cwd=REPO,
+            env={**os.environ, **_env(tmp_path / "elsewhere")},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    assert demo.returncode == 1
+    assert "answered 401" in demo.stderr and "pass --token" in demo.stderr, demo.stderr
+
+
+@pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="needs Linux's /proc")
+def test_the_worker_of_a_killed_serve_stops_by_itself(tmp_path):
+    """`serve` killed outright (SIGKILL: no chance to stop its worker) leaves no worker
+    consuming the embedded broker beside the one the next `serve` starts."""
+    instance = tmp_path / "instance"
+    env = _env(instance)
+    log = tmp_path / "serve.log"
+    port = free_port()
+    with labinterp_process(["serve", "--port", str(port)], env, log) as serve:
+        wait_until(lambda: _healthy(f"http://127.0.0.1:{port}"), 60, 0.2, "serve to be ready")
+        worker = wait_until(lambda: _worker_pids(log), 30, 0.1, "the worker to start")[0]
+        wait_until(lambda: " ready." in log.read_text(), 30, 0.1, "the worker to be ready")
+        os.kill(serve.pid, signal.SIGKILL)
+        serve.wait()
+        wait_until(
+            lambda: not Path(f"/proc/{worker}").exists() or _zombie(worker),
+            30,
+            0.2,
+            "the orphaned worker to stop",
+        )
+        assert "is gone; stopping this worker" in log.read_text()
+    for pid in _processes_of(
+        instance
+    ):  # the API processes gunicorn left (killed with serve's group)
+        os.kill(pid, signal.SIGKILL)
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] == "Z"
+    except OSError:
+        return True

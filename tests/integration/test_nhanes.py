@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import os
 import uuid
 from collections import Counter
 from decimal import Decimal
@@ -41,6 +42,17 @@ def panel_from_row(row: dict[str, str]) -> dict:
         "collected_at": "2018-06-30T09:00:00Z",
         "results": results,
     }
+
+
+def test_the_nhanes_fixtures_are_there_in_ci() -> None:
+    """CI ingests the real panels: without ../shared beside the checkout the test below
+    would skip and CI pass having ingested nothing, so under CI=true that is a failure."""
+    if NHANES:
+        return
+    message = f"no NHANES fixtures under {SHARED}/fixtures/nhanes (../shared beside the checkout)"
+    if os.environ.get("CI") == "true":
+        pytest.fail(message)
+    pytest.skip(message)
 
 
 @pytest.mark.skipif(not NHANES, reason=f"no NHANES fixtures under {SHARED}/fixtures/nhanes")
