@@ -285,6 +285,8 @@ def worker(
     """Run a Celery worker (as many as the load needs, on as many machines)."""
     settings = load_settings()
     _check_rulesets(settings)
+    # a worker on a database it cannot use would say "ready" and fail every task
+    _require_schema(settings)
     from worker.celery_app import QUEUE, celery_app
 
     # Celery's default, celery@HOST, is one name for every worker on a machine: they then

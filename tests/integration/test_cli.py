@@ -77,10 +77,11 @@ def test_an_unreachable_database_is_a_clear_error_with_the_password_masked(tmp_p
 
 
 def test_accounts_on_an_unreachable_database_are_one_line_errors(tmp_path):
-    """clinics create and tokens create say the database cannot be reached, password
+    """clinics create, tokens create and worker say the database cannot be reached, password
     masked, like db upgrade and serve: no traceback."""
     url = "postgresql+psycopg://someone:s3cret@127.0.0.1:1/labinterp"
-    for command in (["clinics", "create", "north"], ["tokens", "create", "--role", "admin"]):
+    commands = (["clinics", "create", "north"], ["tokens", "create", "--role", "admin"], ["worker"])
+    for command in commands:
         done = run(tmp_path, *command, DATABASE_URL=url)
         assert done.returncode == 1, (command, done.stderr)
         assert "cannot reach the database" in done.stderr and "s3cret" not in done.stderr
@@ -100,9 +101,14 @@ def test_the_embedded_default_sets_itself_up_for_clinics_and_tokens(tmp_path):
 @pytest.mark.postgres
 def test_accounts_on_a_database_without_the_schema_say_run_db_upgrade(tmp_path):
     with fresh_postgres_database() as url:
-        for command in (["clinics", "create", "north"], ["tokens", "create", "--role", "admin"]):
+        commands = (
+            ["clinics", "create", "north"],
+            ["tokens", "create", "--role", "admin"],
+            ["worker"],  # it would say "ready" and fail every task
+        )
+        for command in commands:
             done = run(tmp_path, *command, DATABASE_URL=url)
-            assert done.returncode == 1
+            assert done.returncode == 1, (command, done.stderr)
             assert "run `labinterp db upgrade` first" in done.stderr
             assert "Traceback" not in done.stderr, done.stderr
 

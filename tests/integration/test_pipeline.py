@@ -15,6 +15,7 @@ from labinterp.config import load_settings
 from labinterp.db import upgrade_database
 from labinterp.models import Interpretation, Panel
 from labinterp.runtime import build_runtime
+from labinterp.services import dispatch
 from labinterp.services.accounts import create_clinic, create_token
 from labinterp.services.interpretation import interpret_panel
 from labinterp.services.sweeper import sweep_queued_panels
@@ -110,7 +111,8 @@ def test_broker_down_at_post_answers_202_and_the_sweeper_recovers_the_panel(stac
         )
         for n in range(2)
     ]
-    # the second is not sent at all: the API backs off from a broker that just failed
+    # the second is not sent at all: the API's publisher backs off from a broker that just failed
+    assert dispatch.wait_for_publishing(30)
     for response in posted:
         assert response.status_code == 202 and response.get_json()["status"] == "queued"
     ready = client.get("/readyz")
