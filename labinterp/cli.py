@@ -378,6 +378,41 @@ def tokens_create(role: str, clinic_names: tuple[str, ...], name: str | None) ->
     click.echo(issued.token)
 
 
+@tokens.command("list")
+def tokens_list() -> None:
+    """Every token: id, first characters, role, clinics, label, created, revoked."""
+    from labinterp.services.accounts import list_tokens
+
+    with _session() as session:
+        rows = list_tokens(session)
+        if not rows:
+            click.echo("no tokens")
+            return
+        for row in rows:
+            clinics = ",".join(c.name for c in row.clinics) or "-"
+            revoked = f"revoked {row.revoked_at:%Y-%m-%d %H:%M}" if row.revoked_at else "active"
+            click.echo(
+                f"{row.id}  {row.prefix}…  {row.role:<9}  {clinics}  {row.name!r}  "
+                f"created {row.created_at:%Y-%m-%d %H:%M}  {revoked}"
+            )
+
+
+@tokens.command("revoke")
+@click.argument("token")
+def tokens_revoke(token: str) -> None:
+    """Revoke a token, named by its id (`tokens list`) or the token itself: it answers 401
+    from the next request on."""
+    from labinterp.services.accounts import revoke_token
+    from labinterp.services.errors import NotFound
+
+    with _session() as session:
+        try:
+            row = revoke_token(session, token)
+        except NotFound:
+            _fail("no such token; `labinterp tokens list` shows their ids")
+        click.echo(f"token {row.id} ({row.prefix}…, {row.role}) is revoked")
+
+
 # --- demo ----------------------------------------------------------------------------------
 
 

@@ -12,6 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, joinedload
 
 from labinterp.models import ApiToken, Clinic
+from labinterp.services import audit
 from labinterp.services.audit import Actor
 from labinterp.services.errors import AlreadyExists, InvalidInput, NotFound
 
@@ -102,12 +103,47 @@ def resolve_token(session: Session, token: str) -> Actor | None:
     )
 
 
-def revoke_token(session: Session, token_id: uuid.UUID) -> None:
-    row = session.get(ApiToken, token_id)
+CLI = Actor(name="cli", role="admin")
+
+
+def revoke_token(session: Session, token: str) -> ApiToken:
+    """Revoke a token, named by its id or by the token itself; from the next request on it
+    answers 401. One transaction, audited. Revoking a revoked token changes nothing."""
+    row = _find_token(session, token.strip())
     if row is None:
         raise NotFound("token")
-    row.revoked_at = dt.datetime.now(dt.UTC)
-    session.commit()
+    if row.revoked_at is None:
+        row.revoked_at = dt.datetime.now(dt.UTC)
+        audit.record(
+            session,
+            CLI,
+            "token.revoke",
+            detail={"token_id": str(row.id), "prefix": row.prefix, "role": row.role},
+        )
+        session.commit()
+    return row
+
+
+def _find_token(session: Session, token: str) -> ApiToken | None:
+    if token.startswith(TOKEN_PREFIX):
+        return session.scalars(
+            select(ApiToken).where(ApiToken.token_hash == hash_token(token))
+        ).first()
+    try:
+        return session.get(ApiToken, uuid.UUID(token))
+    except ValueError:
+        return None
+
+
+def list_tokens(session: Session) -> list[ApiToken]:
+    """Every token, newest first, with its clinics (none of them shows the token itself)."""
+    return list(
+        session.scalars(
+            select(ApiToken)
+            .options(joinedload(ApiToken.clinics))
+            .order_by(ApiToken.created_at.desc(), ApiToken.id)
+        ).unique()
+    )
 
 
 def _shorten(text: str, limit: int) -> str:

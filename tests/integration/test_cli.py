@@ -146,3 +146,42 @@ def test_demo_at_a_wrong_url_makes_no_demo_clinic(tmp_path):
     assert done.returncode == 2
     assert "no labinterp answers at http://127.0.0.1:1" in done.stderr
     assert not (tmp_path / "instance" / "labinterp.db").exists()
+
+
+def test_an_operator_lists_and_revokes_tokens_and_a_revoked_token_is_401(tmp_path):
+    """`tokens list` shows every token without the token itself; `tokens revoke` takes the id
+    it shows (or the token) and the API refuses that token from then on."""
+    from labinterp.app import create_app
+    from labinterp.config import load_settings
+    from labinterp.runtime import build_runtime
+
+    run(tmp_path, "clinics", "create", "north")
+    kept = run(tmp_path, "tokens", "create", "--role", "clinic", "--clinic", "north")
+    lost = run(
+        tmp_path, "tokens", "create", "--role", "clinic", "--clinic", "north", "--name", "old"
+    )
+    kept_token, lost_token = (t.stdout.strip().splitlines()[-1] for t in (kept, lost))
+    listed = run(tmp_path, "tokens", "list")
+    assert listed.returncode == 0 and kept_token not in listed.stdout
+    line = next(x for x in listed.stdout.splitlines() if "'old'" in x)
+    assert "active" in line and lost_token[:12] in line and "north" in line
+    token_id = line.split()[0]
+
+    revoked = run(tmp_path, "tokens", "revoke", token_id)
+    assert revoked.returncode == 0 and "revoked" in revoked.stdout, revoked.stderr
+    line = next(x for x in run(tmp_path, "tokens", "list").stdout.splitlines() if "'old'" in x)
+    assert "revoked" in line
+    assert run(tmp_path, "tokens", "revoke", token_id).returncode == 0  # again: no change
+    unknown = run(tmp_path, "tokens", "revoke", "li_not-a-token")
+    assert unknown.returncode == 1 and "tokens list" in unknown.stderr
+
+    settings = load_settings({"LABINTERP_INSTANCE": str(tmp_path / "instance")})
+    client = create_app(runtime=build_runtime(settings)).test_client()
+    assert (
+        client.get("/api/v1/panels", headers={"Authorization": f"Bearer {lost_token}"}).status_code
+        == 401
+    )
+    assert (
+        client.get("/api/v1/panels", headers={"Authorization": f"Bearer {kept_token}"}).status_code
+        == 200
+    )
