@@ -24,8 +24,8 @@ RUN pip install --no-deps . \
     && rm -rf build ./*.egg-info \
     && useradd --system --uid 10001 --user-group --home-dir /var/lib/labinterp --create-home labinterp
 
-# the code runs from /app, beside migrations/, alembic.ini and reference_ranges/, which
-# are not package data
+# the code runs from /app, beside migrations/, alembic.ini and reference_ranges/ (the wheel
+# installed above carries them too, under share/labinterp)
 ENV PYTHONPATH=/app
 
 USER 10001

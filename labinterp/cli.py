@@ -74,8 +74,8 @@ def _require_schema(settings: Settings) -> None:
 
 def _no_migrations(exc: FileNotFoundError) -> str:
     return (
-        f"{exc}; run labinterp from its source folder (or the Docker image), where "
-        "migrations/ and reference_ranges/ are"
+        f"{exc}; run labinterp from its source folder, or install it (pip install .), which "
+        "puts migrations/ and reference_ranges/ under share/labinterp"
     )
 
 

@@ -99,9 +99,11 @@ def make_session_factory(engine: Engine) -> sessionmaker[Session]:
 
 
 def find_migrations() -> Path:
-    """The ``migrations`` folder: beside the package (a source or editable install), else in
-    the current directory (running from the repository root)."""
-    candidates = [Path(__file__).resolve().parent.parent, Path.cwd()]
+    """The ``migrations`` folder: beside the package (a source or editable install), else
+    where an installed wheel put it, else in the current directory."""
+    from labinterp.resources import roots
+
+    candidates = roots()
     for root in candidates:
         if (root / "migrations" / "env.py").is_file():
             return root / "migrations"

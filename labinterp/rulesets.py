@@ -21,7 +21,6 @@ from labinterp.domain.schema_tools import Map, Seq
 
 __all__ = ["RulesetError", "default_directory", "load_ruleset", "load_rulesets"]
 
-_PACKAGE_DIR = Path(__file__).resolve().parent
 
 
 def default_directory() -> Path:
@@ -29,9 +28,11 @@ def default_directory() -> Path:
     override = os.environ.get("LABINTERP_RULESETS_DIR")
     if override:
         return Path(override)
-    for candidate in (_PACKAGE_DIR.parent / "reference_ranges", _PACKAGE_DIR / "reference_ranges"):
-        if candidate.is_dir():
-            return candidate
+    from labinterp.resources import roots
+
+    for root in roots():
+        if (root / "reference_ranges").is_dir():
+            return root / "reference_ranges"
     return Path.cwd() / "reference_ranges"
 
 
