@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import unicodedata
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -74,7 +75,17 @@ class Identifier(Text):
         text = super()._deserialize(value, attr, data, **kwargs).strip()
         if not text:
             raise ValidationError("must not be blank")
+        if any(unicodedata.category(ch) == "Cc" for ch in text):
+            raise ValidationError("must not hold control characters (tabs, line breaks …)")
+        if all(unicodedata.category(ch) in _INVISIBLE for ch in text):
+            # a zero-width space alone is an id nobody can read back or type
+            raise ValidationError("must hold at least one visible character")
         return text
+
+
+# Unicode categories with nothing to see: format characters (zero-width space, joiners, marks
+# of direction) and separators
+_INVISIBLE = frozenset({"Cf", "Zs", "Zl", "Zp"})
 
 
 class UtcDateTime(fields.DateTime):

@@ -132,6 +132,20 @@ def test_text_no_database_keeps_and_blank_identifiers_are_refused(client, tokens
     assert "patient.id" in errors_of(client.post(PANELS, json=blank, headers=auth(tokens.clinic)))
 
 
+def test_identifiers_nobody_can_read_back_are_refused_and_unicode_ones_kept(client, tokens):
+    """An accession of a zero-width space alone, or one with a line break inside, cannot be
+    read back or typed by a person: 422 naming the field. Accents and CJK are fine."""
+    for bad in ("\u200b", "\u200b\u2060", "LAB-1\nLAB-2", "LAB\t7"):
+        errors = errors_of(
+            client.post(PANELS, json=sample_panel(accession=bad), headers=auth(tokens.clinic))
+        )
+        assert "accession" in errors, bad
+    fine = sample_panel(accession="ZNA-Gent-Ü-检验-1", patient={"id": "P-Zoë", "sex": "female"})
+    answer = client.post(PANELS, json=fine, headers=auth(tokens.clinic))
+    assert answer.status_code == 202, answer.get_json()
+    assert answer.get_json()["accession"] == "ZNA-Gent-Ü-检验-1"
+
+
 def test_only_serum_or_plasma_is_judged(client, tokens):
     blood = sample_panel(specimen={"type": "whole blood", "hemolyzed": False})
     errors = errors_of(client.post(PANELS, json=blood, headers=auth(tokens.clinic)))
