@@ -22,7 +22,6 @@ from labinterp.domain.schema_tools import Map, Seq
 __all__ = ["RulesetError", "default_directory", "load_ruleset", "load_rulesets"]
 
 
-
 def default_directory() -> Path:
     """``LABINTERP_RULESETS_DIR`` if set, else the repository's ``reference_ranges/``."""
     override = os.environ.get("LABINTERP_RULESETS_DIR")
