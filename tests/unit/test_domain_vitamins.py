@@ -99,6 +99,22 @@ def test_b12_borderline_asks_for_mma():
     assert run(res("vitamin_b12", "200", "pmol/L")).follow_up_codes == ("check_mma",)
 
 
+def test_b12_borderline_at_17_with_an_mma_that_has_no_limit_does_not_ask_for_mma_again():
+    """MMA has limits from 18 y: at 17, without the laboratory's range, it was measured but
+    cannot decide. B12 stays borderline and says why; 'check MMA' would ask for what is here."""
+    import datetime as dt
+
+    i = run(
+        res("vitamin_b12", "200", "pmol/L"),
+        res("methylmalonic_acid", "0.60", "umol/L"),
+        birth_date=dt.date(2009, 6, 1),
+    )
+    assert i.finding_codes == ("b12_borderline",)
+    assert "has no limit for this patient's age" in finding_of(i, "b12_borderline")["explanation"]
+    assert result_of(i, "methylmalonic_acid")["interpretation"] == "IND"
+    assert "check_mma" not in i.follow_up_codes
+
+
 def test_b12_borderline_with_mma_above_its_limit_is_deficiency():
     i = run(
         res("vitamin_b12", "200", "pmol/L"),

@@ -237,7 +237,7 @@ def test_missing_top_level_section(tmp_path):
 
 def test_follow_up_naming_an_unknown_finding(tmp_path):
     path, text = broken(
-        tmp_path, "when: {any_finding: [b12_borderline]}", "when: {any_finding: [b12_borderlin]}"
+        tmp_path, "when: {any_finding: [b12_borderline],", "when: {any_finding: [b12_borderlin],"
     )
     assert error(path).endswith(
         f"line {line_of(text, 'b12_borderlin]')}: follow-up check_mma: "
