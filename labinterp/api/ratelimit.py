@@ -22,7 +22,6 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from flask import Flask, Response, current_app, g
 
@@ -73,6 +72,7 @@ class SQLiteCounter:
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self.where = str(path)
         self._local = threading.local()
         self._lock = threading.Lock()
         self._swept_window = 0
@@ -113,6 +113,28 @@ class SQLiteCounter:
             self._local.conn = None
 
 
+class RedisCounter:
+    """Counters in Redis, shared by every API process on every machine."""
+
+    def __init__(self, url: str) -> None:
+        import redis
+
+        self._redis = redis.Redis.from_url(
+            url, socket_timeout=_TIMEOUT, socket_connect_timeout=_TIMEOUT, retry=None
+        )
+        self.where = "Redis"
+
+    def incr(self, key: str, window: int) -> int:
+        name = f"labinterp:rate:{key}:{window}"
+        pipe = self._redis.pipeline()
+        pipe.incr(name)
+        pipe.expire(name, 2 * WINDOW_SECONDS)
+        return int(pipe.execute()[0])
+
+    def close(self) -> None:
+        self._redis.close()
+
+
 class Limiter:
     """One app's limit and counters; :data:`limiter` finds the current app's."""
 
@@ -120,8 +142,7 @@ class Limiter:
         self, per_minute: int, redis_url: str | None = None, instance_path: Path | None = None
     ) -> None:
         self.per_minute = per_minute
-        self._redis: Any = None
-        self._store: SQLiteCounter | None = None
+        self._store: SQLiteCounter | RedisCounter | None = None
         self._lock = threading.Lock()
         self._counts: dict[tuple[str, int], int] = {}
         self._store_down_until = 0.0
@@ -129,11 +150,7 @@ class Limiter:
         if per_minute <= 0:
             return
         if redis_url:
-            import redis
-
-            self._redis = redis.Redis.from_url(
-                redis_url, socket_timeout=_TIMEOUT, socket_connect_timeout=_TIMEOUT, retry=None
-            )
+            self._store = RedisCounter(redis_url)
         elif instance_path is not None:
             self._store = SQLiteCounter(Path(instance_path) / STORE_FILE)
 
@@ -159,40 +176,30 @@ class Limiter:
         return quota
 
     def _count(self, key: str, window: int) -> int:
-        if self._redis is not None:
-            if time.monotonic() >= self._store_down_until:
-                try:
-                    name = f"labinterp:rate:{key}:{window}"
-                    pipe = self._redis.pipeline()
-                    pipe.incr(name)
-                    pipe.expire(name, 2 * WINDOW_SECONDS)
-                    return int(pipe.execute()[0])
-                except Exception:  # a limiter outage must not take the API down, nor slow
-                    # every request by a timeout: Redis is left alone for a while
-                    self._store_down_until = time.monotonic() + _RETRY_STORE_AFTER
-                    log.warning("rate-limit counters in Redis failed; counting in this process")
-        elif self._store is not None and time.monotonic() >= self._store_down_until:
+        if self._store is not None and time.monotonic() >= self._store_down_until:
             try:
                 count = self._store.incr(key, window)
-            except Exception:  # disk full, locked too long, unwritable folder ...
+            except Exception:  # Redis silent, disk full, locked too long, unwritable folder ...
                 self._store_failed()
             else:
                 if self._store_outage_logged:
                     self._store_outage_logged = False
-                    log.warning("rate-limit counters at %s work again", self._store.path)
+                    log.warning("rate-limit counters in %s work again", self._store.where)
                 return count
         return self._count_here(key, window)
 
     def _store_failed(self) -> None:
+        """Count in this process for a while: a failed store is not asked on every request
+        (each would wait out its timeout)."""
         assert self._store is not None
         self._store_down_until = time.monotonic() + _RETRY_STORE_AFTER
         self._store.close()
         if not self._store_outage_logged:
             self._store_outage_logged = True
             log.warning(
-                "rate-limit counters at %s failed; counting in this process until they work "
+                "rate-limit counters in %s failed; counting in this process until they work "
                 "again (the limit is per process meanwhile)",
-                self._store.path,
+                self._store.where,
                 exc_info=True,
             )
 

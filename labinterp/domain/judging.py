@@ -221,6 +221,20 @@ def _has_finding(analyte: Analyte, side: Side) -> bool:
     return (analyte.finding_low if side == "low" else analyte.finding_high) is not None
 
 
+def _lab_then_ruleset(
+    lab_value: Decimal, value: Decimal, lab: Interval, ruleset_iv: Interval | None
+) -> tuple[Side | None, Literal["lab", "ruleset"]]:
+    """Where a value lies against a laboratory range (``lab_value``, in the range's unit) and,
+    on a one-sided range's open side, against the ruleset's interval (``value``, canonical);
+    and which of the two decided."""
+    side = compare(lab_value, lab.low, lab.high)
+    if side is None and ruleset_iv is not None and (lab.low is None or lab.high is None):
+        missing: Side = "low" if lab.low is None else "high"
+        if compare(value, ruleset_iv.low, ruleset_iv.high) == missing:
+            return missing, "ruleset"
+    return side, "lab"
+
+
 def judge(
     result: AcceptedResult, analyte: Analyte, patient: Patient, ruleset: Ruleset
 ) -> Judgement:
@@ -230,16 +244,14 @@ def judge(
     side: Side | None = None
     open_side: Literal["ruleset", "unjudged"] | None = None
     if lab is not None:
-        side = compare(result.reported_value, lab.low, lab.high)
-        one_sided = lab.low is None or lab.high is None
-        missing: Side = "low" if lab.low is None else "high"
-        if side is None and one_sided and interval is not None:
-            by_ruleset = compare(result.value, interval.low, interval.high)
-            if by_ruleset == missing:
-                side, open_side = by_ruleset, "ruleset"  # judged by the ruleset's interval
-        elif side is None and one_sided and _has_finding(analyte, missing):
-            open_side = "unjudged"
-        if open_side != "ruleset":
+        side, decided_by = _lab_then_ruleset(result.reported_value, result.value, lab, interval)
+        if decided_by == "ruleset":
+            open_side = "ruleset"  # the open side, judged by the ruleset's interval
+        else:
+            missing: Side = "low" if lab.low is None else "high"
+            one_sided = lab.low is None or lab.high is None
+            if side is None and one_sided and interval is None and _has_finding(analyte, missing):
+                open_side = "unjudged"
             interval, ambiguous = lab, False
     elif interval is not None:
         side = compare(result.value, interval.low, interval.high)
@@ -267,9 +279,5 @@ def side_of(judgement: Judgement, value: Decimal) -> tuple[Side | None, Interval
         if ruleset_iv is None:
             return None, None
         return compare(value, ruleset_iv.low, ruleset_iv.high), ruleset_iv
-    side = compare(value / judgement.result.factor, lab.low, lab.high)
-    if side is None and (lab.low is None or lab.high is None) and ruleset_iv is not None:
-        missing: Side = "low" if lab.low is None else "high"
-        if compare(value, ruleset_iv.low, ruleset_iv.high) == missing:
-            return missing, ruleset_iv
-    return side, lab
+    side, decided_by = _lab_then_ruleset(value / judgement.result.factor, value, lab, ruleset_iv)
+    return side, ruleset_iv if decided_by == "ruleset" else lab

@@ -103,9 +103,8 @@ class RulesetOut(_Out):
     active = fields.Boolean()
 
 
-class RulesetPage(_Out):
-    items = fields.List(fields.Nested(RulesetOut))
-    total = fields.Integer()
-    page = fields.Integer()
-    per_page = fields.Integer()
-    active = fields.String(metadata={"description": "the version new panels are interpreted with"})
+RulesetPage = page_schema(
+    RulesetOut,
+    "RulesetPage",
+    active=fields.String(metadata={"description": "the version new panels are interpreted with"}),
+)

@@ -47,17 +47,13 @@ def reset_backoff() -> None:
         _backoff_until = 0.0
 
 
-def enqueue_interpretations(
-    panel_ids: Iterable[uuid.UUID], *, respect_backoff: bool = True
-) -> list[uuid.UUID]:
-    """Publish one interpretation task per panel; returns the ids that could not be sent.
-
-    A broker outage is not an error for the caller: the panel is already durable and
-    `queued`, and the sweeper enqueues it again once the broker is back.
-    """
+def enqueue_interpretations(panel_ids: Iterable[uuid.UUID]) -> list[uuid.UUID]:
+    """Publish one interpretation task per panel now, even during a back-off (the sweeper's
+    way); returns the ids that could not be sent. A broker outage is not an error for the
+    caller: the panels are durable and `queued`, and the next sweep tries again."""
     from labinterp.runtime import get_runtime
 
-    return _send(get_runtime().celery, list(panel_ids), respect_backoff=respect_backoff)
+    return _send(get_runtime().celery, list(panel_ids), respect_backoff=False)
 
 
 def _send(celery_app: Any, ids: list[uuid.UUID], *, respect_backoff: bool) -> list[uuid.UUID]:

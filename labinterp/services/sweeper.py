@@ -27,5 +27,5 @@ def sweep_queued_panels(
         return []
     session.execute(update(Panel).where(Panel.id.in_(ids)).values(enqueued_at=now))
     session.commit()
-    failed = set(dispatch.enqueue_interpretations(ids, respect_backoff=False))
+    failed = set(dispatch.enqueue_interpretations(ids))
     return [i for i in ids if i not in failed]
