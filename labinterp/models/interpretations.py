@@ -23,9 +23,7 @@ class Interpretation(Base):
     )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid(), primary_key=True, default=uuid.uuid4)
-    panel_id: Mapped[uuid.UUID] = mapped_column(
-        ForeignKey("panels.id", ondelete="CASCADE"), index=True
-    )
+    panel_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("panels.id", ondelete="CASCADE"))
     revision_id: Mapped[uuid.UUID] = mapped_column(
         ForeignKey("panel_revisions.id", ondelete="CASCADE")
     )

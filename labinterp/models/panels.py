@@ -34,7 +34,8 @@ class Patient(Base):
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid(), primary_key=True, default=uuid.uuid4)
     clinic_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("clinics.id"))
-    external_id: Mapped[str] = mapped_column(String(100))
+    # indexed alone too: an admin looks a patient up across clinics
+    external_id: Mapped[str] = mapped_column(String(100), index=True)
     sex: Mapped[str] = mapped_column(String(10))  # female, male, unknown
     birth_date: Mapped[dt.date | None] = mapped_column(Date())
     created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
@@ -52,7 +53,10 @@ class Panel(Base):
     __tablename__ = "panels"
     __table_args__ = (
         UniqueConstraint("clinic_id", "accession"),
-        Index(None, "status", "updated_at"),  # the sweeper: queued panels not touched lately
+        # the list of a clinic's panels, newest collection first
+        Index(None, "clinic_id", "collected_at"),
+        # the sweeper and the age of the oldest queued panel (/metrics)
+        Index(None, "status", "updated_at"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid(), primary_key=True, default=uuid.uuid4)
@@ -60,15 +64,20 @@ class Panel(Base):
     # indexed for a patient's trend; clinic_id is indexed by the unique constraint below
     patient_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("patients.id"), index=True)
     accession: Mapped[str] = mapped_column(String(100))
-    status: Mapped[str] = mapped_column(String(20), index=True)  # queued, interpreted, failed
+    status: Mapped[str] = mapped_column(String(20))  # queued, interpreted, failed
     current_revision: Mapped[int]
+    # every clinic's panels by collection time (an admin's list)
     collected_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), index=True)
     created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
-    updated_at: Mapped[dt.datetime] = mapped_column(
-        UtcDateTime(), default=utcnow, onupdate=utcnow, index=True
-    )
+    updated_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow, onupdate=utcnow)
+    # when its interpretation was last handed to the broker (the sweeper's clock)
     enqueued_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
-    failure: Mapped[str | None] = mapped_column(Text())  # why interpretation failed
+    # how many times a worker took it up: a panel that keeps failing ends `failed`
+    attempts: Mapped[int] = mapped_column(default=0, server_default="0")
+    # why interpretation failed: a code, and a message a clinician can read (no exception
+    # text, no SQL, no patient data)
+    failure_code: Mapped[str | None] = mapped_column(String(40))
+    failure: Mapped[str | None] = mapped_column(Text())
 
     clinic: Mapped[Clinic] = relationship()
     patient: Mapped[Patient] = relationship()
@@ -105,6 +114,12 @@ class PanelRevision(Base):
     age_years: Mapped[int | None]
     hemolyzed: Mapped[bool]
     specimen_type: Mapped[str | None] = mapped_column(String(50))
+    # the ruleset that accepted this revision, and so the one it is interpreted with: a task
+    # that runs late never judges it under a ruleset activated since
+    ruleset: Mapped[str] = mapped_column(String(20))
+    # the UTC offset the collection time was sent with, in minutes: age bands turn over on
+    # the local calendar date of collection (collected_at itself is stored in UTC)
+    collected_utc_offset: Mapped[int] = mapped_column(default=0, server_default="0")
     body: Mapped[dict[str, Any]] = mapped_column(json_type())  # the request as parsed, for audit
     created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
     created_by: Mapped[str | None] = mapped_column(String(100))  # token id or name

@@ -65,7 +65,8 @@ class ApiToken(Base):
     role: Mapped[str] = mapped_column(String(20))  # clinic, clinician, admin
     user_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
-    last_used_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
+    last_used_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())  # to the minute
+    expires_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())  # None: never
     revoked_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
 
     # one clinic for role clinic, one or more for clinician, none for admin

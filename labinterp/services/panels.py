@@ -141,7 +141,9 @@ def submit_panel(
     panel.patient = patient
     panel.clinic = session.get_one(Clinic, clinic_id)  # loaded with the token: no query
     session.add(panel)
-    revision = _add_revision(session, panel, 1, accepted, document, digest, actor, now)
+    revision = _add_revision(
+        session, panel, 1, accepted, document, digest, actor, now, ruleset.version
+    )
     audit.record(
         session,
         actor,
@@ -206,7 +208,7 @@ def revise_panel(
     panel.collected_at = accepted.collected_at
     panel.updated_at = now
     panel.enqueued_at = now
-    _add_revision(session, panel, revision, accepted, document, digest, actor, now)
+    _add_revision(session, panel, revision, accepted, document, digest, actor, now, ruleset.version)
     audit.record(
         session,
         actor,
@@ -250,7 +252,9 @@ def _add_revision(
     digest: str,
     actor: Actor,
     now: dt.datetime,
+    ruleset_version: str,
 ) -> PanelRevision:
+    offset = accepted.collected_at.utcoffset()
     revision = PanelRevision(
         id=uuid.uuid4(),
         panel_id=panel.id,
@@ -262,6 +266,8 @@ def _add_revision(
         age_years=accepted.age_years,
         hemolyzed=accepted.hemolyzed,
         specimen_type=accepted.specimen_type,
+        ruleset=ruleset_version,
+        collected_utc_offset=0 if offset is None else int(offset.total_seconds() // 60),
         body=_jsonable(document),
         created_at=now,
         created_by=actor.name,

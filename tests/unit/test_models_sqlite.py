@@ -80,6 +80,7 @@ def add_revision(session: Session, panel: Panel) -> PanelRevision:
         birth_date=dt.date(1984, 3, 9),
         hemolyzed=False,
         specimen_type="serum",
+        ruleset="2026.1",
         body={"accession": panel.accession, "results": [{"value": Decimal("1.10")}]},
         created_by="token:li_abc",
     )
