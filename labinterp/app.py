@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import logging
+import time
 
-from flask import Flask
+from flask import Flask, Response, g, request
 
-from labinterp import __version__
+from labinterp import __version__, metrics
 from labinterp.api import operations, panels
 from labinterp.api.jsonio import DecimalJSONProvider
 from labinterp.api.openapi import LabApi, finish_spec
@@ -67,6 +68,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     _serve_swagger_assets(app)
     init_session(app)
     register_problem_handlers(app)  # after Api(): ours replace its JSON error bodies
+    _count_requests(app)
 
     @app.errorhandler(InvalidInput)
     def _invalid(exc: InvalidInput):
@@ -93,6 +95,26 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         return app.handle_user_exception(Problem(409, str(exc)))
 
     return app
+
+
+def _count_requests(app: Flask) -> None:
+    """Requests by route (the URL rule: never a path with a patient's id in it) and status,
+    and how long each took."""
+
+    @app.before_request
+    def _start() -> None:
+        g.started = time.perf_counter()
+
+    @app.after_request
+    def _count(response: Response) -> Response:
+        started = g.get("started")
+        route = request.url_rule.rule if request.url_rule is not None else "(unmatched)"
+        metrics.HTTP_REQUESTS.labels(request.method, route, str(response.status_code)).inc()
+        if started is not None:
+            metrics.HTTP_LATENCY.labels(request.method, route).observe(
+                time.perf_counter() - started
+            )
+        return response
 
 
 def _serve_swagger_assets(app: Flask) -> None:

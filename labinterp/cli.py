@@ -22,6 +22,12 @@ if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
 
+def _failure_codes() -> list[Any]:
+    from labinterp.models import FailureCode
+
+    return list(FailureCode)
+
+
 def _fail(message: str, code: int = 1) -> NoReturn:
     click.echo(f"error: {message}", err=True)
     sys.exit(code)
@@ -115,6 +121,7 @@ def serve(port: int, host: str, workers: int, threads: int, no_worker: bool) -> 
     _check_rulesets(settings)
     settings.instance_path.mkdir(parents=True, exist_ok=True)
     _require_schema(settings)
+    _share_metrics(settings, wipe=True)
     worker: _EmbeddedWorker | None = None
     if not no_worker:
         worker = _EmbeddedWorker(
@@ -236,6 +243,12 @@ def _signal_group(pgid: int, signum: signal.Signals) -> None:
         os.killpg(pgid, signum)
 
 
+def _api_process_exited(_server: Any, worker: Any) -> None:
+    from labinterp.metrics import process_exited
+
+    process_exited(worker.pid)
+
+
 def _run_gunicorn(host: str, port: int, workers: int, threads: int, settings: Settings) -> None:
     from gunicorn.app.base import BaseApplication
 
@@ -251,6 +264,7 @@ def _run_gunicorn(host: str, port: int, workers: int, threads: int, settings: Se
             self.cfg.set("worker_class", "gthread")
             self.cfg.set("accesslog", "-")
             self.cfg.set("graceful_timeout", 10)
+            self.cfg.set("child_exit", _api_process_exited)
             if "control_socket" in self.cfg.settings:
                 if len(str(control_socket)) < 100:  # AF_UNIX paths are short
                     self.cfg.set("control_socket", str(control_socket))
@@ -287,12 +301,15 @@ def worker(
     _check_rulesets(settings)
     # a worker on a database it cannot use would say "ready" and fail every task
     _require_schema(settings)
-    from worker.celery_app import QUEUE, celery_app
+    _share_metrics(settings, wipe=False)
+    from labinterp.broker import QUEUE, SWEEP_QUEUE, make_celery
 
     # Celery's default, celery@HOST, is one name for every worker on a machine: they then
     # answer `celery inspect` as one node and warn of duplicate node names
     name = hostname or f"labinterp-{os.getpid()}@%h"
-    argv = ["worker", f"--loglevel={loglevel}", "-Q", QUEUE, f"--hostname={name}"]
+    # the worker that runs the beat also takes the sweeper's own queue
+    queues = f"{QUEUE},{SWEEP_QUEUE}" if beat else QUEUE
+    argv = ["worker", f"--loglevel={loglevel}", "-Q", queues, f"--hostname={name}"]
     if pool or settings.embedded_broker:
         argv.append(f"--pool={pool or 'solo'}")
     if concurrency:
@@ -302,7 +319,21 @@ def worker(
     parent = os.environ.pop(_PARENT_ENV, "")
     if parent.isdigit():
         _exit_with_parent(int(parent))
-    celery_app.worker_main(argv)
+    make_celery(settings).worker_main(argv)
+
+
+def _share_metrics(settings: Settings, *, wipe: bool) -> None:
+    """Every process of this instance on this machine writes its metrics to one folder, which
+    /metrics adds up (prometheus_client's multiprocess mode). Set before anything imports
+    prometheus_client; emptied by `serve` when it starts (the samples of processes gone)."""
+    folder = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or str(settings.instance_path / "metrics")
+    if wipe and os.path.isdir(folder):
+        for name in os.listdir(folder):
+            if name.endswith(".db"):
+                with contextlib.suppress(FileNotFoundError):
+                    os.remove(os.path.join(folder, name))
+    os.makedirs(folder, exist_ok=True)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = folder
 
 
 # --- database and accounts -----------------------------------------------------------------
@@ -411,6 +442,78 @@ def tokens_revoke(token: str) -> None:
         except NotFound:
             _fail("no such token; `labinterp tokens list` shows their ids")
         click.echo(f"token {row.id} ({row.prefix}…, {row.role}) is revoked")
+
+
+@main.group()
+def panels() -> None:
+    """Panels whose interpretation failed: list them, queue them again."""
+
+
+@panels.command("failed")
+@click.option("--limit", default=100, show_default=True, type=int)
+def panels_failed(limit: int) -> None:
+    """The panels that ended `failed`: id, clinic, accession, failure code and reason."""
+    from labinterp.services.reading import failed_panels
+
+    with _session() as session:
+        rows = failed_panels(session, limit)
+    if not rows:
+        click.echo("no failed panels")
+        return
+    for row in rows:
+        click.echo(f"{row.id}  {row.clinic}  {row.accession}  {row.code}: {row.reason}")
+
+
+@panels.command("retry")
+@click.argument("panel_ids", nargs=-1)
+@click.option("--all", "every", is_flag=True, help="every failed panel")
+@click.option("--clinic", default=None, help="only this clinic's failed panels")
+@click.option(
+    "--code",
+    default=None,
+    type=click.Choice([c.value for c in _failure_codes()]),
+    help="only panels that failed for this reason",
+)
+def panels_retry(
+    panel_ids: tuple[str, ...], every: bool, clinic: str | None, code: str | None
+) -> None:
+    """Queue failed panels again (attempts reset): the ids given, or --all, narrowed by
+    --clinic and --code. Audited."""
+    import datetime as dt
+    import uuid
+
+    from labinterp.models import FailureCode
+    from labinterp.runtime import get_runtime
+    from labinterp.services.accounts import CLI, find_clinic
+    from labinterp.services.errors import NotFound
+    from labinterp.services.sweeper import retry_failed_panels
+
+    if not panel_ids and not every and clinic is None and code is None:
+        _fail("name the panels to retry, or give --all (narrowed by --clinic or --code)")
+    try:
+        ids = [uuid.UUID(i) for i in panel_ids] if panel_ids else None
+    except ValueError:
+        _fail("a panel id is a UUID, as `labinterp panels failed` shows it")
+    with _session() as session:
+        try:
+            clinic_id = find_clinic(session, clinic).id if clinic else None
+        except NotFound as exc:
+            _fail(str(exc))
+        retried = retry_failed_panels(
+            session,
+            get_runtime().dispatcher,
+            CLI,
+            dt.datetime.now(dt.UTC),
+            panel_ids=ids,
+            clinic_id=clinic_id,
+            code=FailureCode(code) if code else None,
+        )
+    click.echo(f"queued {len(retried.panel_ids)} failed panel(s) again")
+    if retried.unsent:
+        click.echo(
+            f"{len(retried.unsent)} could not be handed to the broker now; the sweeper will",
+            err=True,
+        )
 
 
 # --- demo ----------------------------------------------------------------------------------

@@ -23,8 +23,20 @@ class Settings:
     max_body: int = DEFAULT_MAX_BODY
     default_ruleset: str = DEFAULT_RULESET
     rulesets_dir: Path | None = None
-    # a panel still `queued` this long after it was last enqueued is enqueued again
+    # a panel still `queued` this long after it was last enqueued, and not waiting in the
+    # broker's queue, is enqueued again; the sweeper looks every `sweep_every` seconds
     sweep_after_seconds: int = 60
+    sweep_every: int = 15
+    # a panel whose interpretation was taken up this many times without success is `failed`
+    max_attempts: int = 5
+    # how long an API process keeps trying to hand panels to a broker that is down before it
+    # leaves them to the sweeper
+    publish_give_up_seconds: int = 60
+    # PostgreSQL aborts any statement running longer (0: no limit)
+    statement_timeout_seconds: int = 10
+    # a token's lookup is reused this long by each API process: a revoked or expired token
+    # is refused within this many seconds (0: look it up on every request)
+    token_cache_seconds: int = 5
     rate_limit_per_minute: int = 600
     broker_transport_options: dict[str, Any] = field(default_factory=dict)
 
@@ -91,6 +103,11 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         default_ruleset=env.get("LABINTERP_RULESET", DEFAULT_RULESET),
         rulesets_dir=Path(rulesets_dir) if rulesets_dir else None,
         sweep_after_seconds=_whole(env, "LABINTERP_SWEEP_AFTER", 60),
+        sweep_every=max(1, _whole(env, "LABINTERP_SWEEP_EVERY", 15)),
+        max_attempts=max(1, _whole(env, "LABINTERP_MAX_ATTEMPTS", 5)),
+        publish_give_up_seconds=_whole(env, "LABINTERP_PUBLISH_GIVE_UP", 60),
+        statement_timeout_seconds=_whole(env, "LABINTERP_STATEMENT_TIMEOUT", 10),
+        token_cache_seconds=_whole(env, "LABINTERP_TOKEN_CACHE", 5),
         rate_limit_per_minute=_whole(env, "LABINTERP_RATE_LIMIT", 600),
         broker_transport_options=transport_options,
     )

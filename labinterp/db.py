@@ -8,7 +8,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import NullPool
@@ -60,15 +60,24 @@ def _sqlite_file(url: URL) -> Path | None:
     return Path(database)
 
 
-def make_engine(url: str, **options: Any) -> Engine:
+def make_engine(url: str, *, statement_timeout_seconds: int = 0, **options: Any) -> Engine:
     """An engine for ``url``; ``options`` go to ``create_engine`` (e.g. ``poolclass``).
 
-    SQLite: the parent folder is created and every connection gets the pragmas above.
-    PostgreSQL: connections are checked before use, so a restarted server costs no request.
+    Values bound to a statement never appear in logs or error messages (they are patient
+    data). SQLite: the parent folder is created and every connection gets the pragmas above.
+    PostgreSQL: every statement is aborted after ``statement_timeout_seconds`` (0: never).
+    Connections are not pinged before use (a round trip on every request): a connection found
+    dead raises a disconnect error, which invalidates the pool, and the API answers 503 or
+    tries once more (see ``labinterp.api.problems``).
     """
     parsed = make_url(normalise_url(url))
     # JSON columns keep exact decimals both ways: Decimal("1.10") reads back so
-    options = {"json_serializer": jsontext.dumps, "json_deserializer": jsontext.loads, **options}
+    options = {
+        "json_serializer": jsontext.dumps,
+        "json_deserializer": jsontext.loads,
+        "hide_parameters": True,
+        **options,
+    }
     if parsed.get_backend_name() == "sqlite":
         path = _sqlite_file(parsed)
         if path is not None:
@@ -76,8 +85,11 @@ def make_engine(url: str, **options: Any) -> Engine:
         engine = create_engine(parsed, **options)
         event.listen(engine, "connect", _set_sqlite_pragmas)
         return engine
-    if parsed.get_backend_name() == "postgresql":
-        options.setdefault("pool_pre_ping", True)
+    if parsed.get_backend_name() == "postgresql" and statement_timeout_seconds:
+        connect_args = dict(options.pop("connect_args", {}))
+        timeout = f"-c statement_timeout={statement_timeout_seconds * 1000}"
+        connect_args["options"] = f"{connect_args.get('options', '')} {timeout}".strip()
+        options["connect_args"] = connect_args
     return create_engine(parsed, **options)
 
 
@@ -88,6 +100,19 @@ def _set_sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
             cursor.execute(pragma)
     finally:
         cursor.close()
+
+
+@contextlib.contextmanager
+def durable_write(engine: Engine) -> Iterator[Connection]:
+    """A connection for one write that is durable once the block ends: on PostgreSQL in
+    autocommit (a single statement is then its own transaction: no BEGIN and COMMIT round
+    trips), elsewhere in a transaction committed at the end of the block."""
+    if engine.dialect.name == "postgresql":
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            yield conn
+    else:
+        with engine.begin() as conn:
+            yield conn
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:

@@ -8,16 +8,44 @@ from __future__ import annotations
 
 import os
 import threading
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 
 from celery import Celery
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from labinterp.broker import make_celery
 from labinterp.config import Settings, load_settings
 from labinterp.db import make_engine, make_session_factory
 from labinterp.domain import Ruleset
 from labinterp.rulesets import load_rulesets
+from labinterp.services.dispatch import Dispatcher
+
+
+class ActiveRulesetCache:
+    """Which ruleset is active, remembered for a few seconds by each process: a POST does not
+    read the setting every time. Activation in this process is seen at once (:meth:`forget`);
+    in the others within :attr:`seconds`."""
+
+    def __init__(self, seconds: float = 2.0) -> None:
+        self.seconds = seconds
+        self._lock = threading.Lock()
+        self._value: tuple[float, str] | None = None
+
+    def get(self) -> str | None:
+        with self._lock:
+            if self._value is None or time.monotonic() >= self._value[0]:
+                return None
+            return self._value[1]
+
+    def put(self, version: str) -> None:
+        with self._lock:
+            self._value = (time.monotonic() + self.seconds, version)
+
+    def forget(self) -> None:
+        with self._lock:
+            self._value = None
 
 
 @dataclass
@@ -26,7 +54,9 @@ class Runtime:
     engine: Engine
     session_factory: sessionmaker[Session]
     rulesets: dict[str, Ruleset]
-    celery: Celery  # for publishing; the worker's own app is worker.celery_app
+    celery: Celery  # for publishing; the worker process registers the tasks (worker.tasks)
+    dispatcher: Dispatcher
+    active_ruleset: ActiveRulesetCache = field(default_factory=ActiveRulesetCache)
 
 
 _lock = threading.Lock()
@@ -34,11 +64,13 @@ _runtime: tuple[int, Runtime] | None = None
 
 
 def build_runtime(settings: Settings) -> Runtime:
-    from worker.celery_app import make_celery
-
-    engine = make_engine(settings.database_url)
+    engine = make_engine(
+        settings.database_url, statement_timeout_seconds=settings.statement_timeout_seconds
+    )
+    celery = make_celery(settings)
     return Runtime(
-        celery=make_celery(settings),
+        celery=celery,
+        dispatcher=Dispatcher(celery, settings.publish_give_up_seconds),
         settings=settings,
         engine=engine,
         session_factory=make_session_factory(engine),
@@ -46,11 +78,13 @@ def build_runtime(settings: Settings) -> Runtime:
     )
 
 
-def get_runtime() -> Runtime:
+def get_runtime(settings: Settings | None = None) -> Runtime:
+    """This process's runtime: the one installed or built here, else one built from
+    ``settings`` (or, for the CLI, from the environment)."""
     global _runtime
     with _lock:
         if _runtime is None or _runtime[0] != os.getpid():
-            _runtime = (os.getpid(), build_runtime(load_settings()))
+            _runtime = (os.getpid(), build_runtime(settings or load_settings()))
         return _runtime[1]
 
 

@@ -1,59 +1,104 @@
-"""Thin tasks: ids in, one service call, idempotent."""
+"""Thin tasks: ids in, one service call, idempotent.
+
+Registered with whichever Celery app imports this module (``labinterp worker`` builds it from
+settings with ``labinterp.broker.make_celery``, which names this module in ``include``); each
+task finds the settings in its app's configuration. The services own the transactions, the
+choice of ruleset and what a failure means; a task only says when to try again.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
+import time
 import uuid
+from typing import Any
 
-from sqlalchemy.exc import OperationalError
+from celery import shared_task
+from celery.signals import worker_process_shutdown
+from sqlalchemy.exc import DBAPIError
 
-from labinterp.runtime import get_runtime
-from labinterp.services.interpretation import interpret_panel as interpret_panel_service
-from labinterp.services.interpretation import mark_failed
-from labinterp.services.rulesets import active_ruleset
+from labinterp import metrics
+from labinterp.broker import INTERPRET_TASK, LEGACY_INTERPRET_TASK, SWEEP_TASK
+from labinterp.runtime import Runtime, get_runtime
+from labinterp.services.interpretation import interpret_panels as interpret_panels_service
 from labinterp.services.sweeper import sweep_queued_panels as sweep_service
-from worker.celery_app import INTERPRET_TASK, SWEEP_TASK, celery_app
 
 log = logging.getLogger(__name__)
 
 
-@celery_app.task(
-    name=INTERPRET_TASK,
-    bind=True,
-    acks_late=True,
-    autoretry_for=(OperationalError,),
-    retry_backoff=True,
-    retry_backoff_max=60,
-    max_retries=8,
-)
-def interpret_panel(self, panel_id: str) -> str:
-    """Interpret one panel's current revision with the active ruleset.
+def _runtime(task: Any) -> Runtime:
+    return get_runtime(task.app.conf.labinterp_settings)
 
-    Idempotent on (revision, ruleset): a redelivery after a crash is a no-op.
+
+def _is_outage(exc: BaseException) -> bool:
+    """The database could not be used at all (down, restarting, a connection lost): the
+    message is tried again later, and the panels stay `queued`."""
+    return isinstance(exc, DBAPIError) and (
+        exc.connection_invalidated or type(exc).__name__ in ("OperationalError", "InterfaceError")
+    )
+
+
+@shared_task(name=INTERPRET_TASK, bind=True, max_retries=8)
+def interpret_panels(self: Any, panel_ids: list[str]) -> str:
+    """Interpret a batch of panels, each with the ruleset that accepted it.
+
+    Idempotent on (revision, ruleset): a redelivered message is a no-op for what was done. A
+    redelivered or retried message (its worker died, the database was away) is worked one
+    panel per transaction.
     """
-    rt = get_runtime()
-    with rt.session_factory() as session:
-        try:
-            ruleset = active_ruleset(session, rt.rulesets, rt.settings.default_ruleset)
-            outcome = interpret_panel_service(session, uuid.UUID(panel_id), ruleset)
-        except OperationalError:
-            raise  # the database blinked: retried with backoff
-        except Exception as exc:
-            session.rollback()
-            log.exception("interpreting panel %s failed", panel_id)
-            mark_failed(session, uuid.UUID(panel_id), f"{type(exc).__name__}: {exc}")
-            return "failed"
-    log.info("panel %s: %s", panel_id, outcome.outcome)
-    return outcome.outcome
+    return _interpret(self, panel_ids)
 
 
-@celery_app.task(name=SWEEP_TASK, acks_late=False)
-def sweep_queued_panels() -> int:
-    """Enqueue again the panels still `queued` after the sweep delay (broker outage safety net)."""
-    rt = get_runtime()
+@shared_task(name=LEGACY_INTERPRET_TASK, bind=True, max_retries=8)
+def interpret_panel(self: Any, panel_id: str) -> str:
+    """A message of the previous release (one panel per message), still in a queue after an
+    upgrade: interpreted as a batch of one."""
+    return _interpret(self, [panel_id])
+
+
+def _interpret(task: Any, panel_ids: list[str]) -> str:
+    rt = _runtime(task)
+    started = time.perf_counter()
+    redelivered = bool((task.request.delivery_info or {}).get("redelivered"))
+    try:
+        outcome = interpret_panels_service(
+            rt.session_factory,
+            rt.rulesets,
+            [uuid.UUID(i) for i in panel_ids],
+            max_attempts=rt.settings.max_attempts,
+            one_by_one=redelivered or task.request.retries > 0,
+        )
+    except Exception as exc:
+        if not _is_outage(exc):
+            raise
+        log.warning("database unavailable (%s); trying the message again", type(exc).__name__)
+        raise task.retry(countdown=min(60, 2 ** (task.request.retries + 1))) from None
+    finally:
+        metrics.TASK_DURATION.labels(task.name).observe(time.perf_counter() - started)
+    log.info("%d panel(s): %s", len(panel_ids), outcome.summary())
+    return outcome.summary()
+
+
+@shared_task(name=SWEEP_TASK, bind=True, acks_late=False)
+def sweep_queued_panels(self: Any) -> int:
+    """Enqueue again the panels whose message was lost (see labinterp.services.sweeper)."""
+    rt = _runtime(self)
     with rt.session_factory() as session:
-        swept = sweep_service(session, rt.settings.sweep_after_seconds, dt.datetime.now(dt.UTC))
-    if swept:
-        log.warning("re-enqueued %d panels left queued", len(swept))
-    return len(swept)
+        sweep = sweep_service(
+            session, rt.dispatcher, rt.settings.sweep_after_seconds, dt.datetime.now(dt.UTC)
+        )
+    if sweep.enqueued or sweep.unsent:
+        log.warning(
+            "re-enqueued %d panel(s) left queued (%d could not be sent)",
+            len(sweep.enqueued),
+            len(sweep.unsent),
+        )
+    return len(sweep.enqueued)
+
+
+@worker_process_shutdown.connect
+def _forget_process_metrics(pid: int | None = None, **_: Any) -> None:
+    """A pool process that exits leaves no live gauges behind (multiprocess metrics)."""
+    if pid is not None:
+        metrics.process_exited(pid)

@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 from flask import Response, current_app
 from flask.views import MethodView
 from marshmallow import fields, validate
-from sqlalchemy import func, select, text
+from sqlalchemy import text
 
+from labinterp import metrics
 from labinterp.api.auth import roles
 from labinterp.api.parsing import Blueprint
 from labinterp.api.problems import Problem
 from labinterp.api.session import db, runtime
-from labinterp.models import Interpretation, Panel
+from labinterp.repositories.interpretations import queued_ages
 from labinterp.schemas.common import PageQuery
 from labinterp.schemas.output import HealthOut, ReadyOut, RulesetPage
 from labinterp.services import dispatch
@@ -49,7 +51,7 @@ class Ready(MethodView):
     def get(self) -> Any:
         """Database and broker reachable (each reported separately)"""
         db_ok, db_detail = _check_database()
-        broker_ok, broker_detail = dispatch.broker_reachable()
+        broker_ok, broker_detail = dispatch.broker_reachable(runtime().celery)
         checks = {
             "database": {"ok": db_ok, "detail": db_detail},
             "broker": {"ok": broker_ok, "detail": broker_detail},
@@ -77,32 +79,10 @@ class Metrics(MethodView):
     )
     def get(self) -> Response:
         """Prometheus metrics"""
-        session = db()
-        lines = [
-            "# HELP labinterp_panels Panels by processing status.",
-            "# TYPE labinterp_panels gauge",
-        ]
-        counts = dict(
-            session.execute(select(Panel.status, func.count()).group_by(Panel.status)).all()
-        )
-        for status in ("queued", "interpreted", "failed"):
-            lines.append(f'labinterp_panels{{status="{status}"}} {counts.get(status, 0)}')
-        lines += [
-            "# HELP labinterp_interpretations Stored interpretations by finding status.",
-            "# TYPE labinterp_interpretations gauge",
-        ]
-        by_status = dict(
-            session.execute(
-                select(Interpretation.status, func.count()).group_by(Interpretation.status)
-            ).all()
-        )
-        for status in ("flagged", "indeterminate", "normal"):
-            lines.append(
-                f'labinterp_interpretations{{status="{status}"}} {by_status.get(status, 0)}'
-            )
-        return current_app.response_class(
-            "\n".join(lines) + "\n", mimetype="text/plain; version=0.0.4"
-        )
+        queued, oldest = queued_ages(db())
+        age = 0.0 if oldest is None else (dt.datetime.now(dt.UTC) - oldest).total_seconds()
+        body, content_type = metrics.exposition(metrics.QueueCollector(queued, max(0.0, age)))
+        return current_app.response_class(body, content_type=content_type)
 
 
 def _ruleset_documents(page: int = 1, per_page: int | None = None) -> dict[str, Any]:
@@ -147,5 +127,7 @@ class ActivateRuleset(MethodView):
     @rules.response(200, RulesetPage)
     def post(self, version: str) -> Any:
         """Make a ruleset version the one new panels are interpreted with"""
-        ruleset_service.activate(db(), runtime().rulesets, version)
+        rt = runtime()
+        ruleset_service.activate(db(), rt.rulesets, version)
+        rt.active_ruleset.forget()  # this process at once; the others within seconds
         return _ruleset_documents()

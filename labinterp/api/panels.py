@@ -23,7 +23,7 @@ from labinterp.schemas.output import InterpretationPage, PanelOut, PanelPage, Tr
 from labinterp.schemas.panels import PanelIn
 from labinterp.services import panels as panel_service
 from labinterp.services import reading
-from labinterp.services.rulesets import active_ruleset
+from labinterp.services.rulesets import cached_active_ruleset
 
 blp = Blueprint(
     "panels",
@@ -75,7 +75,7 @@ class TrendQuery(PageQuery):
 
 def _submitted(result: panel_service.Submitted) -> tuple[dict[str, Any], int, dict[str, str]]:
     document = result.document or reading.read_panel(
-        db(), current_actor(), result.panel_id, audited=False
+        db(), current_actor(), runtime().rulesets, result.panel_id, audited=False
     )
     status = 202 if result.created else 200
     return document, status, {"Location": f"/api/v1/panels/{result.panel_id}"}
@@ -122,10 +122,18 @@ def _known_flags(asked: list[str]) -> tuple[str, ...]:
     return tuple(out)
 
 
-def _clinic_of_poster() -> uuid.UUID:
-    clinic_id = current_actor().single_clinic
+def _clinic_of_poster() -> panel_service.ClinicRef:
+    actor = current_actor()
+    clinic_id = actor.single_clinic
     assert clinic_id is not None  # a clinic token has exactly one clinic
-    return clinic_id
+    return panel_service.ClinicRef(clinic_id, actor.clinic_names[clinic_id])
+
+
+def _active_ruleset() -> Ruleset:
+    rt = runtime()
+    return cached_active_ruleset(
+        rt.session_factory, rt.active_ruleset, rt.rulesets, rt.settings.default_ruleset
+    )
 
 
 @blp.route("/panels")
@@ -142,14 +150,14 @@ class Panels(MethodView):
     )
     def post(self, document: dict[str, Any]) -> Any:
         """Post a panel (asynchronous interpretation)"""
-        rt, session = runtime(), db()
-        ruleset = active_ruleset(session, rt.rulesets, rt.settings.default_ruleset)
+        rt = runtime()
         result = panel_service.submit_panel(
-            session,
+            rt.engine,
+            rt.dispatcher,
             current_actor(),
             _clinic_of_poster(),
             document,
-            ruleset,
+            _active_ruleset(),
             dt.datetime.now(dt.UTC),
         )
         return _submitted(result)
@@ -168,7 +176,9 @@ class Panels(MethodView):
             collected_from=query.get("collected_from"),
             collected_to=query.get("collected_to"),
         )
-        items, total = reading.list_panels(db(), where, query["page"], query["per_page"])
+        items, total = reading.list_panels(
+            db(), runtime().rulesets, where, query["page"], query["per_page"]
+        )
         return _page(items, total, query)
 
 
@@ -179,7 +189,9 @@ class PanelById(MethodView):
     @blp.response(200, PanelOut)
     def get(self, query: dict[str, Any], panel_id: uuid.UUID) -> Any:
         """Read a panel with its newest interpretation"""
-        return reading.read_panel(db(), current_actor(), panel_id, query.get("revision"))
+        return reading.read_panel(
+            db(), current_actor(), runtime().rulesets, panel_id, query.get("revision")
+        )
 
 
 @blp.route("/panels/<uuid:panel_id>/revisions")
@@ -190,10 +202,15 @@ class PanelRevisions(MethodView):
     @blp.alt_response(200, schema=PanelOut, description="The same content as an existing revision")
     def post(self, document: dict[str, Any], panel_id: uuid.UUID) -> Any:
         """Post corrected results for an accession (a new revision)"""
-        rt, session = runtime(), db()
-        ruleset = active_ruleset(session, rt.rulesets, rt.settings.default_ruleset)
+        rt = runtime()
         result = panel_service.revise_panel(
-            session, current_actor(), panel_id, document, ruleset, dt.datetime.now(dt.UTC)
+            db(),
+            rt.dispatcher,
+            current_actor(),
+            panel_id,
+            document,
+            _active_ruleset(),
+            dt.datetime.now(dt.UTC),
         )
         return _submitted(result)
 
@@ -218,7 +235,7 @@ class PatientTrend(MethodView):
     def get(self, query: dict[str, Any], patient_id: str) -> Any:
         """One analyte of one patient over time, in canonical units"""
         rt, session = runtime(), db()
-        ruleset = active_ruleset(session, rt.rulesets, rt.settings.default_ruleset)
+        ruleset = _active_ruleset()
         if query["analyte"] not in ruleset.analytes:
             raise Problem(
                 422,
@@ -228,6 +245,7 @@ class PatientTrend(MethodView):
         items, total = reading.patient_trend(
             session,
             current_actor(),
+            rt.rulesets,
             patient_id,
             query["analyte"],
             query["page"],

@@ -148,6 +148,18 @@ def _from_http_exception(exc: HTTPException) -> Problem:
     return Problem(status, detail, errors=errors, headers=headers)
 
 
+def database_unavailable(exc: BaseException) -> bool:
+    """The database could not be reached or used at all (down, restarting, a connection lost,
+    a statement timeout): a 503 the client may retry, never a 500."""
+    from sqlalchemy.exc import DBAPIError, OperationalError, PendingRollbackError
+
+    if isinstance(exc, OperationalError | PendingRollbackError):
+        return True
+    return isinstance(exc, DBAPIError) and (
+        exc.connection_invalidated or type(exc.orig).__name__ in ("InterfaceError", "QueryCanceled")
+    )
+
+
 def register_problem_handlers(app: Flask) -> None:
     @app.errorhandler(Problem)
     def _problem(problem: Problem) -> Response:
@@ -159,10 +171,9 @@ def register_problem_handlers(app: Flask) -> None:
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception) -> Response:
-        from sqlalchemy.exc import OperationalError
-
-        if isinstance(exc, OperationalError):
-            log.error("database unavailable: %s", exc)
+        if database_unavailable(exc):
+            # the type only: the text of a driver error can quote the statement's values
+            log.error("database unavailable: %s", type(getattr(exc, "orig", exc)).__name__)
             return problem_response(
                 Problem(
                     503,

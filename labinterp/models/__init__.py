@@ -3,7 +3,15 @@
 from labinterp.models.base import NAMING_CONVENTION, Base, UtcDateTime, json_type, utcnow
 from labinterp.models.interpretations import Interpretation, InterpretationCode
 from labinterp.models.operations import AuditEvent, ReprocessingJob, Setting
-from labinterp.models.panels import Panel, PanelContext, PanelRevision, Patient, Result
+from labinterp.models.panels import (
+    FailureCode,
+    Panel,
+    PanelContext,
+    PanelRevision,
+    PanelStatus,
+    Patient,
+    Result,
+)
 from labinterp.models.review import Review
 from labinterp.models.tenancy import ApiToken, ApiTokenClinic, Clinic, User, UserClinic
 
@@ -14,11 +22,13 @@ __all__ = [
     "AuditEvent",
     "Base",
     "Clinic",
+    "FailureCode",
     "Interpretation",
     "InterpretationCode",
     "Panel",
     "PanelContext",
     "PanelRevision",
+    "PanelStatus",
     "Patient",
     "ReprocessingJob",
     "Result",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from decimal import Decimal
+from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
@@ -24,6 +25,24 @@ from labinterp.models.tenancy import Clinic
 
 if TYPE_CHECKING:
     from labinterp.models.interpretations import Interpretation
+
+
+class PanelStatus(StrEnum):
+    """Where a panel is in processing (its interpretation's own status is about findings)."""
+
+    QUEUED = "queued"
+    INTERPRETED = "interpreted"
+    FAILED = "failed"
+
+
+class FailureCode(StrEnum):
+    """Why a panel is `failed`; each has a message for a clinician (services/interpretation)."""
+
+    REJECTED_BY_RULESET = "rejected_by_ruleset"
+    RULESET_UNAVAILABLE = "ruleset_unavailable"
+    ENGINE_ERROR = "engine_error"
+    TIMED_OUT = "timed_out"
+    TOO_MANY_ATTEMPTS = "too_many_attempts"
 
 
 class Patient(Base):

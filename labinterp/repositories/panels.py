@@ -6,10 +6,8 @@ import datetime as dt
 import uuid
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
-from typing import Any
 
-from sqlalchemy import Select, and_, exists, func, or_, select
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Select, and_, exists, func, select
 from sqlalchemy.orm import Session, selectinload
 
 from labinterp.models import (
@@ -21,6 +19,7 @@ from labinterp.models import (
     Patient,
     Result,
 )
+from labinterp.repositories.dialects import insert
 
 PANEL_STATUSES = ("queued", "interpreted", "failed")
 FINDING_STATUSES = ("flagged", "indeterminate", "normal")
@@ -86,7 +85,7 @@ def get_or_create_patient(
         # row won, instead of failing the second request on the unique constraint.
         now = dt.datetime.now(dt.UTC)
         session.execute(
-            _insert(session, Patient)
+            insert(session, Patient)
             .values(
                 id=uuid.uuid4(),
                 clinic_id=clinic_id,
@@ -103,13 +102,6 @@ def get_or_create_patient(
         patient.sex = sex if sex != "unknown" else patient.sex
         patient.birth_date = birth_date or patient.birth_date
     return patient
-
-
-def _insert(session: Session, table: Any) -> Any:
-    """INSERT with ON CONFLICT, on the two databases labinterp runs on."""
-    if session.get_bind().dialect.name == "postgresql":
-        return postgresql.insert(table)
-    return sqlite.insert(table)
 
 
 def newest_interpretation(
@@ -242,22 +234,6 @@ def list_panels(
         .limit(per_page)
     )
     return list(rows), int(total)
-
-
-def queued_panels_to_sweep(
-    session: Session, older_than: dt.datetime, limit: int
-) -> list[uuid.UUID]:
-    return list(
-        session.scalars(
-            select(Panel.id)
-            .where(
-                Panel.status == "queued",
-                or_(Panel.enqueued_at.is_(None), Panel.enqueued_at < older_than),
-            )
-            .order_by(Panel.updated_at)
-            .limit(limit)
-        )
-    )
 
 
 def trend_rows(

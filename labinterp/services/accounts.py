@@ -100,6 +100,7 @@ def resolve_token(session: Session, token: str) -> Actor | None:
         role=row.role,
         clinic_ids=None if row.role == "admin" else frozenset(c.id for c in row.clinics),
         token_id=row.id,
+        clinic_names={c.id: c.name for c in row.clinics},
     )
 
 

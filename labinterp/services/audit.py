@@ -20,6 +20,7 @@ class Actor:
     role: str
     clinic_ids: frozenset[uuid.UUID] | None = None  # None: all clinics (admin, system)
     token_id: uuid.UUID | None = None
+    clinic_names: dict[uuid.UUID, str] = field(default_factory=dict)  # of clinic_ids
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property

@@ -1,233 +1,232 @@
-"""Interpreting a stored panel: what the worker runs."""
+"""Interpreting stored panels: what the worker runs, one call per message.
+
+A message carries a batch of panel ids. :func:`interpret_panels` claims the ones still
+`queued` (counting an attempt on each, committed before any work, so a worker that dies on a
+panel leaves a trace), reads their revisions set-based, judges each with the ruleset that
+accepted it (stored with the revision), and writes the whole batch's interpretations and
+statuses in one transaction. Idempotency key: (revision, ruleset), enforced by a unique
+constraint, so a redelivered or duplicated message is a no-op.
+
+Failures are the service's to handle: a panel that cannot be interpreted ends `failed` with a
+code and a message a clinician can read (no exception text, no SQL, no patient data); the
+exception goes to the worker's log as its type and stack, without its message. A panel taken
+up more than ``max_attempts`` times without finishing (its worker killed each time) ends
+`failed` too. After a failed attempt, the batch's panels are retried one transaction each, so
+one bad panel never takes its batch-mates down with it again.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
+import traceback
 import uuid
-from dataclasses import dataclass
-from decimal import Decimal
-from typing import Literal
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 
-from sqlalchemy import update
-from sqlalchemy.exc import IntegrityError
+from celery.exceptions import SoftTimeLimitExceeded
 from sqlalchemy.orm import Session
 
-from labinterp.domain import (
-    Context,
-    PanelRejected,
-    RawPanel,
-    RawRange,
-    RawResult,
-    Ruleset,
-    Twitching,
-    accept_panel,
-    interpret,
-)
-from labinterp.models import Interpretation, InterpretationCode, Panel, PanelRevision
-from labinterp.repositories import panels as repo
+from labinterp import metrics
+from labinterp.broker import SOFT_TIME_LIMIT
+from labinterp.domain import PanelRejected, Ruleset, accept_panel, interpret
+from labinterp.models import FailureCode, PanelStatus
+from labinterp.repositories import interpretations as repo
+from labinterp.repositories.interpretations import Claim, NewInterpretation, StoredRevision
 from labinterp.services import audit
 from labinterp.services.audit import SYSTEM
 
 log = logging.getLogger(__name__)
 
-Outcome = Literal["interpreted", "already_done", "missing", "failed"]
+Clock = Callable[[], dt.datetime]
+
+
+def _utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
 
 
 @dataclass(frozen=True)
-class InterpretOutcome:
-    outcome: Outcome
-    interpretation_id: uuid.UUID | None = None
+class Failure:
+    code: FailureCode
+    message: str
 
 
-def _as_sent(revision: PanelRevision) -> dt.datetime:
-    """The collection time with the clinic's own UTC offset (the stored column is the same
-    instant in UTC): age bands turn over on the local calendar date of collection."""
-    sent = (revision.body or {}).get("collected_at")
-    if isinstance(sent, str):
-        try:
-            moment = dt.datetime.fromisoformat(sent.replace("Z", "+00:00"))
-        except ValueError:
-            moment = None
-        if moment is not None and moment.tzinfo is not None:
-            return moment
-    return _aware(revision.collected_at)
+@dataclass
+class BatchOutcome:
+    interpreted: list[uuid.UUID] = field(default_factory=list)
+    already_done: list[uuid.UUID] = field(default_factory=list)  # interpreted before
+    failed: list[tuple[uuid.UUID, FailureCode]] = field(default_factory=list)
+    skipped: list[uuid.UUID] = field(default_factory=list)  # not queued (done or unknown)
 
+    def merge(self, other: BatchOutcome) -> None:
+        self.interpreted += other.interpreted
+        self.already_done += other.already_done
+        self.failed += other.failed
 
-def raw_panel_from_revision(revision: PanelRevision) -> RawPanel:
-    """Rebuild the panel as the clinic sent it, from what was stored verbatim."""
-    ctx = revision.context
-    return RawPanel(
-        collected_at=_as_sent(revision),
-        sex=revision.sex,  # type: ignore[arg-type]
-        birth_date=revision.birth_date,
-        age_years=revision.age_years,
-        hemolyzed=revision.hemolyzed,
-        specimen_type=revision.specimen_type,
-        results=tuple(
-            RawResult(
-                analyte=r.analyte,
-                loinc=r.loinc,
-                value=Decimal(r.reported_value),
-                unit=r.reported_unit,
-                reference_range=None
-                if r.lab_low is None and r.lab_high is None and r.lab_range_text is None
-                else RawRange(
-                    low=None if r.lab_low is None else Decimal(r.lab_low),
-                    high=None if r.lab_high is None else Decimal(r.lab_high),
-                    text=r.lab_range_text,
-                ),
-            )
-            for r in sorted(revision.results, key=lambda r: r.position)
-        ),
-        context=Context()
-        if ctx is None
-        else Context(
-            twitching=None
-            if ctx.twitching is None
-            else Twitching(
-                sites=tuple(ctx.twitching.get("sites") or ()),
-                duration_days=ctx.twitching.get("duration_days"),
-                frequency=ctx.twitching.get("frequency"),
-            ),
-            symptoms=tuple(ctx.symptoms or ()),
-            factors=tuple(ctx.factors or ()),
-            medications=tuple(ctx.medications or ()),
-            notes=ctx.notes,
-        ),
-    )
-
-
-def interpret_panel(
-    session: Session, panel_id: uuid.UUID, ruleset: Ruleset, revision_number: int | None = None
-) -> InterpretOutcome:
-    """Interpret the panel's current revision (or ``revision_number``) with ``ruleset`` and
-    store the result.
-
-    One transaction. Idempotency key: (revision, ruleset version), enforced by a unique
-    constraint, so a redelivered or duplicated task is a no-op. The panel's status changes
-    only while the interpreted revision is still its current one: a correction committed
-    meanwhile stays `queued` for its own task (or the sweeper), never shown as interpreted
-    with the previous revision's findings.
-    """
-    panel = session.get(Panel, panel_id)
-    if panel is None:
-        return InterpretOutcome("missing")
-    number = revision_number or panel.current_revision
-    revision = repo.get_revision(session, panel.id, number)
-    if revision is None:
-        return InterpretOutcome("missing")
-    now = dt.datetime.now(dt.UTC)
-    if repo.interpretation_exists(session, revision.id, ruleset.version):
-        _settle(session, panel.id, number, now, "interpreted")
-        session.commit()
-        return InterpretOutcome("already_done")
-    try:
-        accepted = accept_panel(
-            raw_panel_from_revision(revision), ruleset, _aware(revision.created_at)
+    def summary(self) -> str:
+        return (
+            f"{len(self.interpreted)} interpreted, {len(self.already_done)} already done, "
+            f"{len(self.failed)} failed, {len(self.skipped)} not queued"
         )
-    except PanelRejected as exc:  # valid when received, not under this ruleset
-        detail = {"errors": exc.errors, "ruleset": ruleset.version, "revision": number}
-        _fail(session, panel, number, str(exc), detail, now)
-        return InterpretOutcome("failed")
-    body = interpret(accepted, ruleset).to_dict()
-    try:
-        row = store_interpretation(session, panel, revision, ruleset, body, now)
-        for code, kind in _codes(body):
-            session.add(InterpretationCode(interpretation_id=row.id, code=code, kind=kind))
-        _settle(session, panel.id, number, now, "interpreted")
+
+
+def interpret_panels(
+    session_factory: Callable[[], Session],
+    rulesets: Mapping[str, Ruleset],
+    panel_ids: Sequence[uuid.UUID],
+    *,
+    max_attempts: int,
+    one_by_one: bool = False,
+    clock: Clock = _utcnow,
+) -> BatchOutcome:
+    """Interpret the current revision of each panel that is still `queued`.
+
+    Transactions: one to count the attempts (before any work), then one for the whole batch,
+    or one per panel when ``one_by_one`` or any panel was attempted before.
+    """
+    with session_factory() as session:
+        claims = repo.claim_queued(session, panel_ids)
         session.commit()
-    except IntegrityError:  # another worker stored the same interpretation first
-        session.rollback()
-        return InterpretOutcome("already_done")
-    return InterpretOutcome("interpreted", row.id)
+        outcome = BatchOutcome()
+        claimed = {c.panel_id for c in claims}
+        outcome.skipped = [i for i in panel_ids if i not in claimed]
+        exhausted = [c for c in claims if c.attempts > max_attempts]
+        if exhausted:
+            outcome.merge(_fail_exhausted(session, exhausted, clock()))
+        work = [c for c in claims if c.attempts <= max_attempts]
+        if one_by_one or any(c.attempts > 1 for c in work):
+            for claim in work:
+                outcome.merge(_interpret_batch(session, rulesets, [claim], clock))
+        elif work:
+            outcome.merge(_interpret_batch(session, rulesets, work, clock))
+    return outcome
 
 
-def _settle(
+def _interpret_batch(
     session: Session,
-    panel_id: uuid.UUID,
-    revision_number: int,
-    now: dt.datetime,
-    status: str,
-    failure: str | None = None,
-) -> None:
-    """Set the panel's processing status if ``revision_number`` is still current (checked by
-    the database at the moment of the update, not on a copy read earlier)."""
-    session.execute(
-        update(Panel)
-        .where(Panel.id == panel_id, Panel.current_revision == revision_number)
-        .values(status=status, failure=failure, updated_at=now)
-        .execution_options(synchronize_session="fetch")
+    rulesets: Mapping[str, Ruleset],
+    claims: Sequence[Claim],
+    clock: Clock,
+) -> BatchOutcome:
+    """Judge the claimed revisions and store the results: one transaction."""
+    outcome = BatchOutcome()
+    by_panel = {c.panel_id: c for c in claims}
+    stored = repo.stored_revisions(session, [(c.panel_id, c.revision) for c in claims])
+    fresh: list[NewInterpretation] = []
+    failures: list[tuple[StoredRevision, Failure]] = []
+    done_before: list[StoredRevision] = []
+    for revision in stored:
+        if revision.interpreted:
+            done_before.append(revision)
+            continue
+        judged = _judge(revision, rulesets)
+        if isinstance(judged, Failure):
+            failures.append((revision, judged))
+        else:
+            fresh.append(judged)
+    now = clock()
+    written = repo.store_interpretations(session, fresh, now)
+    mine = {r.revision_id for r in written}
+    raced = [r for r in fresh if r.revision_id not in mine]  # another worker stored it first
+    settled = [(r.panel_id, r.revision) for r in fresh]
+    settled += [(r.panel_id, r.revision) for r in done_before]
+    repo.settle(session, settled, PanelStatus.INTERPRETED, now)
+    for revision, failure in failures:
+        claim = by_panel[revision.panel_id]
+        _record_failure(session, claim, failure, now)
+    session.commit()
+    outcome.interpreted = [r.panel_id for r in written]
+    outcome.already_done = [r.panel_id for r in done_before] + [r.panel_id for r in raced]
+    outcome.failed = [(r.panel_id, f.code) for r, f in failures]
+    metrics.record_interpretations(
+        [r.body for r in written],
+        [(now - by_panel[r.panel_id].accepted_at).total_seconds() for r in written],
     )
+    metrics.record_failures([f.code for _, f in failures])
+    return outcome
 
 
-def store_interpretation(
-    session: Session,
-    panel: Panel,
-    revision: PanelRevision,
-    ruleset: Ruleset,
-    body: dict[str, object],
-    now: dt.datetime,
-) -> Interpretation:
-    row = Interpretation(
-        id=uuid.uuid4(),
-        panel_id=panel.id,
-        revision_id=revision.id,
+def _judge(
+    revision: StoredRevision, rulesets: Mapping[str, Ruleset]
+) -> NewInterpretation | Failure:
+    """One revision through the pure engine, under the ruleset that accepted it."""
+    ruleset = rulesets.get(revision.ruleset)
+    if ruleset is None:
+        return Failure(
+            FailureCode.RULESET_UNAVAILABLE,
+            f"Ruleset {revision.ruleset}, which accepted this panel, is not installed where it "
+            "was taken up; an operator can retry it once every worker has that ruleset.",
+        )
+    try:
+        accepted = accept_panel(revision.raw, ruleset, revision.created_at)
+        body = interpret(accepted, ruleset).to_dict()
+    except PanelRejected as exc:  # valid when received: a ruleset file changed since?
+        return Failure(
+            FailureCode.REJECTED_BY_RULESET,
+            f"The results do not pass the acceptance rules of ruleset {ruleset.version} "
+            f"({', '.join(sorted(exc.errors))}); post corrected results, or ask an operator.",
+        )
+    except SoftTimeLimitExceeded:
+        log.error("interpreting panel %s took longer than %s s", revision.panel_id, SOFT_TIME_LIMIT)
+        return Failure(
+            FailureCode.TIMED_OUT,
+            f"Interpreting this panel took longer than {SOFT_TIME_LIMIT} s and was stopped; "
+            "an operator can retry it.",
+        )
+    except Exception as exc:
+        # the type and the stack, never the message: it may quote the panel's values
+        stack = "".join(traceback.format_tb(exc.__traceback__))
+        log.error(
+            "the engine failed on panel %s: %s\n%s", revision.panel_id, type(exc).__name__, stack
+        )
+        return Failure(
+            FailureCode.ENGINE_ERROR,
+            "The interpretation engine failed on this panel; the error is in the worker's log, "
+            "and an operator can retry the panel once it is fixed.",
+        )
+    return NewInterpretation(
+        panel_id=revision.panel_id,
+        revision_id=revision.revision_id,
         revision=revision.revision,
         ruleset=ruleset.version,
-        created_at=now,
-        status=str(body["status"]),
-        priority=str(body["priority"]),
         body=body,
     )
-    session.add(row)
-    session.flush()
-    return row
 
 
-def _codes(body: dict[str, object]) -> set[tuple[str, str]]:
-    """Codes a panel can be filtered by: finding codes, red-flag codes, result flags (L, HH…)."""
-    codes: set[tuple[str, str]] = set()
-    for finding in body.get("findings", []):  # type: ignore[attr-defined]
-        codes.add((finding["code"], "finding"))
-    for flag in body.get("red_flags", []):  # type: ignore[attr-defined]
-        codes.add((flag["code"], "red_flag"))
-    for result in body.get("results", []):  # type: ignore[attr-defined]
-        if result.get("interpretation") not in (None, "N"):
-            codes.add((result["interpretation"], "result"))
-    return codes
-
-
-def mark_failed(session: Session, panel_id: uuid.UUID, reason: str) -> None:
-    """Record that interpretation gave up after its retries. One transaction."""
-    panel = session.get(Panel, panel_id)
-    if panel is None or panel.status != "queued":
-        return
-    detail = {"reason": reason[:2000], "revision": panel.current_revision}
-    _fail(session, panel, panel.current_revision, reason[:2000], detail, dt.datetime.now(dt.UTC))
-
-
-def _fail(
-    session: Session,
-    panel: Panel,
-    revision_number: int,
-    failure: str,
-    detail: dict[str, object],
-    now: dt.datetime,
-) -> None:
-    """The panel is `failed` with its reason (if that revision is still current), audited.
-    Commits."""
-    _settle(session, panel.id, revision_number, now, "failed", failure)
-    audit.record(
-        session,
-        SYSTEM,
-        "interpretation.failed",
-        clinic_id=panel.clinic_id,
-        panel_id=panel.id,
-        detail=detail,
-    )
+def _fail_exhausted(session: Session, claims: Sequence[Claim], now: dt.datetime) -> BatchOutcome:
+    outcome = BatchOutcome()
+    for claim in claims:
+        failure = Failure(
+            FailureCode.TOO_MANY_ATTEMPTS,
+            f"Interpretation was started {claim.attempts - 1} times without finishing (the "
+            "worker stopped, or the database could not be reached, each time); an operator "
+            "can retry it.",
+        )
+        _record_failure(session, claim, failure, now)
+        outcome.failed.append((claim.panel_id, failure.code))
     session.commit()
+    metrics.record_failures([FailureCode.TOO_MANY_ATTEMPTS] * len(claims))
+    return outcome
 
 
-def _aware(value: dt.datetime) -> dt.datetime:
-    return value if value.tzinfo is not None else value.replace(tzinfo=dt.UTC)
+def _record_failure(session: Session, claim: Claim, failure: Failure, now: dt.datetime) -> None:
+    """The panel is `failed` with its reason (if that revision is still current), audited."""
+    settled = repo.settle(
+        session,
+        [(claim.panel_id, claim.revision)],
+        PanelStatus.FAILED,
+        now,
+        failure.code,
+        failure.message,
+    )
+    if settled:
+        audit.record(
+            session,
+            SYSTEM,
+            "interpretation.failed",
+            clinic_id=claim.clinic_id,
+            panel_id=claim.panel_id,
+            detail={"code": str(failure.code), "revision": claim.revision},
+            at=now,
+        )
+    log.warning("panel %s failed: %s", claim.panel_id, failure.code)

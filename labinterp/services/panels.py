@@ -10,17 +10,22 @@ from decimal import Decimal
 from typing import Any
 
 import simplejson
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Engine
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session
 
+from labinterp import metrics
+from labinterp.db import durable_write
 from labinterp.domain import AcceptedPanel, PanelRejected, Ruleset, accept_panel
-from labinterp.models import Clinic, Panel, PanelContext, PanelRevision, Result
+from labinterp.models import Panel, PanelContext, PanelRevision, PanelStatus, Result
+from labinterp.repositories import new_panels
 from labinterp.repositories import panels as repo
 from labinterp.schemas.panels import to_raw_panel
-from labinterp.services import audit, dispatch
+from labinterp.services import audit
 from labinterp.services.audit import Actor
+from labinterp.services.dispatch import Dispatcher
 from labinterp.services.errors import AccessionConflict, InvalidInput, NotFound
-from labinterp.services.reading import panel_document
+from labinterp.services.reading import PanelHead, panel_document
 
 
 @dataclass(frozen=True)
@@ -101,72 +106,154 @@ def _accept(document: dict[str, Any], ruleset: Ruleset, now: dt.datetime) -> Acc
 
 
 def submit_panel(
-    session: Session,
+    engine: Engine,
+    dispatcher: Dispatcher,
     actor: Actor,
-    clinic_id: uuid.UUID,
+    clinic: ClinicRef,
     document: dict[str, Any],
     ruleset: Ruleset,
     now: dt.datetime,
 ) -> Submitted:
     """Store a new accession and enqueue its interpretation.
 
-    One transaction. Idempotency key: (clinic, accession) plus the content hash — the same
-    content again is a no-op answering the existing panel; different content is a conflict.
+    One durable write (one statement on PostgreSQL), then the hand-over to the publisher.
+    Idempotency key: (clinic, accession) plus the content hash — the same content again is a
+    no-op answering the existing panel; different content is a conflict. A connection found
+    dead is replaced and the write tried once more (it cannot have written anything, or the
+    retry meets the accession and answers as for a repeat).
     """
     accepted = _accept(document, ruleset, now)
     digest = content_hash(document)
-    existing = repo.get_by_accession(session, clinic_id, document["accession"])
-    if existing is not None:
-        return _same_or_conflict(session, existing, document, digest)
-    patient_doc = document["patient"]
-    patient = repo.get_or_create_patient(
-        session,
-        clinic_id,
-        patient_doc["id"],
-        patient_doc.get("sex", "unknown"),
-        patient_doc.get("birth_date"),
-    )
-    panel = Panel(
-        id=uuid.uuid4(),
-        clinic_id=clinic_id,
-        patient_id=patient.id,
-        accession=document["accession"],
-        status="queued",
-        current_revision=1,
-        collected_at=accepted.collected_at,
+    panel = _new_panel(actor, clinic, document, accepted, digest, ruleset, now)
+    for last_try in (False, True):
+        try:
+            with durable_write(engine) as conn:
+                new_panels.insert_new_panel(conn, panel)
+            break
+        except IntegrityError:  # the accession is stored already: a retry, or a conflict
+            with Session(engine) as session:
+                existing = repo.get_by_accession(session, clinic.id, document["accession"])
+                if existing is None:
+                    raise
+                return _same_or_conflict(session, existing, document, digest)
+        except DBAPIError as exc:
+            if last_try or not exc.connection_invalidated:
+                raise
+    dispatcher.publish_soon([panel.id], now.timestamp())
+    metrics.PANELS_ACCEPTED.labels("new").inc()
+    head = PanelHead(
+        id=panel.id,
+        accession=panel.accession,
+        clinic=clinic.name,
+        patient_id=panel.patient_id,
+        status=PanelStatus.QUEUED,
+        failure_code=None,
+        failure=None,
         created_at=now,
         updated_at=now,
-        enqueued_at=now,
     )
-    panel.patient = patient
-    panel.clinic = session.get_one(Clinic, clinic_id)  # loaded with the token: no query
-    session.add(panel)
-    revision = _add_revision(
-        session, panel, 1, accepted, document, digest, actor, now, ruleset.version
+    return Submitted(
+        panel.id,
+        created=True,
+        document=panel_document(head, panel.revision, None, {ruleset.version: ruleset}),
     )
-    audit.record(
-        session,
-        actor,
-        "panel.create",
-        clinic_id=clinic_id,
-        panel_id=panel.id,
-        detail={"accession": panel.accession},
-        at=now,
+
+
+@dataclass(frozen=True)
+class ClinicRef:
+    id: uuid.UUID
+    name: str
+
+
+def _new_panel(
+    actor: Actor,
+    clinic: ClinicRef,
+    document: dict[str, Any],
+    accepted: AcceptedPanel,
+    digest: str,
+    ruleset: Ruleset,
+    now: dt.datetime,
+) -> new_panels.NewPanel:
+    patient = document["patient"]
+    return new_panels.NewPanel(
+        id=uuid.uuid4(),
+        clinic_id=clinic.id,
+        accession=document["accession"],
+        patient_id=patient["id"],
+        patient_sex=patient.get("sex", "unknown"),
+        patient_birth_date=patient.get("birth_date"),
+        collected_at=accepted.collected_at,
+        created_at=now,
+        revision=_new_revision(1, accepted, document, digest, actor, ruleset, now),
+        actor=actor.name,
+        role=actor.role,
     )
-    try:
-        session.commit()
-    except IntegrityError:  # the same accession raced in from another request
-        session.rollback()
-        raced = repo.get_by_accession(session, clinic_id, document["accession"])
-        if raced is None:
-            raise
-        return _same_or_conflict(session, raced, document, digest)
-    dispatch.publish_soon([panel.id])
-    return Submitted(panel.id, created=True, document=panel_document(panel, revision, None))
+
+
+def _new_revision(
+    number: int,
+    accepted: AcceptedPanel,
+    document: dict[str, Any],
+    digest: str,
+    actor: Actor,
+    ruleset: Ruleset,
+    now: dt.datetime,
+) -> new_panels.NewRevision:
+    offset = accepted.collected_at.utcoffset()
+    ctx = accepted.context
+    return new_panels.NewRevision(
+        id=uuid.uuid4(),
+        revision=number,
+        ruleset=ruleset.version,
+        content_hash=digest,
+        collected_at=accepted.collected_at,
+        collected_utc_offset=0 if offset is None else int(offset.total_seconds() // 60),
+        sex=accepted.sex,
+        birth_date=accepted.birth_date,
+        age_years=accepted.age_years,
+        hemolyzed=accepted.hemolyzed,
+        specimen_type=accepted.specimen_type,
+        body=_jsonable(document),
+        created_at=now,
+        created_by=actor.name,
+        results=tuple(
+            new_panels.NewResult(
+                position=r.position,
+                analyte=r.analyte,
+                loinc=r.loinc,
+                reported_value=str(r.reported_value),
+                reported_unit=r.reported_unit,
+                value=r.value,
+                unit=r.unit,
+                lab_low=_text(r.reference_range.low if r.reference_range else None),
+                lab_high=_text(r.reference_range.high if r.reference_range else None),
+                lab_range_text=r.reference_range.text if r.reference_range else None,
+            )
+            for r in accepted.results
+        ),
+        context=new_panels.NewContext(
+            twitching=None
+            if ctx.twitching is None
+            else {
+                "sites": list(ctx.twitching.sites),
+                "duration_days": ctx.twitching.duration_days,
+                "frequency": ctx.twitching.frequency,
+            },
+            symptoms=list(ctx.symptoms),
+            factors=list(ctx.factors),
+            medications=list(ctx.medications),
+            notes=ctx.notes,
+        ),
+    )
+
+
+def _text(value: Decimal | None) -> str | None:
+    return None if value is None else str(value)
 
 
 def revise_panel(
     session: Session,
+    dispatcher: Dispatcher,
     actor: Actor,
     panel_id: uuid.UUID,
     document: dict[str, Any],
@@ -199,23 +286,26 @@ def revise_panel(
     if errors:
         raise InvalidInput(errors)
     digest = content_hash(document)
-    if repo.revision_hashes(session, panel.id).get(digest) == panel.current_revision:
+    if _is_current_content(session, panel, document, digest):
         return Submitted(panel.id, created=False)
-    revision = panel.current_revision + 1
-    panel.current_revision = revision
-    panel.status = "queued"
-    panel.failure = None
+    number = panel.current_revision + 1
+    panel.current_revision = number
+    panel.status = PanelStatus.QUEUED
+    panel.failure = panel.failure_code = None
+    panel.attempts = 0
     panel.collected_at = accepted.collected_at
     panel.updated_at = now
     panel.enqueued_at = now
-    _add_revision(session, panel, revision, accepted, document, digest, actor, now, ruleset.version)
+    _add_revision(
+        session, panel, _new_revision(number, accepted, document, digest, actor, ruleset, now)
+    )
     audit.record(
         session,
         actor,
         "panel.revise",
         clinic_id=panel.clinic_id,
         panel_id=panel.id,
-        detail={"revision": revision},
+        detail={"revision": number},
         at=now,
     )
     try:
@@ -223,8 +313,20 @@ def revise_panel(
     except IntegrityError:  # two corrections raced for the same revision number
         session.rollback()
         raise AccessionConflict(panel.accession, panel.id) from None
-    dispatch.publish_soon([panel.id])
+    dispatcher.publish_soon([panel.id], now.timestamp())
+    metrics.PANELS_ACCEPTED.labels("revision").inc()
     return Submitted(panel.id, created=True)
+
+
+def _is_current_content(
+    session: Session, panel: Panel, document: dict[str, Any], digest: str
+) -> bool:
+    """Whether ``document`` says what the panel's current revision says: by hash, else (a
+    revision hashed by an earlier release) field by field."""
+    if repo.revision_hashes(session, panel.id).get(digest) == panel.current_revision:
+        return True
+    current = repo.get_revision(session, panel.id, panel.current_revision)
+    return current is not None and bool(current.body) and not differences(current.body, document)
 
 
 def _same_or_conflict(
@@ -233,7 +335,8 @@ def _same_or_conflict(
     """The same content as the panel's current revision is a safe retry; anything else, even
     an earlier revision's content, conflicts (a 200 would claim values the panel no longer
     holds)."""
-    if repo.revision_hashes(session, panel.id).get(digest) == panel.current_revision:
+    if _is_current_content(session, panel, document, digest):
+        metrics.PANELS_ACCEPTED.labels("repeat").inc()
         return Submitted(panel.id, created=False)
     current = repo.get_revision(session, panel.id, panel.current_revision)
     raise AccessionConflict(
@@ -243,67 +346,36 @@ def _same_or_conflict(
     )
 
 
-def _add_revision(
-    session: Session,
-    panel: Panel,
-    number: int,
-    accepted: AcceptedPanel,
-    document: dict[str, Any],
-    digest: str,
-    actor: Actor,
-    now: dt.datetime,
-    ruleset_version: str,
-) -> PanelRevision:
-    offset = accepted.collected_at.utcoffset()
+def _add_revision(session: Session, panel: Panel, new: new_panels.NewRevision) -> PanelRevision:
+    """The ORM rows of a new revision, built through the relationships (so it reads back
+    without a query)."""
     revision = PanelRevision(
-        id=uuid.uuid4(),
+        id=new.id,
         panel_id=panel.id,
-        revision=number,
-        content_hash=digest,
-        collected_at=accepted.collected_at,
-        sex=accepted.sex,
-        birth_date=accepted.birth_date,
-        age_years=accepted.age_years,
-        hemolyzed=accepted.hemolyzed,
-        specimen_type=accepted.specimen_type,
-        ruleset=ruleset_version,
-        collected_utc_offset=0 if offset is None else int(offset.total_seconds() // 60),
-        body=_jsonable(document),
-        created_at=now,
-        created_by=actor.name,
+        revision=new.revision,
+        content_hash=new.content_hash,
+        collected_at=new.collected_at,
+        sex=new.sex,
+        birth_date=new.birth_date,
+        age_years=new.age_years,
+        hemolyzed=new.hemolyzed,
+        specimen_type=new.specimen_type,
+        ruleset=new.ruleset,
+        collected_utc_offset=new.collected_utc_offset,
+        body=new.body,
+        created_at=new.created_at,
+        created_by=new.created_by,
     )
     session.add(revision)
-    # built through the relationships, so the new revision reads back without a query
-    for result in accepted.results:
-        lab = result.reference_range
-        revision.results.append(
-            Result(
-                revision_id=revision.id,
-                position=result.position,
-                analyte=result.analyte,
-                loinc=result.loinc,
-                reported_value=str(result.reported_value),
-                reported_unit=result.reported_unit,
-                value=result.value,
-                unit=result.unit,
-                lab_low=None if lab is None or lab.low is None else str(lab.low),
-                lab_high=None if lab is None or lab.high is None else str(lab.high),
-                lab_range_text=None if lab is None else lab.text,
-            )
-        )
-    ctx = accepted.context
+    for r in new.results:
+        revision.results.append(Result(revision_id=new.id, **vars(r)))
+    ctx = new.context
     revision.context = PanelContext(
-        revision_id=revision.id,
-        twitching=None
-        if ctx.twitching is None
-        else {
-            "sites": list(ctx.twitching.sites),
-            "duration_days": ctx.twitching.duration_days,
-            "frequency": ctx.twitching.frequency,
-        },
-        symptoms=list(ctx.symptoms),
-        factors=list(ctx.factors),
-        medications=list(ctx.medications),
+        revision_id=new.id,
+        twitching=ctx.twitching,
+        symptoms=ctx.symptoms,
+        factors=ctx.factors,
+        medications=ctx.medications,
         notes=ctx.notes,
     )
     return revision

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import Any, Protocol
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from labinterp.models import Interpretation, Panel, PanelRevision
+from labinterp.domain import Ruleset
+from labinterp.models import Clinic, Interpretation, Panel, PanelStatus
 from labinterp.repositories import panels as repo
 from labinterp.repositories.panels import PanelFilter
 from labinterp.services import audit
@@ -30,19 +34,114 @@ def interpretation_document(row: Interpretation) -> dict[str, Any]:
     }
 
 
+class ResultRow(Protocol):
+    """A stored result (the model, or the values a POST just wrote)."""
+
+    @property
+    def position(self) -> int: ...
+    @property
+    def analyte(self) -> str: ...
+    @property
+    def loinc(self) -> str | None: ...
+    @property
+    def reported_value(self) -> str: ...
+    @property
+    def reported_unit(self) -> str: ...
+    @property
+    def value(self) -> Decimal: ...
+    @property
+    def unit(self) -> str: ...
+    @property
+    def lab_low(self) -> str | None: ...
+    @property
+    def lab_high(self) -> str | None: ...
+    @property
+    def lab_range_text(self) -> str | None: ...
+
+
+class ContextRow(Protocol):
+    @property
+    def twitching(self) -> dict[str, Any] | None: ...
+    @property
+    def symptoms(self) -> list[str]: ...
+    @property
+    def factors(self) -> list[str]: ...
+    @property
+    def medications(self) -> list[str]: ...
+    @property
+    def notes(self) -> str | None: ...
+
+
+class RevisionRow(Protocol):
+    """A stored revision (the model, or what a POST just wrote)."""
+
+    @property
+    def revision(self) -> int: ...
+    @property
+    def ruleset(self) -> str: ...
+    @property
+    def collected_at(self) -> dt.datetime: ...
+    @property
+    def sex(self) -> str: ...
+    @property
+    def birth_date(self) -> dt.date | None: ...
+    @property
+    def age_years(self) -> int | None: ...
+    @property
+    def hemolyzed(self) -> bool: ...
+    @property
+    def specimen_type(self) -> str | None: ...
+    @property
+    def results(self) -> Sequence[ResultRow]: ...
+    @property
+    def context(self) -> ContextRow | None: ...
+
+
+@dataclass(frozen=True)
+class PanelHead:
+    """What a panel document says of the panel itself, beside its revision."""
+
+    id: uuid.UUID
+    accession: str
+    clinic: str
+    patient_id: str
+    status: str
+    failure_code: str | None
+    failure: str | None
+    created_at: dt.datetime
+    updated_at: dt.datetime
+
+
+def head_of(panel: Panel, status: str | None = None) -> PanelHead:
+    return PanelHead(
+        id=panel.id,
+        accession=panel.accession,
+        clinic=panel.clinic.name,
+        patient_id=panel.patient.external_id,
+        status=status or panel.status,
+        failure_code=panel.failure_code,
+        failure=panel.failure,
+        created_at=panel.created_at,
+        updated_at=panel.updated_at,
+    )
+
+
 def panel_document(
-    panel: Panel,
-    revision: PanelRevision,
+    head: PanelHead,
+    revision: RevisionRow,
     interpretation: Interpretation | None,
-    status: str | None = None,
+    rulesets: Mapping[str, Ruleset],
 ) -> dict[str, Any]:
+    """The panel as the API shows it: its revision's results, reported and canonical (at the
+    reporting precision of the ruleset that accepted it), its context, its interpretation."""
     ctx = revision.context
+    ruleset = rulesets.get(revision.ruleset)
     return {
-        "id": panel.id,
-        "accession": panel.accession,
-        "clinic": panel.clinic.name,
+        "id": head.id,
+        "accession": head.accession,
+        "clinic": head.clinic,
         "patient": {
-            "id": panel.patient.external_id,
+            "id": head.patient_id,
             "sex": revision.sex,
             "birth_date": revision.birth_date,
             "age_years": revision.age_years,
@@ -50,14 +149,15 @@ def panel_document(
         "collected_at": _aware(revision.collected_at),
         "specimen": {"type": revision.specimen_type, "hemolyzed": revision.hemolyzed},
         "revision": revision.revision,
-        "status": status or panel.status,
-        "failure": panel.failure,
+        "status": head.status,
+        "failure_code": head.failure_code,
+        "failure": head.failure,
         "results": [
             {
                 "analyte": r.analyte,
                 "loinc": r.loinc,
                 "reported": {"value": Decimal(r.reported_value), "unit": r.reported_unit},
-                "value": _canonical(r.value, r.analyte),
+                "value": _canonical(r.value, r.analyte, ruleset),
                 "unit": r.unit,
                 "reference_range": None
                 if r.lab_low is None and r.lab_high is None and r.lab_range_text is None
@@ -83,8 +183,8 @@ def panel_document(
         "interpretation": None
         if interpretation is None
         else interpretation_document(interpretation),
-        "created_at": _aware(panel.created_at),
-        "updated_at": _aware(panel.updated_at),
+        "created_at": _aware(head.created_at),
+        "updated_at": _aware(head.updated_at),
     }
 
 
@@ -98,6 +198,7 @@ def _visible_panel(session: Session, actor: Actor, panel_id: uuid.UUID) -> Panel
 def read_panel(
     session: Session,
     actor: Actor,
+    rulesets: Mapping[str, Ruleset],
     panel_id: uuid.UUID,
     revision_number: int | None = None,
     *,
@@ -127,7 +228,7 @@ def read_panel(
     if revision.revision != panel.current_revision:
         # an earlier revision: interpreted, or replaced by a correction before its turn came
         status = "interpreted" if interpretation is not None else "superseded"
-    document = panel_document(panel, revision, interpretation, status)
+    document = panel_document(head_of(panel, status), revision, interpretation, rulesets)
     if audited:
         audit.record(
             session,
@@ -154,18 +255,25 @@ def read_interpretations(
 
 
 def list_panels(
-    session: Session, where: PanelFilter, page: int, per_page: int
+    session: Session,
+    rulesets: Mapping[str, Ruleset],
+    where: PanelFilter,
+    page: int,
+    per_page: int,
 ) -> tuple[list[dict[str, Any]], int]:
     panels, total = repo.list_panels(session, where, page, per_page)
     newest = repo.newest_interpretations(session, [p.id for p in panels])
     revisions = repo.current_revisions(session, panels)
-    items = [panel_document(p, revisions[p.id], newest.get(p.id)) for p in panels]
+    items = [
+        panel_document(head_of(p), revisions[p.id], newest.get(p.id), rulesets) for p in panels
+    ]
     return items, total
 
 
 def patient_trend(
     session: Session,
     actor: Actor,
+    rulesets: Mapping[str, Ruleset],
     patient_id: str,
     analyte: str,
     page: int,
@@ -202,7 +310,7 @@ def patient_trend(
                 "accession": panel.accession,
                 "clinic": clinic.name,
                 "collected_at": _aware(revision.collected_at),
-                "value": _canonical(result.value, result.analyte),
+                "value": _canonical(result.value, result.analyte, rulesets.get(revision.ruleset)),
                 "unit": result.unit,
                 "reported": {"value": Decimal(result.reported_value), "unit": result.reported_unit},
                 "interpretation": judged.get("interpretation") if judged else None,
@@ -223,13 +331,9 @@ def _result_in(row: Interpretation | None, analyte: str) -> dict[str, Any] | Non
     return None
 
 
-def _canonical(value: Decimal, analyte: str) -> Decimal:
-    """A stored canonical value at its analyte's reporting precision: 0.700000 reads 0.70,
-    as the interpretation reports it."""
-    from labinterp.runtime import get_runtime
-
-    rt = get_runtime()
-    ruleset = rt.rulesets.get(rt.settings.default_ruleset)
+def _canonical(value: Decimal, analyte: str, ruleset: Ruleset | None) -> Decimal:
+    """A stored canonical value at its analyte's reporting precision in the ruleset that
+    accepted it: 0.700000 reads 0.70, as the interpretation reports it."""
     known = ruleset.analytes.get(analyte) if ruleset is not None else None
     if known is None:
         return _plain(value)
@@ -244,3 +348,27 @@ def _plain(value: Decimal) -> Decimal:
 
 def _aware(value: dt.datetime) -> dt.datetime:
     return value if value.tzinfo is not None else value.replace(tzinfo=dt.UTC)
+
+
+@dataclass(frozen=True)
+class FailedPanel:
+    id: uuid.UUID
+    clinic: str
+    accession: str
+    code: str
+    reason: str
+
+
+def failed_panels(session: Session, limit: int) -> list[FailedPanel]:
+    """The panels that ended `failed`, most recent first, with why."""
+    rows = session.execute(
+        select(Panel.id, Clinic.name, Panel.accession, Panel.failure_code, Panel.failure)
+        .join(Clinic, Clinic.id == Panel.clinic_id)
+        .where(Panel.status == PanelStatus.FAILED)
+        .order_by(Panel.updated_at.desc())
+        .limit(limit)
+    )
+    return [
+        FailedPanel(pid, clinic, accession, code or "unknown", reason or "")
+        for pid, clinic, accession, code, reason in rows
+    ]

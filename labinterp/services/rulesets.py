@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
+from typing import Protocol
 
 from sqlalchemy.orm import Session
 
@@ -20,6 +22,30 @@ def active_version(session: Session, default: str) -> str:
 
 def active_ruleset(session: Session, rulesets: dict[str, Ruleset], default: str) -> Ruleset:
     version = active_version(session, default)
+    try:
+        return rulesets[version]
+    except KeyError:
+        raise NotFound(f"active ruleset {version}") from None
+
+
+class VersionCache(Protocol):
+    def get(self) -> str | None: ...
+    def put(self, version: str) -> None: ...
+
+
+def cached_active_ruleset(
+    session_factory: Callable[[], Session],
+    cache: VersionCache,
+    rulesets: dict[str, Ruleset],
+    default: str,
+) -> Ruleset:
+    """The active ruleset, read from the database only when ``cache`` has forgotten it (every
+    few seconds): the hot path of a POST does not read a setting that changes once a year."""
+    version = cache.get()
+    if version is None:
+        with session_factory() as session:
+            version = active_version(session, default)
+        cache.put(version)
     try:
         return rulesets[version]
     except KeyError:

@@ -21,8 +21,7 @@ from labinterp.db import upgrade_database
 from labinterp.demo import SAMPLE_PANELS
 from labinterp.runtime import Runtime, build_runtime
 from labinterp.services.accounts import create_clinic, create_token
-from labinterp.services.interpretation import interpret_panel
-from labinterp.services.rulesets import active_ruleset
+from labinterp.services.interpretation import interpret_panels
 
 
 @dataclass
@@ -87,10 +86,12 @@ def work(runtime: Runtime):  # type: ignore[no-untyped-def]
     """Run the worker's unit of work for queued panels, as the Celery task does."""
 
     def run(*panel_ids: str) -> None:
-        with runtime.session_factory() as session:
-            ruleset = active_ruleset(session, runtime.rulesets, runtime.settings.default_ruleset)
-            for panel_id in panel_ids:
-                interpret_panel(session, uuid.UUID(panel_id), ruleset)
+        interpret_panels(
+            runtime.session_factory,
+            runtime.rulesets,
+            [uuid.UUID(i) for i in panel_ids],
+            max_attempts=runtime.settings.max_attempts,
+        )
 
     return run
 

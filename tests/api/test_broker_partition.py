@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytest
 
-from labinterp.services import dispatch
 from tests.api.conftest import auth, clinic_app, sample_panel
 from tests.api.test_ratelimit import _fresh_window
 from tests.integration.worker_process import wait_until
@@ -65,8 +64,6 @@ def silent_broker() -> Iterator[SilentBroker]:
     broker = SilentBroker()
     yield broker
     broker.close()
-    dispatch.wait_for_publishing(15)  # let the stuck publish time out before the next test
-    dispatch.reset_backoff()
 
 
 def test_a_broker_that_never_answers_does_not_hold_up_a_post(tmp_path: Path, silent_broker):
@@ -96,7 +93,7 @@ def test_a_broker_that_never_answers_does_not_hold_up_a_post(tmp_path: Path, sil
     assert ready.status_code == 503
     checks = ready.get_json()["checks"]
     assert checks["database"]["ok"] is True
-    assert checks["broker"]["ok"] is False and "imeout" in checks["broker"]["detail"]
+    assert checks["broker"] == {"ok": False, "detail": "timed out"}  # no exception text
 
 
 def test_a_silent_redis_is_asked_once_by_the_rate_limiter_then_left_alone(

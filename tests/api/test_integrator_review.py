@@ -3,6 +3,7 @@ stalled a worker, answered 500, lost or changed data, or told the client somethi
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import json
 import uuid
@@ -295,27 +296,30 @@ def test_the_docs_answer_with_or_without_a_trailing_slash(client):
 def test_interpreting_a_revision_that_is_no_longer_current_leaves_the_panel_queued(
     client, tokens, runtime
 ):
-    # a worker that picked the panel up before a correction committed finishes afterwards:
+    # a worker that took the panel up before a correction committed finishes afterwards:
     # the panel must not read `interpreted` beside the old revision's findings
-    from labinterp.services.interpretation import interpret_panel
-    from labinterp.services.rulesets import active_ruleset
+    from labinterp.repositories.interpretations import claim_queued
+    from labinterp.services.interpretation import _interpret_batch, interpret_panels
 
     first = client.post(PANELS, json=sample_panel(), headers=auth(tokens.clinic)).get_json()
+    with runtime.session_factory() as session:
+        claims = claim_queued(session, [uuid.UUID(first["id"])])  # the worker takes revision 1
+        session.commit()
     corrected = sample_panel()
     corrected["results"][1] = {"loinc": "2823-3", "value": 6.8, "unit": "mmol/L"}
     url = f"{PANELS}/{first['id']}"
     client.post(f"{url}/revisions", json=corrected, headers=auth(tokens.clinic))
-    with runtime.session_factory() as session:
-        ruleset = active_ruleset(session, runtime.rulesets, runtime.settings.default_ruleset)
-        late = interpret_panel(session, uuid.UUID(first["id"]), ruleset, 1)
-    assert late.outcome == "interpreted"
+    with runtime.session_factory() as session:  # ... and stores its interpretation after
+        late = _interpret_batch(session, runtime.rulesets, claims, lambda: dt.datetime.now(dt.UTC))
+    assert late.interpreted == [uuid.UUID(first["id"])]
     panel = client.get(url, headers=auth(tokens.clinic)).get_json()
     assert panel["status"] == "queued" and panel["interpretation"] is None
     queued = client.get(f"{PANELS}?status=queued", headers=auth(tokens.clinic)).get_json()
-    assert first["id"] in [p["id"] for p in queued["items"]]  # the sweeper will find it
+    assert first["id"] in [p["id"] for p in queued["items"]]  # its own message, or the sweeper
 
-    with runtime.session_factory() as session:
-        interpret_panel(session, uuid.UUID(first["id"]), ruleset)
+    interpret_panels(
+        runtime.session_factory, runtime.rulesets, [uuid.UUID(first["id"])], max_attempts=5
+    )
     panel = client.get(url, headers=auth(tokens.clinic)).get_json()
     assert panel["status"] == "interpreted" and panel["interpretation"]["revision"] == 2
     assert "hyperkalemia" in [f["code"] for f in panel["interpretation"]["findings"]]

@@ -432,8 +432,46 @@ def test_health_rulesets_openapi_and_metrics(client, tokens, posted):
         "/api/v1/panels" in spec["paths"] and "/api/v1/panels/{panel_id}/revisions" in spec["paths"]
     )
     assert client.get("/docs").status_code == 200
-    metrics = client.get("/metrics").get_data(as_text=True)
-    assert 'labinterp_panels{status="interpreted"} 1' in metrics
+
+
+def _samples(client) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:  # type: ignore[no-untyped-def]
+    from prometheus_client.parser import text_string_to_metric_families
+
+    response = client.get("/metrics")
+    assert response.status_code == 200 and response.mimetype == "text/plain"
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(response.get_data(as_text=True))
+        for s in family.samples
+    }
+
+
+def test_metrics_count_requests_panels_interpretations_and_findings(client, tokens, work):
+    """/metrics (Prometheus text) counts what happened: the POST by its route and status,
+    the panel accepted, its interpretation by status and priority, its findings by code, and
+    shows the queue (how many wait, and for how long the oldest)."""
+    before = _samples(client)
+    posted = client.post("/api/v1/panels", json=sample_panel(), headers=auth(tokens.clinic))
+    assert posted.status_code == 202
+    waiting = _samples(client)
+    assert waiting[("labinterp_panels_queued", ())] == 1
+    assert waiting[("labinterp_oldest_queued_panel_age_seconds", ())] >= 0
+    work(posted.get_json()["id"])
+    after = _samples(client)
+
+    def grew(name: str, **labels: str) -> float:
+        key = (name, tuple(sorted(labels.items())))
+        return after.get(key, 0) - before.get(key, 0)
+
+    route = {"method": "POST", "route": "/api/v1/panels"}
+    assert grew("labinterp_http_requests_total", **route, status="202") == 1
+    assert grew("labinterp_http_request_duration_seconds_count", **route) == 1
+    assert grew("labinterp_panels_accepted_total", kind="new") == 1
+    assert grew("labinterp_interpretations_total", status="flagged", priority="urgent") == 1
+    assert grew("labinterp_findings_total", code="hypomagnesemia") == 1
+    assert grew("labinterp_interpretation_latency_seconds_count") == 1
+    assert after[("labinterp_panels_queued", ())] == 0
+    assert after[("labinterp_oldest_queued_panel_age_seconds", ())] == 0
 
 
 def test_admin_activates_a_ruleset_and_new_panels_use_it(client, tokens, work):

@@ -185,7 +185,6 @@ def test_postgres_urls_as_platforms_spell_them_work() -> None:
         assert database_is_current(url.replace("postgresql+psycopg://", "postgresql://", 1))
         engine = make_engine(bare)
         assert engine.dialect.driver == "psycopg"
-        assert engine.pool._pre_ping
         engine.dispose()
 
 

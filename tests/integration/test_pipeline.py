@@ -15,9 +15,8 @@ from labinterp.config import load_settings
 from labinterp.db import upgrade_database
 from labinterp.models import Interpretation, Panel
 from labinterp.runtime import build_runtime
-from labinterp.services import dispatch
 from labinterp.services.accounts import create_clinic, create_token
-from labinterp.services.interpretation import interpret_panel
+from labinterp.services.interpretation import BatchOutcome, interpret_panels
 from labinterp.services.sweeper import sweep_queued_panels
 from tests.api.conftest import auth, differing_bodies, post_at_once, sample_panel
 from tests.integration.redis_service import require_redis
@@ -82,12 +81,12 @@ def test_interpreting_twice_even_concurrently_stores_one_interpretation(stack):
     panel_id = uuid.UUID(
         client.post("/api/v1/panels", json=sample_panel(), headers=auth(token)).get_json()["id"]
     )
-    ruleset = runtime.rulesets["2026.1"]
-    outcomes: list[str] = []
+    outcomes: list[BatchOutcome] = []
 
     def run() -> None:
-        with runtime.session_factory() as session:
-            outcomes.append(interpret_panel(session, panel_id, ruleset).outcome)
+        outcomes.append(
+            interpret_panels(runtime.session_factory, runtime.rulesets, [panel_id], max_attempts=5)
+        )
 
     threads = [threading.Thread(target=run) for _ in range(4)]
     for t in threads:
@@ -95,14 +94,14 @@ def test_interpreting_twice_even_concurrently_stores_one_interpretation(stack):
     for t in threads:
         t.join()
     assert len(outcomes) == 4, "a worker raised instead of finding the interpretation stored"
-    assert sorted(outcomes).count("interpreted") == 1
-    assert set(outcomes) <= {"interpreted", "already_done"}
+    assert sum(len(o.interpreted) for o in outcomes) == 1
+    assert not any(o.failed for o in outcomes)
     assert _count(runtime, Interpretation, Interpretation.panel_id == panel_id) == 1
 
 
 def test_broker_down_at_post_answers_202_and_the_sweeper_recovers_the_panel(stack, tmp_path):
     env, runtime, _, token = stack
-    down = {**env, "CELERY_BROKER_URL": "redis://127.0.0.1:1/0"}
+    down = {**env, "CELERY_BROKER_URL": "redis://127.0.0.1:1/0", "LABINTERP_PUBLISH_GIVE_UP": "0"}
     offline = build_runtime(load_settings(down))
     client = create_app(runtime=offline).test_client()
     posted = [
@@ -111,8 +110,8 @@ def test_broker_down_at_post_answers_202_and_the_sweeper_recovers_the_panel(stac
         )
         for n in range(2)
     ]
-    # the second is not sent at all: the API's publisher backs off from a broker that just failed
-    assert dispatch.wait_for_publishing(30)
+    # the publisher lets go of what it could not send (LABINTERP_PUBLISH_GIVE_UP=0 here)
+    assert offline.dispatcher.wait_for_publishing(30)
     for response in posted:
         assert response.status_code == 202 and response.get_json()["status"] == "queued"
     ready = client.get("/readyz")
@@ -120,10 +119,11 @@ def test_broker_down_at_post_answers_202_and_the_sweeper_recovers_the_panel(stac
     checks = ready.get_json()["checks"]
     assert checks["database"]["ok"] is True and checks["broker"]["ok"] is False
 
-    create_app(runtime=runtime)  # the broker is back: this process publishes to Redis again
-    with runtime.session_factory() as session:
-        swept = sweep_queued_panels(session, 0, dt.datetime.now(dt.UTC) + dt.timedelta(seconds=1))
-    assert sorted(str(i) for i in swept) == sorted(r.get_json()["id"] for r in posted)
+    with runtime.session_factory() as session:  # the broker is back: the sweeper sends them
+        swept = sweep_queued_panels(
+            session, runtime.dispatcher, 0, dt.datetime.now(dt.UTC) + dt.timedelta(seconds=1)
+        )
+    assert sorted(str(i) for i in swept.enqueued) == sorted(r.get_json()["id"] for r in posted)
     with labinterp_process(["worker", "--concurrency", "1"], env, tmp_path / "worker.log"):
         wait_until(
             lambda: _count(runtime, Panel, Panel.status == "interpreted") == 2,

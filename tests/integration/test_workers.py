@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
+from labinterp.broker import make_celery
 from labinterp.config import load_settings
 from tests.integration.redis_service import require_redis
 from tests.integration.worker_process import labinterp_process, wait_until
-from worker.celery_app import make_celery
 
 pytestmark = [pytest.mark.redis, pytest.mark.worker]
 
