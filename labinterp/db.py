@@ -8,8 +8,9 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import DBAPIError, StatementError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import NullPool
 
@@ -102,17 +103,45 @@ def _set_sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
         cursor.close()
 
 
-@contextlib.contextmanager
-def durable_write(engine: Engine) -> Iterator[Connection]:
-    """A connection for one write that is durable once the block ends: on PostgreSQL in
-    autocommit (a single statement is then its own transaction: no BEGIN and COMMIT round
-    trips), elsewhere in a transaction committed at the end of the block."""
-    if engine.dialect.name == "postgresql":
-        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-            yield conn
-    else:
-        with engine.begin() as conn:
-            yield conn
+def execute_in_autocommit(engine: Engine, statement: str, parameters: Mapping[str, Any]) -> None:
+    """Run one statement as its own transaction (autocommit) on a pooled driver connection:
+    durable when this returns, in one round trip, without a SQLAlchemy ``Connection`` around
+    it (the hottest write of the service; that wrapper costs more than the statement's own
+    client work). Driver errors come out as SQLAlchemy's exceptions, values hidden; a lost
+    connection invalidates the pool, as SQLAlchemy's own ``Connection`` does."""
+    dbapi_error = engine.dialect.loaded_dbapi.Error
+    try:
+        fairy = engine.raw_connection()  # raises the driver's own error when it cannot connect
+    except dbapi_error as exc:
+        raise _wrapped(engine, statement, exc, lost=True) from None
+    connection: Any = fairy.driver_connection
+    try:
+        connection.autocommit = True
+        try:
+            connection.execute(statement, parameters)
+        finally:
+            if not connection.closed:
+                connection.autocommit = False
+    except dbapi_error as exc:
+        lost = engine.dialect.is_disconnect(exc, fairy.dbapi_connection, None)
+        if lost:
+            engine.pool._invalidate(fairy, exc)  # every connection of that server's lifetime
+        raise _wrapped(engine, statement, exc, lost=lost) from None
+    finally:
+        fairy.close()
+
+
+def _wrapped(engine: Engine, statement: str, exc: Exception, *, lost: bool) -> StatementError:
+    """The driver's error as SQLAlchemy raises it (IntegrityError, OperationalError …)."""
+    return DBAPIError.instance(
+        statement,
+        None,
+        exc,
+        engine.dialect.loaded_dbapi.Error,
+        hide_parameters=True,
+        connection_invalidated=lost,
+        dialect=engine.dialect,
+    )
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:

@@ -63,7 +63,7 @@ def _interpret(task: Any, panel_ids: list[str]) -> str:
     redelivered = bool((task.request.delivery_info or {}).get("redelivered"))
     try:
         outcome = interpret_panels_service(
-            rt.session_factory,
+            rt.engine,
             rt.rulesets,
             [uuid.UUID(i) for i in panel_ids],
             max_attempts=rt.settings.max_attempts,

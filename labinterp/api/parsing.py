@@ -152,3 +152,11 @@ class LabParser(FlaskParser):
 
 class Blueprint(flask_smorest.Blueprint):
     ARGUMENTS_PARSER = LabParser()
+
+    def arguments(self, schema: Any, *args: Any, **kwargs: Any) -> Any:
+        """As flask-smorest's, with one schema instance per view: given a class, webargs
+        would build the schema (and each nested one, deep-copying their fields) on every
+        request. Loading with a shared instance is thread-safe in marshmallow 4."""
+        if isinstance(schema, type):
+            schema = schema()
+        return super().arguments(schema, *args, **kwargs)

@@ -12,9 +12,9 @@ import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import exists, func, select, tuple_, update
+from sqlalchemy import Connection, Table, and_, bindparam, func, literal, select, update
 from sqlalchemy.orm import Session
 
 from labinterp.domain import Context, RawPanel, RawRange, RawResult, Twitching
@@ -54,75 +54,113 @@ class StoredRevision:
     interpreted: bool  # an interpretation under its ruleset exists already
 
 
-def claim_queued(session: Session, panel_ids: Sequence[uuid.UUID]) -> list[Claim]:
+_PANELS = cast(Table, Panel.__table__)
+_REVISIONS = cast(Table, PanelRevision.__table__)
+_CONTEXTS = cast(Table, PanelContext.__table__)
+_RESULTS = cast(Table, Result.__table__)
+_INTERPRETATIONS = cast(Table, Interpretation.__table__)
+_CODES = cast(Table, InterpretationCode.__table__)
+
+# Core statements built once: SQLAlchemy compiles each once and caches it (an expanding IN
+# renders its list at execution), so a batch of one panel costs little more than its round trips.
+_CLAIM = (
+    update(_PANELS)
+    .where(_PANELS.c.id.in_(bindparam("ids", expanding=True)), _PANELS.c.status == "queued")
+    .values(attempts=_PANELS.c.attempts + 1)
+    .returning(
+        _PANELS.c.id,
+        _PANELS.c.clinic_id,
+        _PANELS.c.current_revision,
+        _PANELS.c.attempts,
+        _PANELS.c.updated_at,
+    )
+)
+_DONE = (
+    select(literal(1))
+    .where(
+        _INTERPRETATIONS.c.revision_id == _REVISIONS.c.id,
+        _INTERPRETATIONS.c.ruleset == _REVISIONS.c.ruleset,
+    )
+    .exists()
+)
+_CURRENT_REVISIONS = (
+    select(
+        _REVISIONS.c.id,
+        _REVISIONS.c.panel_id,
+        _REVISIONS.c.revision,
+        _REVISIONS.c.ruleset,
+        _REVISIONS.c.created_at,
+        _REVISIONS.c.collected_at,
+        _REVISIONS.c.collected_utc_offset,
+        _REVISIONS.c.sex,
+        _REVISIONS.c.birth_date,
+        _REVISIONS.c.age_years,
+        _REVISIONS.c.hemolyzed,
+        _REVISIONS.c.specimen_type,
+        _CONTEXTS.c.twitching,
+        _CONTEXTS.c.symptoms,
+        _CONTEXTS.c.factors,
+        _CONTEXTS.c.medications,
+        _CONTEXTS.c.notes,
+        _DONE.label("interpreted"),
+    )
+    .join(
+        _PANELS,
+        and_(
+            _PANELS.c.id == _REVISIONS.c.panel_id,
+            _PANELS.c.current_revision == _REVISIONS.c.revision,
+        ),
+    )
+    .outerjoin(_CONTEXTS, _CONTEXTS.c.revision_id == _REVISIONS.c.id)
+    .where(_PANELS.c.id.in_(bindparam("ids", expanding=True)))
+)
+_RESULTS_OF = (
+    select(
+        _RESULTS.c.revision_id,
+        _RESULTS.c.analyte,
+        _RESULTS.c.loinc,
+        _RESULTS.c.reported_value,
+        _RESULTS.c.reported_unit,
+        _RESULTS.c.lab_low,
+        _RESULTS.c.lab_high,
+        _RESULTS.c.lab_range_text,
+    )
+    .where(_RESULTS.c.revision_id.in_(bindparam("ids", expanding=True)))
+    .order_by(_RESULTS.c.revision_id, _RESULTS.c.position)
+)
+_SETTLE = (
+    update(_PANELS)
+    .where(
+        _PANELS.c.id == bindparam("panel_id"),
+        _PANELS.c.current_revision == bindparam("revision_number"),
+    )
+    .values(
+        status=bindparam("status"),
+        failure_code=bindparam("failure_code"),
+        failure=bindparam("failure"),
+        updated_at=bindparam("now"),
+    )
+)
+
+
+def claim_queued(conn: Connection, panel_ids: Sequence[uuid.UUID]) -> list[Claim]:
     """Count an attempt on each panel that is still `queued`, and return them. Panels already
     interpreted or failed are left alone (a duplicate message is a no-op)."""
     if not panel_ids:
         return []
-    rows = session.execute(
-        update(Panel)
-        .where(Panel.id.in_(list(panel_ids)), Panel.status == PanelStatus.QUEUED)
-        .values(attempts=Panel.attempts + 1)
-        .returning(
-            Panel.id, Panel.clinic_id, Panel.current_revision, Panel.attempts, Panel.updated_at
-        )
-        .execution_options(synchronize_session=False)
-    )
-    return [Claim(*row) for row in rows]
+    return [Claim(*row) for row in conn.execute(_CLAIM, {"ids": list(panel_ids)})]
 
 
-def stored_revisions(
-    session: Session, wanted: Iterable[tuple[uuid.UUID, int]]
-) -> list[StoredRevision]:
-    """The revisions (panel id, revision number) with their results and context, and whether
-    each is interpreted under its own ruleset already: two round trips for any number."""
-    keys = list(wanted)
-    if not keys:
+def current_revisions(conn: Connection, panel_ids: Sequence[uuid.UUID]) -> list[StoredRevision]:
+    """The current revision of each panel with its results and context, and whether it is
+    interpreted under its own ruleset already: two round trips for any number."""
+    if not panel_ids:
         return []
-    done = exists().where(
-        Interpretation.revision_id == PanelRevision.id,
-        Interpretation.ruleset == PanelRevision.ruleset,
-    )
-    revisions = session.execute(
-        select(
-            PanelRevision.id,
-            PanelRevision.panel_id,
-            PanelRevision.revision,
-            PanelRevision.ruleset,
-            PanelRevision.created_at,
-            PanelRevision.collected_at,
-            PanelRevision.collected_utc_offset,
-            PanelRevision.sex,
-            PanelRevision.birth_date,
-            PanelRevision.age_years,
-            PanelRevision.hemolyzed,
-            PanelRevision.specimen_type,
-            PanelContext.twitching,
-            PanelContext.symptoms,
-            PanelContext.factors,
-            PanelContext.medications,
-            PanelContext.notes,
-            done.label("interpreted"),
-        )
-        .outerjoin(PanelContext, PanelContext.revision_id == PanelRevision.id)
-        .where(tuple_(PanelRevision.panel_id, PanelRevision.revision).in_(keys))
-    ).all()
+    revisions = conn.execute(_CURRENT_REVISIONS, {"ids": list(panel_ids)}).all()
     results: dict[uuid.UUID, list[RawResult]] = {row.id: [] for row in revisions}
-    for row in session.execute(
-        select(
-            Result.revision_id,
-            Result.analyte,
-            Result.loinc,
-            Result.reported_value,
-            Result.reported_unit,
-            Result.lab_low,
-            Result.lab_high,
-            Result.lab_range_text,
-        )
-        .where(Result.revision_id.in_(list(results)))
-        .order_by(Result.revision_id, Result.position)
-    ):
-        results[row.revision_id].append(_raw_result(row))
+    if results:
+        for row in conn.execute(_RESULTS_OF, {"ids": list(results)}):
+            results[row.revision_id].append(_raw_result(row))
     return [
         StoredRevision(
             panel_id=row.panel_id,
@@ -193,7 +231,7 @@ class NewInterpretation:
 
 
 def store_interpretations(
-    session: Session, rows: Sequence[NewInterpretation], now: dt.datetime
+    conn: Connection, rows: Sequence[NewInterpretation], now: dt.datetime
 ) -> list[NewInterpretation]:
     """Insert the interpretations and their filter codes; one of a (revision, ruleset) stored
     meanwhile by another worker is skipped. Returns those stored by this call."""
@@ -201,26 +239,24 @@ def store_interpretations(
         return []
     ids = {row.revision_id: uuid.uuid4() for row in rows}
     stored = set(
-        session.scalars(
-            insert(session, Interpretation)
-            .values(
-                [
-                    {
-                        "id": ids[row.revision_id],
-                        "panel_id": row.panel_id,
-                        "revision_id": row.revision_id,
-                        "revision": row.revision,
-                        "ruleset": row.ruleset,
-                        "created_at": now,
-                        "status": str(row.body["status"]),
-                        "priority": str(row.body["priority"]),
-                        "body": row.body,
-                    }
-                    for row in rows
-                ]
-            )
+        conn.scalars(
+            insert(conn, _INTERPRETATIONS)
             .on_conflict_do_nothing(index_elements=["revision_id", "ruleset"])
-            .returning(Interpretation.revision_id)
+            .returning(_INTERPRETATIONS.c.revision_id, sort_by_parameter_order=True),
+            [
+                {
+                    "id": ids[row.revision_id],
+                    "panel_id": row.panel_id,
+                    "revision_id": row.revision_id,
+                    "revision": row.revision,
+                    "ruleset": row.ruleset,
+                    "created_at": now,
+                    "status": str(row.body["status"]),
+                    "priority": str(row.body["priority"]),
+                    "body": row.body,
+                }
+                for row in rows
+            ],
         )
     )
     mine = [row for row in rows if row.revision_id in stored]
@@ -230,7 +266,7 @@ def store_interpretations(
         for code, kind in sorted(filter_codes(row.body))
     ]
     if codes:
-        session.execute(insert(session, InterpretationCode).values(codes))
+        conn.execute(_CODES.insert(), codes)
     return mine
 
 
@@ -248,31 +284,26 @@ def filter_codes(body: dict[str, Any]) -> set[tuple[str, str]]:
 
 
 def settle(
-    session: Session,
+    conn: Connection,
     revisions: Iterable[tuple[uuid.UUID, int]],
     status: PanelStatus,
     now: dt.datetime,
     failure_code: str | None = None,
     failure: str | None = None,
-) -> list[uuid.UUID]:
+) -> int:
     """Set the processing status of each panel whose current revision is still the one given
     (checked by the database at the moment of the update, not on a copy read earlier: a
-    correction committed meanwhile stays `queued` for its own task). Returns the panels set."""
+    correction committed meanwhile stays `queued` for its own task). Returns how many were."""
     keys = list(revisions)
     if not keys:
-        return []
-    return list(
-        session.scalars(
-            update(Panel)
-            .where(tuple_(Panel.id, Panel.current_revision).in_(keys))
-            .values(status=status, failure_code=failure_code, failure=failure, updated_at=now)
-            .returning(Panel.id)
-            .execution_options(synchronize_session=False)
-        )
-    )
+        return 0
+    common = {"status": status.value, "failure_code": failure_code, "failure": failure, "now": now}
+    return conn.execute(
+        _SETTLE, [{"panel_id": panel, "revision_number": rev, **common} for panel, rev in keys]
+    ).rowcount
 
 
-def queued_ages(session: Session) -> tuple[int, dt.datetime | None]:
+def queued_ages(session: Session | Connection) -> tuple[int, dt.datetime | None]:
     """How many panels are `queued`, and since when the oldest one is (index range scans on
     (status, updated_at), never the whole table)."""
     count, oldest = session.execute(

@@ -3,12 +3,11 @@ and the audit event, made durable in one round trip.
 
 The hottest write of the service (every POST), so it bypasses the ORM's unit of work:
 
-* PostgreSQL: one statement of data-modifying CTEs, which the caller may run in autocommit
-  (``labinterp.db.durable_write``): the statement is then its own transaction, one round
-  trip and one commit, durable when it returns. Its text never changes (the results go in as
-  arrays, unnested), so psycopg prepares it once per connection.
-* SQLite: the same rows, statement by statement, in the caller's transaction (no network to
-  save).
+* PostgreSQL: one statement of data-modifying CTEs, run in autocommit: the statement is its
+  own transaction, one round trip and one commit, durable when it returns. Its text never
+  changes (the whole panel is one JSON parameter), so psycopg prepares it once per
+  connection.
+* SQLite: the same rows, statement by statement, in one transaction (no network to save).
 
 The panel's (clinic, accession) is unique: a second panel with the same accession raises
 ``IntegrityError`` and nothing at all is written (the whole statement, or transaction, rolls
@@ -23,10 +22,11 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, Engine
 from sqlalchemy import insert as sa_insert
 
 from labinterp import jsontext
+from labinterp.db import execute_in_autocommit
 from labinterp.models import AuditEvent, Panel, PanelContext, PanelRevision, PanelStatus, Result
 from labinterp.models import Patient as PatientRow
 from labinterp.repositories.dialects import insert
@@ -90,20 +90,28 @@ class NewPanel:
     role: str
 
 
-def insert_new_panel(conn: Connection, panel: NewPanel) -> None:
-    """Write ``panel``: on PostgreSQL as one statement (atomic even in autocommit), on SQLite
-    as several in the caller's transaction. Never commits."""
-    if conn.dialect.name == "postgresql":
-        conn.exec_driver_sql(_POSTGRES_INSERT, _postgres_parameters(panel))
+def store_new_panel(engine: Engine, panel: NewPanel) -> None:
+    """Write ``panel`` durably: on PostgreSQL as one statement in autocommit (the statement
+    is the transaction), on SQLite as several in one transaction. The one repository function
+    that commits: its write is a whole unit of work."""
+    if engine.dialect.name == "postgresql":
+        execute_in_autocommit(engine, _POSTGRES_INSERT, _postgres_parameters(panel))
     else:
-        _insert_rows(conn, panel)
+        with engine.begin() as conn:
+            _insert_rows(conn, panel)
 
 
+# Everything goes in as one JSON parameter: psycopg adapts one string instead of forty values
+# (ten of them arrays), and PostgreSQL reads the results with jsonb_to_recordset. Numbers stay
+# exact (jsonb keeps them as numeric), times carry their offsets into timestamptz.
 _POSTGRES_INSERT = """
-WITH patient AS (
+WITH doc AS (
+    SELECT %(doc)s::jsonb AS j
+), patient AS (
     INSERT INTO patients (id, clinic_id, external_id, sex, birth_date, created_at, updated_at)
-    VALUES (%(patient_row_id)s, %(clinic_id)s, %(patient_id)s, %(sex)s, %(birth_date)s,
-            %(now)s, %(now)s)
+    SELECT (j->>'patient_row_id')::uuid, (j->>'clinic_id')::uuid, j->>'patient_id', j->>'sex',
+           (j->>'birth_date')::date, (j->>'now')::timestamptz, (j->>'now')::timestamptz
+    FROM doc
     ON CONFLICT (clinic_id, external_id) DO UPDATE SET
         sex = CASE WHEN EXCLUDED.sex <> 'unknown' THEN EXCLUDED.sex ELSE patients.sex END,
         birth_date = COALESCE(EXCLUDED.birth_date, patients.birth_date),
@@ -112,91 +120,85 @@ WITH patient AS (
 ), panel AS (
     INSERT INTO panels (id, clinic_id, patient_id, accession, status, current_revision,
                         collected_at, created_at, updated_at, enqueued_at, attempts)
-    SELECT %(panel_id)s, %(clinic_id)s, patient.id, %(accession)s, %(status)s, 1,
-           %(collected_at)s, %(now)s, %(now)s, %(now)s, 0
-    FROM patient
+    SELECT (j->>'panel_id')::uuid, (j->>'clinic_id')::uuid, patient.id, j->>'accession',
+           j->>'status', 1, (j->>'collected_at')::timestamptz, (j->>'now')::timestamptz,
+           (j->>'now')::timestamptz, (j->>'now')::timestamptz, 0
+    FROM doc, patient
     RETURNING id
 ), revision AS (
     INSERT INTO panel_revisions (id, panel_id, revision, content_hash, collected_at, sex,
                                  birth_date, age_years, hemolyzed, specimen_type, ruleset,
                                  collected_utc_offset, body, created_at, created_by)
-    SELECT %(revision_id)s, panel.id, 1, %(content_hash)s, %(collected_at)s, %(sex)s,
-           %(birth_date)s, %(age_years)s, %(hemolyzed)s, %(specimen_type)s, %(ruleset)s,
-           %(collected_utc_offset)s, %(body)s::jsonb, %(now)s, %(created_by)s
-    FROM panel
+    SELECT (j->>'revision_id')::uuid, panel.id, 1, j->>'content_hash',
+           (j->>'collected_at')::timestamptz, j->>'sex', (j->>'birth_date')::date,
+           (j->>'age_years')::int, (j->>'hemolyzed')::boolean, j->>'specimen_type',
+           j->>'ruleset', (j->>'collected_utc_offset')::int, j->'body',
+           (j->>'now')::timestamptz, j->>'created_by'
+    FROM doc, panel
     RETURNING id
 ), results AS (
     INSERT INTO results (revision_id, position, analyte, loinc, reported_value, reported_unit,
                          value, unit, lab_low, lab_high, lab_range_text)
     SELECT revision.id, r.position, r.analyte, r.loinc, r.reported_value, r.reported_unit,
            r.value, r.unit, r.lab_low, r.lab_high, r.lab_range_text
-    FROM revision, unnest(%(r_position)s::int[], %(r_analyte)s::text[], %(r_loinc)s::text[],
-                          %(r_reported_value)s::text[], %(r_reported_unit)s::text[],
-                          %(r_value)s::numeric[], %(r_unit)s::text[], %(r_lab_low)s::text[],
-                          %(r_lab_high)s::text[], %(r_lab_range_text)s::text[])
-        AS r(position, analyte, loinc, reported_value, reported_unit, value, unit, lab_low,
-             lab_high, lab_range_text)
+    FROM doc, revision, jsonb_to_recordset(doc.j->'results') AS r(
+        position int, analyte text, loinc text, reported_value text, reported_unit text,
+        value numeric, unit text, lab_low text, lab_high text, lab_range_text text)
 ), context AS (
     INSERT INTO panel_contexts (revision_id, twitching, symptoms, factors, medications, notes)
-    SELECT revision.id, %(twitching)s::jsonb, %(symptoms)s::jsonb, %(factors)s::jsonb,
-           %(medications)s::jsonb, %(notes)s
-    FROM revision
+    SELECT revision.id, NULLIF(j->'twitching', 'null'::jsonb), j->'symptoms', j->'factors',
+           j->'medications', j->>'notes'
+    FROM doc, revision
 ), audit AS (
     INSERT INTO audit_events (at, actor, role, action, clinic_id, panel_id, detail)
-    SELECT %(now)s, %(actor)s, %(role)s, 'panel.create', %(clinic_id)s, panel.id,
-           %(audit_detail)s::jsonb
-    FROM panel
+    SELECT (j->>'now')::timestamptz, j->>'actor', j->>'role', 'panel.create',
+           (j->>'clinic_id')::uuid, panel.id, jsonb_build_object('accession', j->>'accession')
+    FROM doc, panel
 )
 SELECT id FROM panel
 """
 
 
-def _json(value: Any) -> str | None:
-    return None if value is None else jsontext.dumps(value)
-
-
-def _postgres_parameters(panel: NewPanel) -> dict[str, Any]:
+def _postgres_parameters(panel: NewPanel) -> dict[str, str]:
     revision, context = panel.revision, panel.revision.context
-    results = revision.results
     return {
-        "patient_row_id": uuid.uuid4(),
-        "clinic_id": panel.clinic_id,
-        "patient_id": panel.patient_id,
-        "sex": panel.patient_sex,
-        "birth_date": panel.patient_birth_date,
-        "now": panel.created_at,
-        "panel_id": panel.id,
-        "accession": panel.accession,
-        "status": PanelStatus.QUEUED.value,
-        "collected_at": panel.collected_at,
-        "revision_id": revision.id,
-        "content_hash": revision.content_hash,
-        "age_years": revision.age_years,
-        "hemolyzed": revision.hemolyzed,
-        "specimen_type": revision.specimen_type,
-        "ruleset": revision.ruleset,
-        "collected_utc_offset": revision.collected_utc_offset,
-        "body": jsontext.dumps(revision.body),
-        "created_by": revision.created_by,
-        "r_position": [r.position for r in results],
-        "r_analyte": [r.analyte for r in results],
-        "r_loinc": [r.loinc for r in results],
-        "r_reported_value": [r.reported_value for r in results],
-        "r_reported_unit": [r.reported_unit for r in results],
-        "r_value": [r.value for r in results],
-        "r_unit": [r.unit for r in results],
-        "r_lab_low": [r.lab_low for r in results],
-        "r_lab_high": [r.lab_high for r in results],
-        "r_lab_range_text": [r.lab_range_text for r in results],
-        "twitching": _json(context.twitching),
-        "symptoms": jsontext.dumps(context.symptoms),
-        "factors": jsontext.dumps(context.factors),
-        "medications": jsontext.dumps(context.medications),
-        "notes": context.notes,
-        "actor": panel.actor,
-        "role": panel.role,
-        "audit_detail": jsontext.dumps({"accession": panel.accession}),
+        "doc": jsontext.dumps(
+            {
+                "patient_row_id": uuid.uuid4(),
+                "clinic_id": panel.clinic_id,
+                "patient_id": panel.patient_id,
+                "sex": panel.patient_sex,
+                "birth_date": panel.patient_birth_date,
+                "now": _instant(panel.created_at),
+                "panel_id": panel.id,
+                "accession": panel.accession,
+                "status": PanelStatus.QUEUED.value,
+                "collected_at": _instant(panel.collected_at),
+                "revision_id": revision.id,
+                "content_hash": revision.content_hash,
+                "age_years": revision.age_years,
+                "hemolyzed": revision.hemolyzed,
+                "specimen_type": revision.specimen_type,
+                "ruleset": revision.ruleset,
+                "collected_utc_offset": revision.collected_utc_offset,
+                "body": revision.body,
+                "created_by": revision.created_by,
+                "results": [vars(r) for r in revision.results],
+                "twitching": context.twitching,
+                "symptoms": context.symptoms,
+                "factors": context.factors,
+                "medications": context.medications,
+                "notes": context.notes,
+                "actor": panel.actor,
+                "role": panel.role,
+            }
+        )
     }
+
+
+def _instant(moment: dt.datetime) -> str:
+    """ISO 8601 with its offset, to the microsecond (timestamptz keeps the instant)."""
+    return moment.isoformat()
 
 
 def _insert_rows(conn: Connection, panel: NewPanel) -> None:

@@ -7,6 +7,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+from sqlalchemy import Connection, insert
 from sqlalchemy.orm import Session
 
 from labinterp.models import AuditEvent
@@ -53,4 +54,29 @@ def record(
             panel_id=panel_id,
             detail=detail,
         )
+    )
+
+
+def record_on(
+    conn: Connection,
+    actor: Actor,
+    action: str,
+    *,
+    clinic_id: uuid.UUID | None = None,
+    panel_id: uuid.UUID | None = None,
+    detail: dict[str, Any] | None = None,
+    at: dt.datetime | None = None,
+) -> None:
+    """:func:`record`, on a Core connection (set-based services that use no Session)."""
+    conn.execute(
+        insert(AuditEvent),
+        {
+            "at": at or dt.datetime.now(dt.UTC),
+            "actor": actor.name,
+            "role": actor.role,
+            "action": action,
+            "clinic_id": clinic_id,
+            "panel_id": panel_id,
+            "detail": detail,
+        },
     )

@@ -25,7 +25,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from celery.exceptions import SoftTimeLimitExceeded
-from sqlalchemy.orm import Session
+from sqlalchemy import Connection, Engine
 
 from labinterp import metrics
 from labinterp.broker import SOFT_TIME_LIMIT
@@ -71,7 +71,7 @@ class BatchOutcome:
 
 
 def interpret_panels(
-    session_factory: Callable[[], Session],
+    engine: Engine,
     rulesets: Mapping[str, Ruleset],
     panel_ids: Sequence[uuid.UUID],
     *,
@@ -84,34 +84,48 @@ def interpret_panels(
     Transactions: one to count the attempts (before any work), then one for the whole batch,
     or one per panel when ``one_by_one`` or any panel was attempted before.
     """
-    with session_factory() as session:
-        claims = repo.claim_queued(session, panel_ids)
-        session.commit()
-        outcome = BatchOutcome()
-        claimed = {c.panel_id for c in claims}
-        outcome.skipped = [i for i in panel_ids if i not in claimed]
-        exhausted = [c for c in claims if c.attempts > max_attempts]
-        if exhausted:
-            outcome.merge(_fail_exhausted(session, exhausted, clock()))
-        work = [c for c in claims if c.attempts <= max_attempts]
-        if one_by_one or any(c.attempts > 1 for c in work):
-            for claim in work:
-                outcome.merge(_interpret_batch(session, rulesets, [claim], clock))
-        elif work:
-            outcome.merge(_interpret_batch(session, rulesets, work, clock))
+    with engine.begin() as conn:
+        claims = repo.claim_queued(conn, panel_ids)
+    outcome = BatchOutcome()
+    claimed = {c.panel_id for c in claims}
+    outcome.skipped = [i for i in panel_ids if i not in claimed]
+    exhausted = [c for c in claims if c.attempts > max_attempts]
+    if exhausted:
+        with engine.begin() as conn:
+            outcome.merge(_fail_exhausted(conn, exhausted, clock()))
+    work = [c for c in claims if c.attempts <= max_attempts]
+    batches = [[c] for c in work] if one_by_one or any(c.attempts > 1 for c in work) else [work]
+    for batch in batches:
+        if batch:
+            with engine.begin() as conn:
+                outcome.merge(_interpret_batch(conn, rulesets, batch, clock))
     return outcome
 
 
 def _interpret_batch(
-    session: Session,
+    conn: Connection,
     rulesets: Mapping[str, Ruleset],
     claims: Sequence[Claim],
     clock: Clock,
 ) -> BatchOutcome:
-    """Judge the claimed revisions and store the results: one transaction."""
+    """Judge the current revisions of the claimed panels and store the results, in the
+    caller's transaction."""
+    stored = repo.current_revisions(conn, [c.panel_id for c in claims])
+    return _judge_and_store(conn, rulesets, claims, stored, clock)
+
+
+def _judge_and_store(
+    conn: Connection,
+    rulesets: Mapping[str, Ruleset],
+    claims: Sequence[Claim],
+    stored: Sequence[StoredRevision],
+    clock: Clock,
+) -> BatchOutcome:
+    """The engine's judgement of each revision read, stored; each panel's status set only if
+    the revision judged is still its current one (a correction committed since the read
+    stays `queued` for its own message)."""
     outcome = BatchOutcome()
     by_panel = {c.panel_id: c for c in claims}
-    stored = repo.stored_revisions(session, [(c.panel_id, c.revision) for c in claims])
     fresh: list[NewInterpretation] = []
     failures: list[tuple[StoredRevision, Failure]] = []
     done_before: list[StoredRevision] = []
@@ -125,16 +139,14 @@ def _interpret_batch(
         else:
             fresh.append(judged)
     now = clock()
-    written = repo.store_interpretations(session, fresh, now)
+    written = repo.store_interpretations(conn, fresh, now)
     mine = {r.revision_id for r in written}
     raced = [r for r in fresh if r.revision_id not in mine]  # another worker stored it first
     settled = [(r.panel_id, r.revision) for r in fresh]
     settled += [(r.panel_id, r.revision) for r in done_before]
-    repo.settle(session, settled, PanelStatus.INTERPRETED, now)
+    repo.settle(conn, settled, PanelStatus.INTERPRETED, now)
     for revision, failure in failures:
-        claim = by_panel[revision.panel_id]
-        _record_failure(session, claim, failure, now)
-    session.commit()
+        _record_failure(conn, by_panel[revision.panel_id], revision.revision, failure, now)
     outcome.interpreted = [r.panel_id for r in written]
     outcome.already_done = [r.panel_id for r in done_before] + [r.panel_id for r in raced]
     outcome.failed = [(r.panel_id, f.code) for r, f in failures]
@@ -193,7 +205,7 @@ def _judge(
     )
 
 
-def _fail_exhausted(session: Session, claims: Sequence[Claim], now: dt.datetime) -> BatchOutcome:
+def _fail_exhausted(conn: Connection, claims: Sequence[Claim], now: dt.datetime) -> BatchOutcome:
     outcome = BatchOutcome()
     for claim in claims:
         failure = Failure(
@@ -202,31 +214,32 @@ def _fail_exhausted(session: Session, claims: Sequence[Claim], now: dt.datetime)
             "worker stopped, or the database could not be reached, each time); an operator "
             "can retry it.",
         )
-        _record_failure(session, claim, failure, now)
+        _record_failure(conn, claim, claim.revision, failure, now)
         outcome.failed.append((claim.panel_id, failure.code))
-    session.commit()
     metrics.record_failures([FailureCode.TOO_MANY_ATTEMPTS] * len(claims))
     return outcome
 
 
-def _record_failure(session: Session, claim: Claim, failure: Failure, now: dt.datetime) -> None:
+def _record_failure(
+    conn: Connection, claim: Claim, revision: int, failure: Failure, now: dt.datetime
+) -> None:
     """The panel is `failed` with its reason (if that revision is still current), audited."""
     settled = repo.settle(
-        session,
-        [(claim.panel_id, claim.revision)],
+        conn,
+        [(claim.panel_id, revision)],
         PanelStatus.FAILED,
         now,
         failure.code,
         failure.message,
     )
     if settled:
-        audit.record(
-            session,
+        audit.record_on(
+            conn,
             SYSTEM,
             "interpretation.failed",
             clinic_id=claim.clinic_id,
             panel_id=claim.panel_id,
-            detail={"code": str(failure.code), "revision": claim.revision},
+            detail={"code": str(failure.code), "revision": revision},
             at=now,
         )
     log.warning("panel %s failed: %s", claim.panel_id, failure.code)

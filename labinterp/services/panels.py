@@ -4,18 +4,17 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import json
 import uuid
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-import simplejson
 from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session
 
 from labinterp import metrics
-from labinterp.db import durable_write
 from labinterp.domain import AcceptedPanel, PanelRejected, Ruleset, accept_panel
 from labinterp.models import Panel, PanelContext, PanelRevision, PanelStatus, Result
 from labinterp.repositories import new_panels
@@ -37,15 +36,23 @@ class Submitted:
 
 
 def _canonical(value: Any) -> Any:
-    """A panel document reduced to what its content is (see :func:`content_hash`). Works on
-    a freshly parsed document and on one read back from storage (times as ISO text)."""
-    if isinstance(value, Decimal | float | int) and not isinstance(value, bool):
-        return format(Decimal(str(value)).normalize(), "f")
+    """A panel document reduced to what its content is (see :func:`content_hash`): numbers as
+    normalised decimal text, times in UTC, empty parts dropped; only strings, booleans, lists
+    and objects remain. Works on a freshly parsed document and on one read back from storage
+    (times as ISO text)."""
+    if isinstance(value, str | bool) or value is None:
+        return value
     if isinstance(value, dict):
-        kept = {k: _canonical(v) for k, v in value.items()}
-        return {k: v for k, v in kept.items() if v not in (None, {}, [])}
+        kept = {}
+        for key, item in value.items():
+            item = _canonical(item)
+            if item is not None and item != {} and item != []:
+                kept[key] = item
+        return kept
     if isinstance(value, list | tuple):
         return [_canonical(v) for v in value]
+    if isinstance(value, Decimal | float | int):
+        return format(Decimal(str(value)).normalize(), "f")
     if isinstance(value, dt.datetime):
         return value.astimezone(dt.UTC).isoformat()
     if isinstance(value, dt.date):
@@ -53,11 +60,14 @@ def _canonical(value: Any) -> Any:
     return value
 
 
+def _canonical_text(value: Any) -> str:
+    # only strings, booleans, lists and objects: the standard library's C encoder suffices
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
 def _canonical_document(document: dict[str, Any]) -> dict[str, Any]:
     doc = dict(_canonical(document))
-    doc["results"] = sorted(
-        doc.get("results", []), key=lambda r: simplejson.dumps(r, sort_keys=True)
-    )
+    doc["results"] = sorted(doc.get("results", []), key=_canonical_text)
     return doc
 
 
@@ -65,8 +75,7 @@ def content_hash(document: dict[str, Any]) -> str:
     """Hash of a parsed panel. What does not change the content does not change the hash: key
     order, ``1.10`` vs ``1.1``, unknown fields, the order of the results, empty or absent
     optional parts (``"context": {}`` and no context), one instant written with two offsets."""
-    text = simplejson.dumps(_canonical_document(document), sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(text.encode()).hexdigest()
+    return hashlib.sha256(_canonical_text(_canonical_document(document)).encode()).hexdigest()
 
 
 def differences(stored: dict[str, Any], sent: dict[str, Any]) -> list[str]:
@@ -127,8 +136,7 @@ def submit_panel(
     panel = _new_panel(actor, clinic, document, accepted, digest, ruleset, now)
     for last_try in (False, True):
         try:
-            with durable_write(engine) as conn:
-                new_panels.insert_new_panel(conn, panel)
+            new_panels.store_new_panel(engine, panel)
             break
         except IntegrityError:  # the accession is stored already: a retry, or a conflict
             with Session(engine) as session:
@@ -213,7 +221,7 @@ def _new_revision(
         age_years=accepted.age_years,
         hemolyzed=accepted.hemolyzed,
         specimen_type=accepted.specimen_type,
-        body=_jsonable(document),
+        body=_as_received(document),
         created_at=now,
         created_by=actor.name,
         results=tuple(
@@ -381,11 +389,17 @@ def _add_revision(session: Session, panel: Panel, new: new_panels.NewRevision) -
     return revision
 
 
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, dt.datetime | dt.date):
-        return value.isoformat()
-    return value
+def _as_received(document: dict[str, Any]) -> dict[str, Any]:
+    """The parsed request as it is stored (JSON): its two dates as ISO text, the collection
+    time with the offset it was sent with. Everything else a loaded ``PanelIn`` holds is JSON
+    already (numbers are exact decimals)."""
+    patient = document["patient"]
+    birth_date = patient.get("birth_date")
+    return {
+        **document,
+        "collected_at": document["collected_at"].isoformat(),
+        "patient": {
+            **patient,
+            "birth_date": None if birth_date is None else birth_date.isoformat(),
+        },
+    }

@@ -87,7 +87,7 @@ def work(runtime: Runtime):  # type: ignore[no-untyped-def]
 
     def run(*panel_ids: str) -> None:
         interpret_panels(
-            runtime.session_factory,
+            runtime.engine,
             runtime.rulesets,
             [uuid.UUID(i) for i in panel_ids],
             max_attempts=runtime.settings.max_attempts,

@@ -296,30 +296,32 @@ def test_the_docs_answer_with_or_without_a_trailing_slash(client):
 def test_interpreting_a_revision_that_is_no_longer_current_leaves_the_panel_queued(
     client, tokens, runtime
 ):
-    # a worker that took the panel up before a correction committed finishes afterwards:
+    # a worker that read the panel before a correction committed stores its judgement after:
     # the panel must not read `interpreted` beside the old revision's findings
-    from labinterp.repositories.interpretations import claim_queued
-    from labinterp.services.interpretation import _interpret_batch, interpret_panels
+    from labinterp.repositories.interpretations import claim_queued, current_revisions
+    from labinterp.services.interpretation import _judge_and_store, interpret_panels
 
     first = client.post(PANELS, json=sample_panel(), headers=auth(tokens.clinic)).get_json()
-    with runtime.session_factory() as session:
-        claims = claim_queued(session, [uuid.UUID(first["id"])])  # the worker takes revision 1
-        session.commit()
+    panel_id = uuid.UUID(first["id"])
+    with runtime.engine.begin() as conn:  # the worker takes the panel and reads revision 1
+        claims = claim_queued(conn, [panel_id])
+        read = current_revisions(conn, [panel_id])
+    assert [r.revision for r in read] == [1]
     corrected = sample_panel()
     corrected["results"][1] = {"loinc": "2823-3", "value": 6.8, "unit": "mmol/L"}
     url = f"{PANELS}/{first['id']}"
     client.post(f"{url}/revisions", json=corrected, headers=auth(tokens.clinic))
-    with runtime.session_factory() as session:  # ... and stores its interpretation after
-        late = _interpret_batch(session, runtime.rulesets, claims, lambda: dt.datetime.now(dt.UTC))
-    assert late.interpreted == [uuid.UUID(first["id"])]
+    with runtime.engine.begin() as conn:  # ... and stores its judgement of revision 1 after
+        late = _judge_and_store(
+            conn, runtime.rulesets, claims, read, lambda: dt.datetime.now(dt.UTC)
+        )
+    assert late.interpreted == [panel_id]
     panel = client.get(url, headers=auth(tokens.clinic)).get_json()
     assert panel["status"] == "queued" and panel["interpretation"] is None
     queued = client.get(f"{PANELS}?status=queued", headers=auth(tokens.clinic)).get_json()
     assert first["id"] in [p["id"] for p in queued["items"]]  # its own message, or the sweeper
 
-    interpret_panels(
-        runtime.session_factory, runtime.rulesets, [uuid.UUID(first["id"])], max_attempts=5
-    )
+    interpret_panels(runtime.engine, runtime.rulesets, [panel_id], max_attempts=5)
     panel = client.get(url, headers=auth(tokens.clinic)).get_json()
     assert panel["status"] == "interpreted" and panel["interpretation"]["revision"] == 2
     assert "hyperkalemia" in [f["code"] for f in panel["interpretation"]["findings"]]

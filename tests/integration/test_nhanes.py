@@ -83,7 +83,7 @@ def test_every_nhanes_person_is_ingested_and_interpreted(path: Path, tmp_path: P
     ids = [uuid.UUID(i) for i in accepted]
     for start in range(0, len(ids), 200):  # in batches, as the worker takes them
         batch = ids[start : start + 200]
-        outcome = interpret_panels(runtime.session_factory, runtime.rulesets, batch, max_attempts=5)
+        outcome = interpret_panels(runtime.engine, runtime.rulesets, batch, max_attempts=5)
         assert sorted(outcome.interpreted) == sorted(batch), outcome.summary()
     sample = list(accepted)[:: max(1, len(accepted) // 400)]  # check a spread of them via the API
     for panel_id in sample:

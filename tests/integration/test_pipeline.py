@@ -85,7 +85,7 @@ def test_interpreting_twice_even_concurrently_stores_one_interpretation(stack):
 
     def run() -> None:
         outcomes.append(
-            interpret_panels(runtime.session_factory, runtime.rulesets, [panel_id], max_attempts=5)
+            interpret_panels(runtime.engine, runtime.rulesets, [panel_id], max_attempts=5)
         )
 
     threads = [threading.Thread(target=run) for _ in range(4)]
