@@ -15,10 +15,9 @@ from labinterp.api.auth import roles
 from labinterp.api.parsing import Blueprint
 from labinterp.api.problems import Problem
 from labinterp.api.session import db, runtime
-from labinterp.repositories.interpretations import queued_ages
 from labinterp.schemas.common import PageQuery
 from labinterp.schemas.output import HealthOut, ReadyOut, RulesetPage
-from labinterp.services import dispatch
+from labinterp.services import dispatch, reading
 from labinterp.services import rulesets as ruleset_service
 
 ops = Blueprint("operations", __name__, description="Health, readiness and metrics.")
@@ -79,9 +78,8 @@ class Metrics(MethodView):
     )
     def get(self) -> Response:
         """Prometheus metrics"""
-        queued, oldest = queued_ages(db())
-        age = 0.0 if oldest is None else (dt.datetime.now(dt.UTC) - oldest).total_seconds()
-        body, content_type = metrics.exposition(metrics.QueueCollector(queued, max(0.0, age)))
+        queued, age = reading.queue_state(db(), dt.datetime.now(dt.UTC))
+        body, content_type = metrics.exposition(metrics.QueueCollector(queued, age))
         return current_app.response_class(body, content_type=content_type)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields
 
+from labinterp.models import FailureCode
 from labinterp.schemas.common import page_schema
 from labinterp.schemas.fields import UtcDateTime
 
@@ -45,7 +46,17 @@ class PanelOut(_Out):
             "correction before it was interpreted (only with ?revision=N)",
         }
     )
-    failure = fields.String(allow_none=True)
+    failure_code = fields.String(
+        allow_none=True,
+        metadata={
+            "enum": [c.value for c in FailureCode],
+            "description": "why interpretation failed (status failed), else null",
+        },
+    )
+    failure = fields.String(
+        allow_none=True,
+        metadata={"description": "what failed and what to do, for a clinician to read"},
+    )
     results = fields.List(fields.Raw())
     context = fields.Raw(allow_none=True)
     interpretation = fields.Nested(InterpretationOut, allow_none=True)

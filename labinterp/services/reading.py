@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from labinterp.domain import Ruleset
 from labinterp.models import Clinic, Interpretation, Panel, PanelStatus
 from labinterp.repositories import panels as repo
+from labinterp.repositories.interpretations import queued_ages
 from labinterp.repositories.panels import PanelFilter
 from labinterp.services import audit
 from labinterp.services.audit import Actor
@@ -372,3 +373,10 @@ def failed_panels(session: Session, limit: int) -> list[FailedPanel]:
         FailedPanel(pid, clinic, accession, code or "unknown", reason or "")
         for pid, clinic, accession, code, reason in rows
     ]
+
+
+def queue_state(session: Session, now: dt.datetime) -> tuple[int, float]:
+    """How many panels wait for their interpretation, and how long the oldest has waited
+    (seconds; 0 when none waits)."""
+    count, oldest = queued_ages(session)
+    return count, 0.0 if oldest is None else max(0.0, (now - _aware(oldest)).total_seconds())

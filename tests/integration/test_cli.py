@@ -185,3 +185,45 @@ def test_an_operator_lists_and_revokes_tokens_and_a_revoked_token_is_401(tmp_pat
         client.get("/api/v1/panels", headers={"Authorization": f"Bearer {kept_token}"}).status_code
         == 200
     )
+
+
+def test_an_operator_lists_failed_panels_and_queues_them_again(tmp_path):
+    """`panels failed` shows each failed panel with its code and reason; `panels retry`
+    queues them again (attempts reset) and hands them to the broker."""
+    import uuid
+
+    from labinterp.app import create_app
+    from labinterp.config import load_settings
+    from labinterp.runtime import build_runtime
+    from labinterp.services.interpretation import interpret_panels
+    from tests.api.conftest import sample_panel
+
+    run(tmp_path, "clinics", "create", "north")
+    token = run(tmp_path, "tokens", "create", "--role", "clinic", "--clinic", "north")
+    token = token.stdout.strip().splitlines()[-1]
+    runtime = build_runtime(load_settings({"LABINTERP_INSTANCE": str(tmp_path / "instance")}))
+    client = create_app(runtime=runtime).test_client()
+    posted = client.post(
+        "/api/v1/panels", json=sample_panel(), headers={"Authorization": f"Bearer {token}"}
+    )
+    panel_id = uuid.UUID(posted.get_json()["id"])
+    # a worker without the panel's ruleset takes it up
+    interpret_panels(runtime.engine, {}, [panel_id], max_attempts=5)
+
+    listed = run(tmp_path, "panels", "failed")
+    assert listed.returncode == 0, listed.stderr
+    assert str(panel_id) in listed.stdout and "ruleset_unavailable" in listed.stdout
+    assert "north" in listed.stdout and "LAB-2026-000123" in listed.stdout
+
+    nothing_named = run(tmp_path, "panels", "retry")
+    assert nothing_named.returncode == 1 and "--all" in nothing_named.stderr
+    unknown_code = run(tmp_path, "panels", "retry", "--code", "bogus")
+    assert unknown_code.returncode == 2 and "bogus" in unknown_code.stderr
+    retried = run(tmp_path, "panels", "retry", "--all")
+    assert retried.returncode == 0 and "queued 1 failed panel(s) again" in retried.stdout
+    assert run(tmp_path, "panels", "failed").stdout.strip() == "no failed panels"
+    document = client.get(
+        f"/api/v1/panels/{panel_id}", headers={"Authorization": f"Bearer {token}"}
+    ).get_json()
+    assert document["status"] == "queued" and document["failure"] is None
+    runtime.engine.dispose()
