@@ -7,6 +7,7 @@ from pathlib import Path
 from celery import Celery
 
 from labinterp.config import Settings, load_settings
+from labinterp.embedded_broker import embedded_broker_options
 
 INTERPRET_TASK = "labinterp.interpret_panel"
 SWEEP_TASK = "labinterp.sweep_queued_panels"
@@ -38,6 +39,8 @@ def make_celery(settings: Settings | None = None) -> Celery:
         },
         beat_schedule_filename=str(settings.instance_path / "celerybeat-schedule"),
     )
+    # on filesystem:// our transport, whose message files appear whole (issue 5)
+    app.conf.update(embedded_broker_options(settings))
     return app
 
 
