@@ -5,8 +5,10 @@ panel `queued` until the sweeper found it (≈ 80 s) instead of ≈ 60 ms. This 
 `labinterp serve` on a fresh instance (SQLite + the folder broker + its own worker), starts a
 steady load STARTUP_DELAY seconds later (a POST refused because the API is not listening yet
 is tried again), follows every panel from its 202 until GET /api/v1/panels/{id} says
-`interpreted`, and flags any panel slower than SLOW_AFTER seconds. Baseline, in the same
-run: the median time from 202 to `interpreted` over all panels.
+`interpreted`, and flags any panel slower than SLOW_AFTER seconds; one slower than 30 s waited
+for the sweeper (its message was lost). Baseline, in the same run: the median time from 202 to
+`interpreted` over all panels (on a shared machine a busy neighbour alone can push panels past
+2 s; a lost message shows as ≈ 60-90 s and a worker restart in the log).
 
 After a run with a slow panel it shows what the broker folders and the serve log hold: message
 files nobody consumed (by queue), empty message files, the exchange tables, and log lines about
@@ -47,6 +49,7 @@ RATE = float(os.environ.get("RATE", 20))  # panels per second
 LOAD_SECONDS = float(os.environ.get("LOAD_SECONDS", 15))
 STARTUP_DELAY = float(os.environ.get("STARTUP_DELAY", 3))  # seconds after serve was started
 SLOW_AFTER = float(os.environ.get("SLOW_AFTER", 2))
+LOST_AFTER = 30.0  # a panel this late waited for the sweeper: its message was lost
 # long enough for the sweeper (every 30 s, after LABINTERP_SWEEP_AFTER = 60 s) to find a lost one
 GIVE_UP_AFTER = float(os.environ.get("GIVE_UP_AFTER", 120))
 KEEP = os.environ.get("KEEP") == "1"
@@ -138,19 +141,22 @@ def report(
 ) -> bool:
     latencies = [p.latency for p in load.panels if p.latency is not None]
     slow = load.slower_than(SLOW_AFTER)
+    lost = load.slower_than(LOST_AFTER)
     p50 = statistics.median(latencies) * 1000 if latencies else float("nan")
     slowest = "never" if load.slowest is None else f"{load.slowest:.2f} s"
+    log = (instance / "serve.log").read_text(errors="replace")
     print(
         f"run {number}: {len(load.panels)} panels at {RATE:g}/s from {began:.1f} s after serve "
-        f"started ({load.refused} refused connects; worker ready at "
-        f"{'?' if ready is None else f'{ready:.1f}'} s); 202->interpreted p50 {p50:.0f} ms, "
-        f"slowest {slowest}; over {SLOW_AFTER:g} s: {len(slow)}"
+        f"started (worker ready at {'?' if ready is None else f'{ready:.1f}'} s); "
+        f"202->interpreted p50 {p50:.0f} ms, slowest {slowest}; over {SLOW_AFTER:g} s: "
+        f"{len(slow)}, over {LOST_AFTER:g} s (left to the sweeper): {len(lost)}; worker "
+        f"restarts {log.count('exited after')}, sweeps that re-enqueued {log.count('re-enqueued')}"
     )
     first = min(p.accepted for p in load.panels)
-    for panel in slow:
+    for panel in sorted(slow, key=lambda p: -(p.latency or 1e9))[:5]:
         took = "never" if panel.latency is None else f"{panel.latency:.1f} s"
         at = began + panel.accepted - first
-        print(f"  slow: panel #{panel.number} {panel.id}, 202 at ≈{at:.1f} s: {took}")
+        print(f"  slowest: panel #{panel.number} {panel.id}, 202 at ≈{at:.1f} s: {took}")
     if slow or KEEP:
         for line in broker_evidence(instance) + log_evidence(instance / "serve.log"):
             print(f"  {line}")
