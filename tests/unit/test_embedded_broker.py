@@ -162,6 +162,39 @@ def test_a_file_that_is_not_a_message_is_set_aside_and_the_next_message_delivere
     assert sorted(p.name for p in folder.iterdir()) == [f".1_empty.{QUEUE}.msg.unreadable"]
 
 
+def test_a_queue_counts_and_purges_only_whole_messages(settings):
+    """Files being written, claimed or set aside are no messages: not counted, not purged."""
+    folder = Path(settings.broker_transport_options["data_folder_in"])
+    hidden = [f".1_a.{QUEUE}.msg.0123.tmp", f".2_b.{QUEUE}.msg.42.claimed"]
+    for name in hidden:
+        (folder / name).write_bytes(b"{")
+    with _connect(settings, EmbeddedTransport) as connection:
+        channel = connection.default_channel
+        channel._put(QUEUE, {"n": 1})
+        channel._put("another-queue", {"n": 2})
+        assert channel._size(QUEUE) == 1
+        assert channel._purge(QUEUE) == 1
+        assert channel._size(QUEUE) == 0 and channel._size("another-queue") == 1
+    assert sorted(p.name for p in folder.iterdir() if p.name.startswith(".")) == sorted(hidden)
+
+
+def test_with_store_processed_a_consumed_message_is_kept_in_the_processed_folder(
+    settings, tmp_path
+):
+    options = {
+        **settings.broker_transport_options,
+        "store_processed": True,
+        "processed_folder": str(tmp_path / "processed"),
+    }
+    with Connection(
+        settings.broker_url, transport=EmbeddedTransport, transport_options=options
+    ) as c:
+        c.default_channel._put(QUEUE, {"n": 1})
+        assert c.default_channel._get(QUEUE) == {"n": 1}
+    [kept] = (tmp_path / "processed").iterdir()
+    assert kept.name.endswith(f".{QUEUE}.msg") and json.loads(kept.read_text()) == {"n": 1}
+
+
 def _publish(settings: Settings, start: int, count: int) -> None:
     with _connect(settings, EmbeddedTransport) as connection:
         for n in range(start, start + count):
