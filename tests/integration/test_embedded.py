@@ -86,7 +86,8 @@ def test_serve_alone_interprets_a_posted_panel_and_demo_shows_what_was_flagged(t
 
 
 # seconds from a 202 to `interpreted` for a panel posted while the worker is still starting
-PROMPTLY = 10.0
+# (2-5 s here, ≈ 10 s on a busy shared machine); a lost message waits for the sweeper instead
+PROMPTLY = 15.0
 
 
 def test_serve_loaded_from_its_first_second_interprets_every_panel_promptly(tmp_path):
