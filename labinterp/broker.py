@@ -20,6 +20,7 @@ from typing import Any
 from celery import Celery
 
 from labinterp.config import Settings
+from labinterp.embedded_broker import embedded_broker_options
 
 INTERPRET_TASK = "labinterp.interpret_panels"  # args: [[panel id, ...]]
 LEGACY_INTERPRET_TASK = "labinterp.interpret_panel"  # args: [panel id]; messages of 0.1
@@ -78,6 +79,8 @@ def make_celery(settings: Settings) -> Celery:
         beat_schedule_filename=str(settings.instance_path / "celerybeat-schedule"),
         labinterp_settings=settings,  # the worker's tasks build their runtime from these
     )
+    # on filesystem:// our transport, whose message files appear whole (embedded_broker.py)
+    app.conf.update(embedded_broker_options(settings))
     return app
 
 

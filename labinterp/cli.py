@@ -19,6 +19,7 @@ from labinterp.config import ConfigError, Settings
 from labinterp.config import load_settings as _load_settings
 
 if TYPE_CHECKING:
+    from celery import Celery
     from sqlalchemy.orm import Session
 
 
@@ -122,6 +123,9 @@ def serve(port: int, host: str, workers: int, threads: int, no_worker: bool) -> 
     settings.instance_path.mkdir(parents=True, exist_ok=True)
     _require_schema(settings)
     _share_metrics(settings, wipe=True)
+    if settings.embedded_broker:
+        # before the API processes and the worker start: none of them declares it first
+        _declare_embedded_queues(settings)
     worker: _EmbeddedWorker | None = None
     if not no_worker:
         worker = _EmbeddedWorker(
@@ -238,6 +242,20 @@ def _exit_with_parent(parent: int, interval: float = 1.0) -> None:
     threading.Thread(target=watch, name="exit-with-serve", daemon=True).start()
 
 
+def _declare_embedded_queues(settings: Settings, app: Celery | None = None) -> None:
+    """Declare the task queue and its binding on the embedded broker (``app``'s, or one made
+    from ``settings``), or a one-line error."""
+    from kombu.exceptions import ChannelError
+
+    from labinterp.broker import make_celery
+    from labinterp.embedded_broker import declare_embedded_queues
+
+    try:
+        declare_embedded_queues(app or make_celery(settings))
+    except (ChannelError, OSError) as exc:
+        _fail(f"cannot set up the embedded broker under {settings.instance_path / 'broker'}: {exc}")
+
+
 def _signal_group(pgid: int, signum: signal.Signals) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, signum)
@@ -319,7 +337,10 @@ def worker(
     parent = os.environ.pop(_PARENT_ENV, "")
     if parent.isdigit():
         _exit_with_parent(int(parent))
-    make_celery(settings).worker_main(argv)
+    celery_app = make_celery(settings)
+    if settings.embedded_broker:
+        _declare_embedded_queues(settings, celery_app)
+    celery_app.worker_main(argv)
 
 
 def _share_metrics(settings: Settings, *, wipe: bool) -> None:
