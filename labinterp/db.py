@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -65,10 +66,17 @@ def make_engine(url: str, **options: Any) -> Engine:
 
     SQLite: the parent folder is created and every connection gets the pragmas above.
     PostgreSQL: connections are checked before use, so a restarted server costs no request.
+    Parameters are hidden from SQLAlchemy's log lines and error messages: they are patient
+    data (ids, birth dates, values), and a failed statement must not put them in a log.
     """
     parsed = make_url(normalise_url(url))
-    # JSON columns keep exact decimals both ways: Decimal("1.10") reads back so
-    options = {"json_serializer": jsontext.dumps, "json_deserializer": jsontext.loads, **options}
+    options = {
+        # JSON columns keep exact decimals both ways: Decimal("1.10") reads back so
+        "json_serializer": jsontext.dumps,
+        "json_deserializer": jsontext.loads,
+        "hide_parameters": True,
+        **options,
+    }
     if parsed.get_backend_name() == "sqlite":
         path = _sqlite_file(parsed)
         if path is not None:
@@ -156,9 +164,8 @@ def database_is_current(url: str) -> bool:
     """True when the database is at the newest migration. An unreachable database raises
     (``sqlalchemy.exc.OperationalError``): that is a different problem from an old schema."""
     from alembic.runtime.migration import MigrationContext
-    from alembic.script import ScriptDirectory
 
-    heads = set(ScriptDirectory.from_config(alembic_config(url)).get_heads())
+    heads = migration_heads()
     parsed = make_url(normalise_url(url))
     if parsed.get_backend_name() == "sqlite":
         path = _sqlite_file(parsed)
@@ -171,3 +178,11 @@ def database_is_current(url: str) -> bool:
     finally:
         engine.dispose()
     return current == heads
+
+
+@functools.cache
+def migration_heads() -> frozenset[str]:
+    """The newest revision(s) of the migrations shipped with this code (read once a process)."""
+    from alembic.script import ScriptDirectory
+
+    return frozenset(ScriptDirectory(str(find_migrations())).get_heads())

@@ -143,7 +143,8 @@ def wait_for_publishing(timeout: float) -> bool:
 
 
 def broker_reachable(timeout: float = 1.0) -> tuple[bool, str]:
-    """Whether the broker answers now, within ``timeout`` seconds (one try, no retries)."""
+    """Whether the broker answers now, within ``timeout`` seconds (one try, no retries), and
+    a fixed phrase saying why not ("unreachable", "timed out"): never the exception's text."""
     from labinterp.runtime import get_runtime
 
     settings = get_runtime().settings
@@ -164,11 +165,15 @@ def broker_reachable(timeout: float = 1.0) -> tuple[bool, str]:
         elif settings.embedded_broker:
             folder = settings.broker_transport_options.get("data_folder_in", "")
             if not (os.path.isdir(folder) and os.access(folder, os.W_OK)):
-                return False, f"the broker folder {folder} is missing or not writable"
+                log.warning("readiness: the broker folder %s is missing or not writable", folder)
+                return False, "folder missing or not writable"
         else:
             with get_runtime().celery.connection_for_write() as conn:
                 conn.ensure_connection(max_retries=1, timeout=timeout)
         reset_backoff()
         return True, "ok"
     except Exception as exc:
-        return False, f"{type(exc).__name__}: {exc}"
+        # a fixed phrase for the answer; the exception (passwords masked) only in the log
+        from labinterp.services.readiness import failed
+
+        return False, failed("broker", exc)

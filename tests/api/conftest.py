@@ -74,6 +74,15 @@ def auth(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
+def assert_problem(response: Any, status: int) -> dict[str, Any]:
+    """The response is an RFC 9457 problem document with this status; its body."""
+    assert response.status_code == status, response.get_data(as_text=True)[:500]
+    assert response.mimetype == "application/problem+json"
+    body = dict(response.get_json(force=True))
+    assert body["status"] == status and body["type"] and body["title"] and body["detail"]
+    return body
+
+
 def sample_panel(**changes: Any) -> dict[str, Any]:
     """API.md's example panel (a deep copy), with top-level fields replaced."""
     panel = copy.deepcopy(SAMPLE_PANELS[0])
