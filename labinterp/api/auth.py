@@ -1,12 +1,20 @@
-"""Bearer-token authentication, roles, and the per-token rate limit."""
+"""Bearer-token authentication and roles: every endpoint needs a role unless it is public.
+
+Deny by default. ``@roles(...)`` on a view declares who may call it; :data:`PUBLIC_ENDPOINTS`
+names the few endpoints anyone may call. :func:`install_access_control` refuses to start an
+app with an endpoint that is neither, and installs a gate that runs before every view: a
+request to a non-public endpoint without a valid token is 401 before anything else happens
+(API.md's order: 401, then 403, then the body's 413, 415, 400, 422, 409), whatever the view
+forgot. ``@roles`` checks again inside the view, without a second lookup.
+"""
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any, TypeVar, cast
 
-from flask import g, request
+from flask import Flask, g, request
 
 from labinterp.api.openapi import document_roles
 from labinterp.api.problems import Problem
@@ -17,6 +25,23 @@ from labinterp.services.audit import Actor
 
 F = TypeVar("F", bound=Callable[..., Any])
 _CHALLENGE = {"WWW-Authenticate": 'Bearer realm="labinterp"'}
+
+# Anyone may call these, without a token: liveness, readiness, metrics, the API's own
+# documentation and its files. Nothing with patient data belongs here.
+PUBLIC_ENDPOINTS = frozenset(
+    {
+        "operations.Health",  # /healthz
+        "operations.Ready",  # /readyz
+        "operations.Metrics",  # /metrics
+        "api-docs.openapi_json",  # /openapi.json
+        "api-docs.openapi_swagger_ui",  # /docs
+        "docs_with_slash",  # /docs/
+        "swagger_assets",  # /docs/assets/...
+        "static",  # Flask's static files
+    }
+)
+_ROLES_ATTRIBUTE = "_labinterp_roles"
+_ACCESS = "labinterp.access"  # app.extensions key: (endpoint, method) -> roles allowed
 
 
 def authenticate() -> Actor:
@@ -32,23 +57,37 @@ def authenticate() -> Actor:
     return actor
 
 
+def admit(allowed: Collection[str]) -> Actor:
+    """The request's actor if its role is among ``allowed``: 401 without a valid token, 403
+    for another role. The token is looked up and counted against its rate limit once per
+    request, however often this is asked."""
+    actor: Actor | None = g.get("actor")
+    if actor is None:
+        actor = authenticate()
+        g.actor = actor
+    if actor.role not in allowed:
+        if not allowed:
+            raise Problem(403, "no role may do this")
+        raise Problem(
+            403,
+            f"{_article(actor.role)} {actor.role} token may not do this; "
+            f"it needs the role {' or '.join(sorted(allowed))}",
+        )
+    if "rate_limit" not in g:
+        g.rate_limit = limiter.hit(str(actor.token_id))  # RateLimit-* headers (ratelimit.py)
+    return actor
+
+
 def roles(*allowed: str) -> Callable[[F], F]:
     """Only these roles may call the view; authentication and 403 come before body parsing."""
 
     def decorate(view: F) -> F:
         @functools.wraps(view)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            actor = authenticate()
-            if actor.role not in allowed:
-                raise Problem(
-                    403,
-                    f"{_article(actor.role)} {actor.role} token may not do this; "
-                    f"it needs the role {' or '.join(allowed)}",
-                )
-            g.rate_limit = limiter.hit(str(actor.token_id))  # RateLimit-* headers (ratelimit.py)
-            g.actor = actor
+            admit(allowed)
             return view(*args, **kwargs)
 
+        setattr(wrapper, _ROLES_ATTRIBUTE, frozenset(allowed))
         document_roles(wrapper, allowed)  # bearer token; 401, 403, 429 in /openapi.json
         return cast(F, wrapper)
 
@@ -61,3 +100,65 @@ def current_actor() -> Actor:
 
 def _article(word: str) -> str:
     return "an" if word[:1] in ("a", "e", "i", "o", "u") else "a"
+
+
+# --- deny by default -------------------------------------------------------------------------
+
+
+def _declared_roles(view: Callable[..., Any], method: str) -> frozenset[str] | None:
+    """The roles ``@roles`` declared for this method of the view (None: none declared)."""
+    view_class = getattr(view, "view_class", None)
+    if view_class is None:  # a plain function view
+        return getattr(view, _ROLES_ATTRIBUTE, None)
+    handler = getattr(view_class, method.lower(), None)
+    if handler is None and method == "HEAD":  # MethodView answers HEAD with get
+        handler = getattr(view_class, "get", None)
+    return None if handler is None else getattr(handler, _ROLES_ATTRIBUTE, None)
+
+
+def access_table(app: Flask) -> dict[tuple[str, str], frozenset[str]]:
+    """(endpoint, method) -> the roles that may call it, for every non-public endpoint.
+
+    Raises RuntimeError naming every route that is neither public nor declares its roles:
+    such a route would be public by accident.
+    """
+    table: dict[tuple[str, str], frozenset[str]] = {}
+    undeclared: list[str] = []
+    for rule in app.url_map.iter_rules():
+        if rule.endpoint in PUBLIC_ENDPOINTS:
+            continue
+        view = app.view_functions[rule.endpoint]
+        methods = sorted((rule.methods or set()) - {"OPTIONS"})
+        for method in methods:
+            declared = _declared_roles(view, method)
+            if declared is None:
+                undeclared.append(f"{method} {rule.rule} ({rule.endpoint})")
+            else:
+                table[(rule.endpoint, method)] = declared
+        # OPTIONS (Flask answers it by itself) needs a token any of the methods accepts
+        table[(rule.endpoint, "OPTIONS")] = frozenset().union(
+            *(table.get((rule.endpoint, m), frozenset()) for m in methods)
+        )
+    if undeclared:
+        raise RuntimeError(
+            "every endpoint needs @roles(...) or a place in PUBLIC_ENDPOINTS "
+            "(labinterp/api/auth.py); these have neither: " + "; ".join(undeclared)
+        )
+    return table
+
+
+def install_access_control(app: Flask) -> None:
+    """Refuse to start on an undeclared endpoint; gate every request to a non-public one.
+
+    Call once every route is registered. A route added later is not in the table, and is
+    refused to every role (401 without a token, 403 with one): deny by default.
+    """
+    app.extensions[_ACCESS] = access_table(app)
+
+    @app.before_request
+    def _gate() -> None:
+        endpoint = request.endpoint
+        if endpoint is None or endpoint in PUBLIC_ENDPOINTS:
+            return  # no route matched (404, 405 follow), or anyone may call it
+        table: dict[tuple[str, str], frozenset[str]] = app.extensions[_ACCESS]
+        admit(table.get((endpoint, request.method), frozenset()))
