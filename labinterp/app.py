@@ -64,6 +64,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         settings.rate_limit_per_minute,
         settings.broker_url if settings.broker_url.startswith(("redis://", "rediss://")) else None,
         settings.instance_path,
+        failed_logins_per_minute=settings.auth_failure_limit_per_minute,
     )
 
     api = LabApi(app)  # errors documented as problem+json (openapi.py)

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
+import getpass
 import os
+import re
 import signal
 import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -20,6 +24,8 @@ from labinterp.config import load_settings as _load_settings
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
+
+    from labinterp.services.audit import Actor
 
 
 def _fail(message: str, code: int = 1) -> NoReturn:
@@ -344,7 +350,7 @@ def clinics_create(name: str, if_not_exists: bool) -> None:
 
     with _session() as session:
         try:
-            clinic = create_clinic(session, name)
+            clinic = create_clinic(session, name, actor=_operator())
         except AlreadyExists as exc:
             if if_not_exists:
                 click.echo(str(exc))
@@ -360,29 +366,68 @@ def tokens() -> None:
     """API tokens (shown once, stored as hashes)."""
 
 
+class Duration(click.ParamType):
+    """A duration such as 90d, 12h or 30m (days, hours, minutes)."""
+
+    name = "DURATION"
+    _UNITS = {"d": "days", "h": "hours", "m": "minutes"}
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> dt.timedelta:
+        if isinstance(value, dt.timedelta):
+            return value
+        match = re.fullmatch(r"\s*(\d{1,6})\s*([dhm])\s*", str(value))
+        if match is None or int(match.group(1)) == 0:
+            self.fail(
+                f"{value!r} is not a duration: a whole number above 0 and d, h or m "
+                "(90d, 12h, 30m)",
+                param,
+                ctx,
+            )
+        return dt.timedelta(**{self._UNITS[match.group(2)]: int(match.group(1))})
+
+
 @tokens.command("create")
 @click.option("--role", required=True, type=click.Choice(["clinic", "clinician", "admin"]))
 @click.option("--clinic", "clinic_names", multiple=True, help="clinic name (repeat for clinicians)")
 @click.option("--name", default=None, help="a label to recognise the token by")
-def tokens_create(role: str, clinic_names: tuple[str, ...], name: str | None) -> None:
+@click.option(
+    "--expires-in",
+    type=Duration(),
+    default=None,
+    help="the token stops working after this long: 90d, 12h, 30m (default: until revoked)",
+)
+def tokens_create(
+    role: str, clinic_names: tuple[str, ...], name: str | None, expires_in: dt.timedelta | None
+) -> None:
     """Create a token; it is printed alone on the last line of standard output."""
     from labinterp.services.accounts import create_token
     from labinterp.services.errors import InvalidInput, NotFound
 
+    expires_at = None if expires_in is None else dt.datetime.now(dt.UTC) + expires_in
     with _session() as session:
         try:
-            issued = create_token(session, role, list(clinic_names), name)
+            issued = create_token(
+                session,
+                role,
+                list(clinic_names),
+                name,
+                expires_at=expires_at,
+                actor=_operator(),
+            )
         except (InvalidInput, NotFound) as exc:
             _fail(str(exc))
-    click.echo(f"{role} token {issued.token_id} created; it is shown only now:")
+    until = "" if expires_at is None else f", valid until {expires_at:%Y-%m-%d %H:%M} UTC"
+    click.echo(f"{role} token {issued.token_id} created{until}; it is shown only now:")
     click.echo(issued.token)
 
 
 @tokens.command("list")
 def tokens_list() -> None:
-    """Every token: id, first characters, role, clinics, label, created, revoked."""
+    """Every token: id, first characters, role, clinics, label, created, expiry, last use,
+    revoked."""
     from labinterp.services.accounts import list_tokens
 
+    now = dt.datetime.now(dt.UTC)
     with _session() as session:
         rows = list_tokens(session)
         if not rows:
@@ -390,27 +435,60 @@ def tokens_list() -> None:
             return
         for row in rows:
             clinics = ",".join(c.name for c in row.clinics) or "-"
-            revoked = f"revoked {row.revoked_at:%Y-%m-%d %H:%M}" if row.revoked_at else "active"
+            if row.revoked_at:
+                state = f"revoked {row.revoked_at:%Y-%m-%d %H:%M}"
+            elif row.expires_at is not None and row.expires_at <= now:
+                state = f"expired {row.expires_at:%Y-%m-%d %H:%M}"
+            else:
+                state = "active"
+            expires = (
+                "never expires"
+                if row.expires_at is None
+                else f"expires {row.expires_at:%Y-%m-%d %H:%M}"
+            )
+            used = f"last used {row.last_used_at:%Y-%m-%d %H:%M}" if row.last_used_at else "unused"
             click.echo(
                 f"{row.id}  {row.prefix}…  {row.role:<9}  {clinics}  {row.name!r}  "
-                f"created {row.created_at:%Y-%m-%d %H:%M}  {revoked}"
+                f"created {row.created_at:%Y-%m-%d %H:%M}  {expires}  {used}  {state}"
             )
 
 
 @tokens.command("revoke")
-@click.argument("token")
-def tokens_revoke(token: str) -> None:
-    """Revoke a token, named by its id (`tokens list`) or the token itself: it answers 401
-    from the next request on."""
-    from labinterp.services.accounts import revoke_token
+@click.argument("token_id", metavar="ID")
+def tokens_revoke(token_id: str) -> None:
+    """Revoke a token, named by the id `tokens list` shows: it answers 401 from the next
+    request on. Never the token itself: a secret on a command line stays in shell history
+    and the process list."""
+    from labinterp.services.accounts import TOKEN_PREFIX, revoke_token
     from labinterp.services.errors import NotFound
 
+    if token_id.strip().startswith(TOKEN_PREFIX):
+        # the secret is not repeated: it would land in yet another terminal or log
+        _fail(
+            "that is a token itself, not its id; name it by the id that "
+            "`labinterp tokens list` shows (and treat the token as exposed: revoke it)"
+        )
+    try:
+        wanted = uuid.UUID(token_id.strip())
+    except ValueError:
+        _fail("not a token id; `labinterp tokens list` shows the ids")
     with _session() as session:
         try:
-            row = revoke_token(session, token)
+            row = revoke_token(session, wanted, actor=_operator())
         except NotFound:
             _fail("no such token; `labinterp tokens list` shows their ids")
         click.echo(f"token {row.id} ({row.prefix}…, {row.role}) is revoked")
+
+
+def _operator() -> Actor:
+    """Who runs this command, for the audit trail: the operating-system user."""
+    from labinterp.services.audit import Actor
+
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):  # a container user with no name
+        user = f"uid {os.getuid()}"
+    return Actor(name=f"cli:{user}"[:200], role="admin")
 
 
 # --- demo ----------------------------------------------------------------------------------
@@ -442,10 +520,10 @@ def _demo_token() -> str:
 
     with _session() as session:
         try:
-            create_clinic(session, "demo-clinic")
+            create_clinic(session, "demo-clinic", actor=_operator())
         except AlreadyExists:
             session.rollback()
-        return create_token(session, "clinic", ["demo-clinic"], "demo").token
+        return create_token(session, "clinic", ["demo-clinic"], "demo", actor=_operator()).token
 
 
 def _shown(url: str) -> str:

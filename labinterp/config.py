@@ -26,6 +26,8 @@ class Settings:
     # a panel still `queued` this long after it was last enqueued is enqueued again
     sweep_after_seconds: int = 60
     rate_limit_per_minute: int = 600
+    # failed authentications per minute from one address before it is answered 429 (0: off)
+    auth_failure_limit_per_minute: int = 20
     broker_transport_options: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -92,6 +94,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         rulesets_dir=Path(rulesets_dir) if rulesets_dir else None,
         sweep_after_seconds=_whole(env, "LABINTERP_SWEEP_AFTER", 60),
         rate_limit_per_minute=_whole(env, "LABINTERP_RATE_LIMIT", 600),
+        auth_failure_limit_per_minute=_whole(env, "LABINTERP_AUTH_FAILURE_LIMIT", 20),
         broker_transport_options=transport_options,
     )
 

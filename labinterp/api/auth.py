@@ -22,6 +22,7 @@ from labinterp.api.ratelimit import limiter
 from labinterp.api.session import db
 from labinterp.services.accounts import resolve_token
 from labinterp.services.audit import Actor
+from labinterp.services.errors import TokenRefused
 
 F = TypeVar("F", bound=Callable[..., Any])
 _CHALLENGE = {"WWW-Authenticate": 'Bearer realm="labinterp"'}
@@ -45,16 +46,29 @@ _ACCESS = "labinterp.access"  # app.extensions key: (endpoint, method) -> roles 
 
 
 def authenticate() -> Actor:
+    """The actor behind the request's bearer token, else 401. An address with too many
+    failed authentications this minute is answered 429 before its token is looked up."""
+    address = request.remote_addr or "-"
+    limiter.refuse_if_blocked(address)
+    try:
+        return _actor_of_token()
+    except Problem as problem:
+        if problem.status == 401:
+            limiter.failed_login(address)  # 429 instead, beyond the limit
+        raise
+
+
+def _actor_of_token() -> Actor:
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
     if not header:
         raise Problem(401, "no API token: send 'Authorization: Bearer <token>'", headers=_CHALLENGE)
     if scheme.lower() != "bearer" or not token.strip():
         raise Problem(401, "the Authorization header must be 'Bearer <token>'", headers=_CHALLENGE)
-    actor = resolve_token(db(), token.strip())
-    if actor is None:
-        raise Problem(401, "unknown or revoked API token", headers=_CHALLENGE)
-    return actor
+    try:
+        return resolve_token(db(), token.strip())
+    except TokenRefused as refused:
+        raise Problem(401, str(refused), headers=_CHALLENGE) from None
 
 
 def admit(allowed: Collection[str]) -> Actor:

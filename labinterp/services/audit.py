@@ -21,6 +21,12 @@ class Actor:
     clinic_ids: frozenset[uuid.UUID] | None = None  # None: all clinics (admin, system)
     token_id: uuid.UUID | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    # when the token behind this actor stops working (None: never); a caller that keeps
+    # actors between requests must refuse one past this
+    expires_at: dt.datetime | None = None
+
+    def expired(self, now: dt.datetime) -> bool:
+        return self.expires_at is not None and self.expires_at <= now
 
     @property
     def single_clinic(self) -> uuid.UUID | None:

@@ -40,6 +40,7 @@ def runtime(tmp_path: Path) -> Runtime:
             "LABINTERP_INSTANCE": str(tmp_path / "instance"),
             "LABINTERP_SECRET_KEY": "test",
             "LABINTERP_RATE_LIMIT": "0",
+            "LABINTERP_AUTH_FAILURE_LIMIT": "0",  # tests that walk every route meet many 401s
         }
     )
     settings.instance_path.mkdir(parents=True)
