@@ -245,6 +245,8 @@ def _signal_group(pgid: int, signum: signal.Signals) -> None:
 def _run_gunicorn(host: str, port: int, workers: int, threads: int, settings: Settings) -> None:
     from gunicorn.app.base import BaseApplication
 
+    from labinterp.accesslog import ACCESS_LOG_FORMAT, AccessLogger
+
     # gunicorn >= 25.1 opens a control socket, by default one per user ($HOME/.gunicorn): each
     # instance keeps its own, or a second `labinterp serve` takes over (and then removes) it
     control_socket = settings.instance_path / "gunicorn.ctl"
@@ -256,6 +258,9 @@ def _run_gunicorn(host: str, port: int, workers: int, threads: int, settings: Se
             self.cfg.set("threads", threads)
             self.cfg.set("worker_class", "gthread")
             self.cfg.set("accesslog", "-")
+            # no query strings, no patient ids in paths (accesslog.py)
+            self.cfg.set("logger_class", AccessLogger)
+            self.cfg.set("access_log_format", ACCESS_LOG_FORMAT)
             self.cfg.set("graceful_timeout", 10)
             if "control_socket" in self.cfg.settings:
                 if len(str(control_socket)) < 100:  # AF_UNIX paths are short

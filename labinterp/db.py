@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import logging
 import os
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -69,6 +70,7 @@ def make_engine(url: str, **options: Any) -> Engine:
     Parameters are hidden from SQLAlchemy's log lines and error messages: they are patient
     data (ids, birth dates, values), and a failed statement must not put them in a log.
     """
+    _quiet_sql_logging()
     parsed = make_url(normalise_url(url))
     options = {
         # JSON columns keep exact decimals both ways: Decimal("1.10") reads back so
@@ -87,6 +89,16 @@ def make_engine(url: str, **options: Any) -> Engine:
     if parsed.get_backend_name() == "postgresql":
         options.setdefault("pool_pre_ping", True)
     return create_engine(parsed, **options)
+
+
+def _quiet_sql_logging() -> None:
+    """SQLAlchemy logs statements at INFO and result rows at DEBUG whenever its logger is
+    enabled for them, echo or not: a root logger at DEBUG (a logging config, a worker run with
+    a debug level that reaches the root) would print every row read, patient data and all.
+    Unless someone set its level on purpose, it logs warnings only."""
+    engine_log = logging.getLogger("sqlalchemy.engine")
+    if engine_log.level == logging.NOTSET:
+        engine_log.setLevel(logging.WARNING)
 
 
 def _set_sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

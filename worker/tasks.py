@@ -8,6 +8,7 @@ import uuid
 
 from sqlalchemy.exc import OperationalError
 
+from labinterp.redaction import describe_exception
 from labinterp.runtime import get_runtime
 from labinterp.services.interpretation import interpret_panel as interpret_panel_service
 from labinterp.services.interpretation import mark_failed
@@ -41,7 +42,8 @@ def interpret_panel(self, panel_id: str) -> str:
             raise  # the database blinked: retried with backoff
         except Exception as exc:
             session.rollback()
-            log.exception("interpreting panel %s failed", panel_id)
+            # the exception's type and place, not its message: that may quote patient data
+            log.error("interpreting panel %s failed: %s", panel_id, describe_exception(exc))
             mark_failed(session, uuid.UUID(panel_id), f"{type(exc).__name__}: {exc}")
             return "failed"
     log.info("panel %s: %s", panel_id, outcome.outcome)
