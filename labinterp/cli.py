@@ -169,7 +169,7 @@ class _EmbeddedWorker:
             if self._stopping.is_set():
                 return
             # its own process group: stopping the group also stops the beat process it forks
-            self._process = subprocess.Popen(
+            self._process = subprocess.Popen(  # noqa: S603 - our own worker: fixed argv, no shell
                 self._argv,
                 start_new_session=True,
                 # it stops by itself should serve die without stopping it (SIGKILL)
@@ -183,7 +183,7 @@ class _EmbeddedWorker:
         failures = 0
         while not self._stopping.is_set():
             process = self._process
-            assert process is not None
+            assert process is not None  # noqa: S101 - _spawn ran before the watcher started
             process.wait()  # the exit code may be lost: gunicorn's arbiter reaps any child
             if self._stopping.is_set():
                 return

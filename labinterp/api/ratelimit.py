@@ -194,7 +194,7 @@ class Limiter:
     def _store_failed(self) -> None:
         """Count in this process for a while: a failed store is not asked on every request
         (each would wait out its timeout)."""
-        assert self._store is not None
+        assert self._store is not None  # noqa: S101 - only called after the store failed
         self._store_down_until = time.monotonic() + _RETRY_STORE_AFTER
         self._store.close()
         if not self._store_outage_logged:

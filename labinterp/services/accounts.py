@@ -25,7 +25,7 @@ from labinterp.services.errors import AlreadyExists, InvalidInput, NotFound, Tok
 log = logging.getLogger(__name__)
 
 ROLES = ("clinic", "clinician", "admin")
-TOKEN_PREFIX = "li_"
+TOKEN_PREFIX = "li_"  # noqa: S105 - the public prefix every token starts with, not a secret
 # a token's last use is written at most this often: a request that uses a token only reads
 RECORD_USE_EVERY = dt.timedelta(seconds=60)
 

@@ -291,3 +291,10 @@ def test_clinic_and_token_creation_and_revocation_are_audited_without_the_secret
     trail = " ".join(str(e) for e in events)
     for secret_part in (secret, secret[3:], secret[:12], token_hash):
         assert secret_part not in trail
+
+
+def test_demo_refuses_a_url_that_is_not_http(tmp_path):
+    """`--url file:///etc/passwd` is not read: only http:// and https:// are opened."""
+    done = run(tmp_path, "demo", "--url", "file:///etc/passwd", "--token", "li_x")
+    assert done.returncode == 2
+    assert "must be an http:// or https:// URL" in done.stderr and "root:" not in done.stdout
