@@ -226,11 +226,12 @@ class FailedLogins:
     """Failed authentications per remote address: after ``per_minute`` of them in a minute,
     the address is answered 429 until that minute is over, before any token is looked up.
 
-    The counts are shared (the same stores as the per-token limit); which addresses are
-    refused is known per process, from the counts it sees: a process refuses an address once
-    a failure it counted reached the limit (the limit's own failure still answers 401), and
-    answers 429 instead of 401 to a failure beyond it. An address is refused by every API
-    process after at most ``per_minute`` + (processes - 1) failures.
+    The counts are shared (the same stores as the per-token limit), so at most ``per_minute``
+    failures a minute from one address are answered 401, whichever API process takes them;
+    any failure beyond is a 429. Which addresses are refused outright is known per process,
+    from the counts it sees (no extra read of the store on every request): a process refuses
+    an address before looking its token up once it has counted one of its failures at or
+    over the limit.
     """
 
     def __init__(

@@ -19,6 +19,8 @@ import uuid
 from collections.abc import Iterable
 from typing import Any
 
+from labinterp.services import readiness
+
 log = logging.getLogger(__name__)
 
 # After a failed publish this process stops trying for a while, instead of waiting out the
@@ -174,6 +176,4 @@ def broker_reachable(timeout: float = 1.0) -> tuple[bool, str]:
         return True, "ok"
     except Exception as exc:
         # a fixed phrase for the answer; the exception (passwords masked) only in the log
-        from labinterp.services.readiness import failed
-
-        return False, failed("broker", exc)
+        return False, readiness.failed("broker", exc)
