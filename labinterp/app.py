@@ -9,6 +9,8 @@ from flask import Flask, Response, g, request
 
 from labinterp import __version__, metrics
 from labinterp.api import operations, panels
+from labinterp.api.auth import install_access_control
+from labinterp.api.headers import install_security_headers
 from labinterp.api.jsonio import DecimalJSONProvider
 from labinterp.api.openapi import LabApi, finish_spec
 from labinterp.api.problems import Problem, register_problem_handlers
@@ -26,7 +28,12 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     runtime = runtime or build_runtime(settings)
     set_runtime(runtime)
 
-    app = Flask("labinterp", instance_path=str(settings.instance_path))
+    app = Flask(
+        "labinterp",
+        instance_path=str(settings.instance_path),
+        static_folder="web/static",
+        template_folder="web/templates",
+    )
     app.json = DecimalJSONProvider(app)
     app.config.update(
         SECRET_KEY=settings.secret_key,
@@ -58,6 +65,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         settings.rate_limit_per_minute,
         settings.broker_url if settings.broker_url.startswith(("redis://", "rediss://")) else None,
         settings.instance_path,
+        failed_logins_per_minute=settings.auth_failure_limit_per_minute,
     )
 
     api = LabApi(app)  # errors documented as problem+json (openapi.py)
@@ -66,6 +74,8 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     api.register_blueprint(panels.blp)
     finish_spec(api)  # 404/400/413/415, security [] on public routes
     _serve_swagger_assets(app)
+    install_access_control(app)  # after the last route: deny by default (auth.py)
+    install_security_headers(app)
     init_session(app)
     register_problem_handlers(app)  # after Api(): ours replace its JSON error bodies
     _count_requests(app)

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
+import getpass
 import os
+import re
 import signal
 import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -21,6 +25,8 @@ from labinterp.config import load_settings as _load_settings
 if TYPE_CHECKING:
     from celery import Celery
     from sqlalchemy.orm import Session
+
+    from labinterp.services.audit import Actor
 
 
 def _failure_codes() -> list[Any]:
@@ -174,7 +180,7 @@ class _EmbeddedWorker:
             if self._stopping.is_set():
                 return
             # its own process group: stopping the group also stops the beat process it forks
-            self._process = subprocess.Popen(
+            self._process = subprocess.Popen(  # noqa: S603 - our own worker: fixed argv, no shell
                 self._argv,
                 start_new_session=True,
                 # it stops by itself should serve die without stopping it (SIGKILL)
@@ -188,7 +194,7 @@ class _EmbeddedWorker:
         failures = 0
         while not self._stopping.is_set():
             process = self._process
-            assert process is not None
+            assert process is not None  # noqa: S101 - _spawn ran before the watcher started
             process.wait()  # the exit code may be lost: gunicorn's arbiter reaps any child
             if self._stopping.is_set():
                 return
@@ -270,6 +276,8 @@ def _api_process_exited(_server: Any, worker: Any) -> None:
 def _run_gunicorn(host: str, port: int, workers: int, threads: int, settings: Settings) -> None:
     from gunicorn.app.base import BaseApplication
 
+    from labinterp.accesslog import ACCESS_LOG_FORMAT, AccessLogger
+
     # gunicorn >= 25.1 opens a control socket, by default one per user ($HOME/.gunicorn): each
     # instance keeps its own, or a second `labinterp serve` takes over (and then removes) it
     control_socket = settings.instance_path / "gunicorn.ctl"
@@ -281,6 +289,9 @@ def _run_gunicorn(host: str, port: int, workers: int, threads: int, settings: Se
             self.cfg.set("threads", threads)
             self.cfg.set("worker_class", "gthread")
             self.cfg.set("accesslog", "-")
+            # no query strings, no patient ids in paths (accesslog.py)
+            self.cfg.set("logger_class", AccessLogger)
+            self.cfg.set("access_log_format", ACCESS_LOG_FORMAT)
             self.cfg.set("graceful_timeout", 10)
             self.cfg.set("child_exit", _api_process_exited)
             if "control_socket" in self.cfg.settings:
@@ -396,7 +407,7 @@ def clinics_create(name: str, if_not_exists: bool) -> None:
 
     with _session() as session:
         try:
-            clinic = create_clinic(session, name)
+            clinic = create_clinic(session, name, actor=_operator())
         except AlreadyExists as exc:
             if if_not_exists:
                 click.echo(str(exc))
@@ -412,29 +423,68 @@ def tokens() -> None:
     """API tokens (shown once, stored as hashes)."""
 
 
+class Duration(click.ParamType):
+    """A duration such as 90d, 12h or 30m (days, hours, minutes)."""
+
+    name = "DURATION"
+    _UNITS = {"d": "days", "h": "hours", "m": "minutes"}
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> dt.timedelta:
+        if isinstance(value, dt.timedelta):
+            return value
+        match = re.fullmatch(r"\s*(\d{1,6})\s*([dhm])\s*", str(value))
+        if match is None or int(match.group(1)) == 0:
+            self.fail(
+                f"{value!r} is not a duration: a whole number above 0 and d, h or m "
+                "(90d, 12h, 30m)",
+                param,
+                ctx,
+            )
+        return dt.timedelta(**{self._UNITS[match.group(2)]: int(match.group(1))})
+
+
 @tokens.command("create")
 @click.option("--role", required=True, type=click.Choice(["clinic", "clinician", "admin"]))
 @click.option("--clinic", "clinic_names", multiple=True, help="clinic name (repeat for clinicians)")
 @click.option("--name", default=None, help="a label to recognise the token by")
-def tokens_create(role: str, clinic_names: tuple[str, ...], name: str | None) -> None:
+@click.option(
+    "--expires-in",
+    type=Duration(),
+    default=None,
+    help="the token stops working after this long: 90d, 12h, 30m (default: until revoked)",
+)
+def tokens_create(
+    role: str, clinic_names: tuple[str, ...], name: str | None, expires_in: dt.timedelta | None
+) -> None:
     """Create a token; it is printed alone on the last line of standard output."""
     from labinterp.services.accounts import create_token
     from labinterp.services.errors import InvalidInput, NotFound
 
+    expires_at = None if expires_in is None else dt.datetime.now(dt.UTC) + expires_in
     with _session() as session:
         try:
-            issued = create_token(session, role, list(clinic_names), name)
+            issued = create_token(
+                session,
+                role,
+                list(clinic_names),
+                name,
+                expires_at=expires_at,
+                actor=_operator(),
+            )
         except (InvalidInput, NotFound) as exc:
             _fail(str(exc))
-    click.echo(f"{role} token {issued.token_id} created; it is shown only now:")
+    until = "" if expires_at is None else f", valid until {expires_at:%Y-%m-%d %H:%M} UTC"
+    click.echo(f"{role} token {issued.token_id} created{until}; it is shown only now:")
     click.echo(issued.token)
 
 
 @tokens.command("list")
 def tokens_list() -> None:
-    """Every token: id, first characters, role, clinics, label, created, revoked."""
+    """Every token: id, first characters, role, clinics, label, created, expiry, last use,
+    revoked."""
     from labinterp.services.accounts import list_tokens
 
+    now = dt.datetime.now(dt.UTC)
     with _session() as session:
         rows = list_tokens(session)
         if not rows:
@@ -442,24 +492,46 @@ def tokens_list() -> None:
             return
         for row in rows:
             clinics = ",".join(c.name for c in row.clinics) or "-"
-            revoked = f"revoked {row.revoked_at:%Y-%m-%d %H:%M}" if row.revoked_at else "active"
+            if row.revoked_at:
+                state = f"revoked {row.revoked_at:%Y-%m-%d %H:%M}"
+            elif row.expires_at is not None and row.expires_at <= now:
+                state = f"expired {row.expires_at:%Y-%m-%d %H:%M}"
+            else:
+                state = "active"
+            expires = (
+                "never expires"
+                if row.expires_at is None
+                else f"expires {row.expires_at:%Y-%m-%d %H:%M}"
+            )
+            used = f"last used {row.last_used_at:%Y-%m-%d %H:%M}" if row.last_used_at else "unused"
             click.echo(
                 f"{row.id}  {row.prefix}…  {row.role:<9}  {clinics}  {row.name!r}  "
-                f"created {row.created_at:%Y-%m-%d %H:%M}  {revoked}"
+                f"created {row.created_at:%Y-%m-%d %H:%M}  {expires}  {used}  {state}"
             )
 
 
 @tokens.command("revoke")
-@click.argument("token")
-def tokens_revoke(token: str) -> None:
-    """Revoke a token, named by its id (`tokens list`) or the token itself: it answers 401
-    from the next request on."""
-    from labinterp.services.accounts import revoke_token
+@click.argument("token_id", metavar="ID")
+def tokens_revoke(token_id: str) -> None:
+    """Revoke a token, named by the id `tokens list` shows: it answers 401 from the next
+    request on. Never the token itself: a secret on a command line stays in shell history
+    and the process list."""
+    from labinterp.services.accounts import TOKEN_PREFIX, revoke_token
     from labinterp.services.errors import NotFound
 
+    if token_id.strip().startswith(TOKEN_PREFIX):
+        # the secret is not repeated: it would land in yet another terminal or log
+        _fail(
+            "that is a token itself, not its id; name it by the id that "
+            "`labinterp tokens list` shows (and treat the token as exposed: revoke it)"
+        )
+    try:
+        wanted = uuid.UUID(token_id.strip())
+    except ValueError:
+        _fail("not a token id; `labinterp tokens list` shows the ids")
     with _session() as session:
         try:
-            row = revoke_token(session, token)
+            row = revoke_token(session, wanted, actor=_operator())
         except NotFound:
             _fail("no such token; `labinterp tokens list` shows their ids")
         click.echo(f"token {row.id} ({row.prefix}…, {row.role}) is revoked")
@@ -505,7 +577,7 @@ def panels_retry(
 
     from labinterp.models import FailureCode
     from labinterp.runtime import get_runtime
-    from labinterp.services.accounts import CLI, find_clinic
+    from labinterp.services.accounts import find_clinic
     from labinterp.services.errors import NotFound
     from labinterp.services.sweeper import retry_failed_panels
 
@@ -523,7 +595,7 @@ def panels_retry(
         retried = retry_failed_panels(
             session,
             get_runtime().dispatcher,
-            CLI,
+            _operator(),
             dt.datetime.now(dt.UTC),
             panel_ids=ids,
             clinic_id=clinic_id,
@@ -535,6 +607,17 @@ def panels_retry(
             f"{len(retried.unsent)} could not be handed to the broker now; the sweeper will",
             err=True,
         )
+
+
+def _operator() -> Actor:
+    """Who runs this command, for the audit trail: the operating-system user."""
+    from labinterp.services.audit import Actor
+
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):  # a container user with no name
+        user = f"uid {os.getuid()}"
+    return Actor(name=f"cli:{user}"[:200], role="admin")
 
 
 # --- demo ----------------------------------------------------------------------------------
@@ -566,10 +649,10 @@ def _demo_token() -> str:
 
     with _session() as session:
         try:
-            create_clinic(session, "demo-clinic")
+            create_clinic(session, "demo-clinic", actor=_operator())
         except AlreadyExists:
             session.rollback()
-        return create_token(session, "clinic", ["demo-clinic"], "demo").token
+        return create_token(session, "clinic", ["demo-clinic"], "demo", actor=_operator()).token
 
 
 def _shown(url: str) -> str:

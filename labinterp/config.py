@@ -38,6 +38,8 @@ class Settings:
     # is refused within this many seconds (0: look it up on every request)
     token_cache_seconds: int = 5
     rate_limit_per_minute: int = 600
+    # failed authentications per minute from one address before it is answered 429 (0: off)
+    auth_failure_limit_per_minute: int = 20
     broker_transport_options: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -109,6 +111,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         statement_timeout_seconds=_whole(env, "LABINTERP_STATEMENT_TIMEOUT", 10),
         token_cache_seconds=_whole(env, "LABINTERP_TOKEN_CACHE", 5),
         rate_limit_per_minute=_whole(env, "LABINTERP_RATE_LIMIT", 600),
+        auth_failure_limit_per_minute=_whole(env, "LABINTERP_AUTH_FAILURE_LIMIT", 20),
         broker_transport_options=transport_options,
     )
 

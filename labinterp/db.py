@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import functools
+import logging
 import os
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -71,6 +73,7 @@ def make_engine(url: str, *, statement_timeout_seconds: int = 0, **options: Any)
     dead raises a disconnect error, which invalidates the pool, and the API answers 503 or
     tries once more (see ``labinterp.api.problems``).
     """
+    _quiet_sql_logging()
     parsed = make_url(normalise_url(url))
     # JSON columns keep exact decimals both ways: Decimal("1.10") reads back so
     options = {
@@ -92,6 +95,16 @@ def make_engine(url: str, *, statement_timeout_seconds: int = 0, **options: Any)
         connect_args["options"] = f"{connect_args.get('options', '')} {timeout}".strip()
         options["connect_args"] = connect_args
     return create_engine(parsed, **options)
+
+
+def _quiet_sql_logging() -> None:
+    """SQLAlchemy logs statements at INFO and result rows at DEBUG whenever its logger is
+    enabled for them, echo or not: a root logger at DEBUG (a logging config, a worker run with
+    a debug level that reaches the root) would print every row read, patient data and all.
+    Unless someone set its level on purpose, it logs warnings only."""
+    engine_log = logging.getLogger("sqlalchemy.engine")
+    if engine_log.level == logging.NOTSET:
+        engine_log.setLevel(logging.WARNING)
 
 
 def _set_sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -210,9 +223,8 @@ def database_is_current(url: str) -> bool:
     """True when the database is at the newest migration. An unreachable database raises
     (``sqlalchemy.exc.OperationalError``): that is a different problem from an old schema."""
     from alembic.runtime.migration import MigrationContext
-    from alembic.script import ScriptDirectory
 
-    heads = set(ScriptDirectory.from_config(alembic_config(url)).get_heads())
+    heads = migration_heads()
     parsed = make_url(normalise_url(url))
     if parsed.get_backend_name() == "sqlite":
         path = _sqlite_file(parsed)
@@ -225,3 +237,11 @@ def database_is_current(url: str) -> bool:
     finally:
         engine.dispose()
     return current == heads
+
+
+@functools.cache
+def migration_heads() -> frozenset[str]:
+    """The newest revision(s) of the migrations shipped with this code (read once a process)."""
+    from alembic.script import ScriptDirectory
+
+    return frozenset(ScriptDirectory(str(find_migrations())).get_heads())

@@ -16,14 +16,16 @@ from labinterp.demo import SAMPLE_PANELS
 
 
 def _call(method: str, url: str, token: str, body: Any = None) -> tuple[int, Any]:
+    if not url.lower().startswith(("http://", "https://")):  # no file: or custom schemes
+        raise urllib.error.URLError(f"--url must be an http:// or https:// URL, not {url!r}")
     data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(url, data=data, method=method)
+    request = urllib.request.Request(url, data=data, method=method)  # noqa: S310 - checked above
     if token:
         request.add_header("Authorization", f"Bearer {token}")
     if data is not None:
         request.add_header("Content-Type", "application/json")
     try:
-        with urllib.request.urlopen(request, timeout=10) as response:
+        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - checked above
             return response.status, json.loads(response.read() or b"null")
     except urllib.error.HTTPError as exc:
         payload = exc.read()

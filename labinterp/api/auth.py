@@ -1,4 +1,12 @@
-"""Bearer-token authentication, roles, and the per-token rate limit."""
+"""Bearer-token authentication and roles: every endpoint needs a role unless it is public.
+
+Deny by default. ``@roles(...)`` on a view declares who may call it; :data:`PUBLIC_ENDPOINTS`
+names the few endpoints anyone may call. :func:`install_access_control` refuses to start an
+app with an endpoint that is neither, and installs a gate that runs before every view: a
+request to a non-public endpoint without a valid token is 401 before anything else happens
+(API.md's order: 401, then 403, then the body's 413, 415, 400, 422, 409), whatever the view
+forgot. ``@roles`` checks again inside the view, without a second lookup.
+"""
 
 from __future__ import annotations
 
@@ -6,10 +14,10 @@ import datetime as dt
 import functools
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any, TypeVar, cast
 
-from flask import current_app, g, request
+from flask import Flask, current_app, g, request
 
 from labinterp.api.openapi import document_roles
 from labinterp.api.problems import Problem
@@ -17,9 +25,27 @@ from labinterp.api.ratelimit import limiter
 from labinterp.api.session import db, runtime
 from labinterp.services.accounts import hash_token, resolve_token
 from labinterp.services.audit import Actor
+from labinterp.services.errors import TokenRefused
 
 F = TypeVar("F", bound=Callable[..., Any])
 _CHALLENGE = {"WWW-Authenticate": 'Bearer realm="labinterp"'}
+
+# Anyone may call these, without a token: liveness, readiness, metrics, the API's own
+# documentation and its files. Nothing with patient data belongs here.
+PUBLIC_ENDPOINTS = frozenset(
+    {
+        "operations.Health",  # /healthz
+        "operations.Ready",  # /readyz
+        "operations.Metrics",  # /metrics
+        "api-docs.openapi_json",  # /openapi.json
+        "api-docs.openapi_swagger_ui",  # /docs
+        "docs_with_slash",  # /docs/
+        "swagger_assets",  # /docs/assets/...
+        "static",  # Flask's static files
+    }
+)
+_ROLES_ATTRIBUTE = "_labinterp_roles"
+_ACCESS = "labinterp.access"  # app.extensions key: (endpoint, method) -> roles allowed
 
 
 class TokenCache:
@@ -44,7 +70,7 @@ class TokenCache:
         if self.seconds <= 0:
             return
         until = time.monotonic() + self.seconds
-        expires = getattr(actor, "expires_at", None)
+        expires = actor.expires_at
         if expires is not None:
             until = min(
                 until, time.monotonic() + (expires - dt.datetime.now(dt.UTC)).total_seconds()
@@ -71,6 +97,19 @@ _CACHE = "labinterp.token_cache"
 
 
 def authenticate() -> Actor:
+    """The actor behind the request's bearer token, else 401. An address with too many
+    failed authentications this minute is answered 429 before its token is looked up."""
+    address = request.remote_addr or "-"
+    limiter.refuse_if_blocked(address)
+    try:
+        return _actor_of_token()
+    except Problem as problem:
+        if problem.status == 401:
+            limiter.failed_login(address)  # 429 instead, beyond the limit
+        raise
+
+
+def _actor_of_token() -> Actor:
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
     if not header:
@@ -82,10 +121,32 @@ def authenticate() -> Actor:
     digest = hash_token(token)
     actor = cache.get(digest)
     if actor is None:
-        actor = resolve_token(db(), token)
-        if actor is None:
-            raise Problem(401, "unknown or revoked API token", headers=_CHALLENGE)
+        try:
+            actor = resolve_token(db(), token)
+        except TokenRefused as refused:
+            raise Problem(401, str(refused), headers=_CHALLENGE) from None
         cache.put(digest, actor)
+    return actor
+
+
+def admit(allowed: Collection[str]) -> Actor:
+    """The request's actor if its role is among ``allowed``: 401 without a valid token, 403
+    for another role. The token is looked up and counted against its rate limit once per
+    request, however often this is asked."""
+    actor: Actor | None = g.get("actor")
+    if actor is None:
+        actor = authenticate()
+        g.actor = actor
+    if actor.role not in allowed:
+        if not allowed:
+            raise Problem(403, "no role may do this")
+        raise Problem(
+            403,
+            f"{_article(actor.role)} {actor.role} token may not do this; "
+            f"it needs the role {' or '.join(sorted(allowed))}",
+        )
+    if "rate_limit" not in g:
+        g.rate_limit = limiter.hit(str(actor.token_id))  # RateLimit-* headers (ratelimit.py)
     return actor
 
 
@@ -95,17 +156,10 @@ def roles(*allowed: str) -> Callable[[F], F]:
     def decorate(view: F) -> F:
         @functools.wraps(view)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            actor = authenticate()
-            if actor.role not in allowed:
-                raise Problem(
-                    403,
-                    f"{_article(actor.role)} {actor.role} token may not do this; "
-                    f"it needs the role {' or '.join(allowed)}",
-                )
-            g.rate_limit = limiter.hit(str(actor.token_id))  # RateLimit-* headers (ratelimit.py)
-            g.actor = actor
+            admit(allowed)
             return view(*args, **kwargs)
 
+        setattr(wrapper, _ROLES_ATTRIBUTE, frozenset(allowed))
         document_roles(wrapper, allowed)  # bearer token; 401, 403, 429 in /openapi.json
         return cast(F, wrapper)
 
@@ -118,3 +172,65 @@ def current_actor() -> Actor:
 
 def _article(word: str) -> str:
     return "an" if word[:1] in ("a", "e", "i", "o", "u") else "a"
+
+
+# --- deny by default -------------------------------------------------------------------------
+
+
+def _declared_roles(view: Callable[..., Any], method: str) -> frozenset[str] | None:
+    """The roles ``@roles`` declared for this method of the view (None: none declared)."""
+    view_class = getattr(view, "view_class", None)
+    if view_class is None:  # a plain function view
+        return getattr(view, _ROLES_ATTRIBUTE, None)
+    handler = getattr(view_class, method.lower(), None)
+    if handler is None and method == "HEAD":  # MethodView answers HEAD with get
+        handler = getattr(view_class, "get", None)
+    return None if handler is None else getattr(handler, _ROLES_ATTRIBUTE, None)
+
+
+def access_table(app: Flask) -> dict[tuple[str, str], frozenset[str]]:
+    """(endpoint, method) -> the roles that may call it, for every non-public endpoint.
+
+    Raises RuntimeError naming every route that is neither public nor declares its roles:
+    such a route would be public by accident.
+    """
+    table: dict[tuple[str, str], frozenset[str]] = {}
+    undeclared: list[str] = []
+    for rule in app.url_map.iter_rules():
+        if rule.endpoint in PUBLIC_ENDPOINTS:
+            continue
+        view = app.view_functions[rule.endpoint]
+        methods = sorted((rule.methods or set()) - {"OPTIONS"})
+        for method in methods:
+            declared = _declared_roles(view, method)
+            if declared is None:
+                undeclared.append(f"{method} {rule.rule} ({rule.endpoint})")
+            else:
+                table[(rule.endpoint, method)] = declared
+        # OPTIONS (Flask answers it by itself) needs a token any of the methods accepts
+        table[(rule.endpoint, "OPTIONS")] = frozenset().union(
+            *(table.get((rule.endpoint, m), frozenset()) for m in methods)
+        )
+    if undeclared:
+        raise RuntimeError(
+            "every endpoint needs @roles(...) or a place in PUBLIC_ENDPOINTS "
+            "(labinterp/api/auth.py); these have neither: " + "; ".join(undeclared)
+        )
+    return table
+
+
+def install_access_control(app: Flask) -> None:
+    """Refuse to start on an undeclared endpoint; gate every request to a non-public one.
+
+    Call once every route is registered. A route added later is not in the table, and is
+    refused to every role (401 without a token, 403 with one): deny by default.
+    """
+    app.extensions[_ACCESS] = access_table(app)
+
+    @app.before_request
+    def _gate() -> None:
+        endpoint = request.endpoint
+        if endpoint is None or endpoint in PUBLIC_ENDPOINTS:
+            return  # no route matched (404, 405 follow), or anyone may call it
+        table: dict[tuple[str, str], frozenset[str]] = app.extensions[_ACCESS]
+        admit(table.get((endpoint, request.method), frozenset()))

@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable
 from copy import deepcopy
 from typing import Any
 
+import flask
 from flask_smorest import Api
 from flask_smorest.utils import deepupdate
 
@@ -140,6 +141,17 @@ def _content(schema: str) -> dict[str, Any]:
 
 class LabApi(Api):
     """flask-smorest's Api whose error responses are problem documents."""
+
+    def _openapi_swagger_ui(self) -> str:
+        """/docs without flask-smorest's inline script, which the page's Content-Security-
+        Policy refuses: Swagger UI is started by a script file of its own (web/static)."""
+        return flask.render_template(
+            "docs.html",
+            title=self.spec.title,
+            spec_url=flask.url_for(f"{self._make_doc_blueprint_name()}.openapi_json"),
+            swagger_ui_url=self._swagger_ui_url,
+            swagger_ui_config=self.config.get("OPENAPI_SWAGGER_UI_CONFIG", {}),
+        )
 
     def _register_responses(self) -> None:
         components = self.spec.components

@@ -8,16 +8,16 @@ from typing import Any
 from flask import Response, current_app
 from flask.views import MethodView
 from marshmallow import fields, validate
-from sqlalchemy import text
 
 from labinterp import metrics
 from labinterp.api.auth import roles
 from labinterp.api.parsing import Blueprint
 from labinterp.api.problems import Problem
 from labinterp.api.session import db, runtime
+from labinterp.db import migration_heads
 from labinterp.schemas.common import PageQuery
 from labinterp.schemas.output import HealthOut, ReadyOut, RulesetPage
-from labinterp.services import dispatch, reading
+from labinterp.services import dispatch, readiness, reading
 from labinterp.services import rulesets as ruleset_service
 
 ops = Blueprint("operations", __name__, description="Health, readiness and metrics.")
@@ -34,33 +34,25 @@ class Health(MethodView):
         return {"status": "ok"}
 
 
-def _check_database() -> tuple[bool, str]:
-    try:
-        db().execute(text("SELECT 1"))
-        return True, "ok"
-    except Exception as exc:
-        return False, f"{type(exc).__name__}: {str(exc).splitlines()[0]}"
-
-
 @ops.route("/readyz")
 class Ready(MethodView):
     @ops.response(200, ReadyOut)
     @ops.alt_response(503, description="The database or the broker is unreachable")
     @ops.doc(responses={503: "NOT_READY"})  # problem+json with its checks (openapi.py)
     def get(self) -> Any:
-        """Database and broker reachable (each reported separately)"""
-        db_ok, db_detail = _check_database()
+        """Database (reachable, schema current) and broker, each reported separately"""
+        database = readiness.check_database(db(), migration_heads())
         broker_ok, broker_detail = dispatch.broker_reachable(runtime().celery)
         checks = {
-            "database": {"ok": db_ok, "detail": db_detail},
+            "database": database.as_dict(),
             "broker": {"ok": broker_ok, "detail": broker_detail},
         }
-        if db_ok and broker_ok:
+        if database.ok and broker_ok:
             return {"status": "ready", "checks": checks}
-        down = " and ".join(name for name, c in checks.items() if not c["ok"])
+        down = " and ".join(f"{name} {c['detail']}" for name, c in checks.items() if not c["ok"])
         raise Problem(
             503,
-            f"not ready: {down} unreachable",
+            f"not ready: {down}",
             extra={"checks": checks},
             headers={"Retry-After": "5"},
         )

@@ -6,8 +6,10 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from flask import Flask, Response, current_app
+from flask import Flask, Response, current_app, request
 from werkzeug.exceptions import HTTPException
+
+from labinterp.redaction import describe_exception
 
 log = logging.getLogger(__name__)
 
@@ -171,9 +173,13 @@ def register_problem_handlers(app: Flask) -> None:
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception) -> Response:
+        # the exception's type and where it was raised, never its message: that may quote the
+        # request's values (patient data), and the route rather than the path (a patient id)
+        route = request.url_rule.rule if request.url_rule is not None else "(no route)"
         if database_unavailable(exc):
-            # the type only: the text of a driver error can quote the statement's values
-            log.error("database unavailable: %s", type(getattr(exc, "orig", exc)).__name__)
+            log.error(
+                "database unavailable on %s %s: %s", request.method, route, describe_exception(exc)
+            )
             return problem_response(
                 Problem(
                     503,
@@ -181,5 +187,5 @@ def register_problem_handlers(app: Flask) -> None:
                     headers={"Retry-After": "5"},
                 )
             )
-        log.exception("unhandled error")
+        log.error("unhandled error on %s %s: %s", request.method, route, describe_exception(exc))
         return problem_response(Problem(500, "an unexpected error occurred; it has been logged"))

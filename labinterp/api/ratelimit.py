@@ -1,4 +1,5 @@
-"""A fixed-window request limit per token, with the IETF draft ``RateLimit-*`` headers.
+"""A fixed-window request limit per token, with the IETF draft ``RateLimit-*`` headers, and
+one on failed authentications per remote address (:class:`FailedLogins`).
 
 Where the counters live, so that every API process shares one budget per token:
 
@@ -34,6 +35,7 @@ STORE_FILE = "ratelimit.db"
 _TIMEOUT = 0.5  # seconds: a Redis call, or a wait on the SQLite file's lock
 _RETRY_STORE_AFTER = 10.0  # seconds a failed counter store (Redis or SQLite) is left alone
 _EXTENSION = "labinterp.ratelimit"
+_FAILED_LOGINS = "labinterp.failed-logins"
 
 _CREATE = """
 CREATE TABLE IF NOT EXISTS hits (
@@ -158,14 +160,8 @@ class Limiter:
         """Count one request for ``key``; 429 when it is over the limit (None: no limit)."""
         if self.per_minute <= 0:
             return None
-        now = time.time()
-        window = int(now // WINDOW_SECONDS)
-        count = self._count(key, window)
-        quota = Quota(
-            limit=self.per_minute,
-            remaining=max(0, self.per_minute - count),
-            reset=WINDOW_SECONDS - int(now % WINDOW_SECONDS),
-        )
+        count, _, reset = self.count(key)
+        quota = Quota(limit=self.per_minute, remaining=max(0, self.per_minute - count), reset=reset)
         if count > self.per_minute:
             raise Problem(
                 429,
@@ -174,6 +170,13 @@ class Limiter:
                 headers={**quota.headers(), "Retry-After": str(quota.reset)},
             )
         return quota
+
+    def count(self, key: str) -> tuple[int, int, int]:
+        """Count one more for ``key`` in this minute: (count so far, the window, seconds to
+        its end)."""
+        now = time.time()
+        window = int(now // WINDOW_SECONDS)
+        return self._count(key, window), window, WINDOW_SECONDS - int(now % WINDOW_SECONDS)
 
     def _count(self, key: str, window: int) -> int:
         if self._store is not None and time.monotonic() >= self._store_down_until:
@@ -191,7 +194,7 @@ class Limiter:
     def _store_failed(self) -> None:
         """Count in this process for a while: a failed store is not asked on every request
         (each would wait out its timeout)."""
-        assert self._store is not None
+        assert self._store is not None  # noqa: S101 - only called after the store failed
         self._store_down_until = time.monotonic() + _RETRY_STORE_AFTER
         self._store.close()
         if not self._store_outage_logged:
@@ -219,6 +222,55 @@ def _add_headers(response: Response) -> Response:
     return response
 
 
+class FailedLogins:
+    """Failed authentications per remote address: after ``per_minute`` of them in a minute,
+    the address is answered 429 until that minute is over, before any token is looked up.
+
+    The counts are shared (the same stores as the per-token limit), so at most ``per_minute``
+    failures a minute from one address are answered 401, whichever API process takes them;
+    any failure beyond is a 429. Which addresses are refused outright is known per process,
+    from the counts it sees (no extra read of the store on every request): a process refuses
+    an address before looking its token up once it has counted one of its failures at or
+    over the limit.
+    """
+
+    def __init__(
+        self, per_minute: int, redis_url: str | None = None, instance_path: Path | None = None
+    ) -> None:
+        self.per_minute = per_minute
+        self._counter = Limiter(per_minute, redis_url, instance_path)
+        self._lock = threading.Lock()
+        self._refused: dict[str, int] = {}  # address -> the window it is refused in
+
+    def refuse_if_blocked(self, address: str) -> None:
+        """429 for an address this process already refuses in the current minute."""
+        if self.per_minute <= 0 or not self._refused:
+            return
+        now = time.time()
+        if self._refused.get(address) == int(now // WINDOW_SECONDS):
+            raise self._problem(WINDOW_SECONDS - int(now % WINDOW_SECONDS))
+
+    def failed(self, address: str) -> None:
+        """Count a failed authentication; 429 (instead of the 401) beyond the limit."""
+        if self.per_minute <= 0:
+            return
+        count, window, reset = self._counter.count(f"auth-failure:{address}")
+        if count >= self.per_minute:
+            with self._lock:  # forget the minutes that are over
+                self._refused = {a: w for a, w in self._refused.items() if w >= window}
+                self._refused[address] = window
+        if count > self.per_minute:
+            raise self._problem(reset)
+
+    def _problem(self, reset: int) -> Problem:
+        return Problem(
+            429,
+            f"more than {self.per_minute} failed authentications in a minute from this "
+            f"address; retry in {reset} s",
+            headers={"Retry-After": str(reset)},
+        )
+
+
 class _CurrentLimiter:
     """The module-level entry point: configured per app, counting with the current app's."""
 
@@ -228,15 +280,29 @@ class _CurrentLimiter:
         per_minute: int,
         redis_url: str | None,
         instance_path: Path | None = None,
+        failed_logins_per_minute: int = 0,
     ) -> Limiter:
         limiter = Limiter(per_minute, redis_url, instance_path)
         app.extensions[_EXTENSION] = limiter
+        app.extensions[_FAILED_LOGINS] = FailedLogins(
+            failed_logins_per_minute, redis_url, instance_path
+        )
         app.after_request(_add_headers)
         return limiter
 
     def hit(self, key: str) -> Quota | None:
         configured: Limiter | None = current_app.extensions.get(_EXTENSION)
         return configured.hit(key) if configured is not None else None
+
+    def refuse_if_blocked(self, address: str) -> None:
+        guard: FailedLogins | None = current_app.extensions.get(_FAILED_LOGINS)
+        if guard is not None:
+            guard.refuse_if_blocked(address)
+
+    def failed_login(self, address: str) -> None:
+        guard: FailedLogins | None = current_app.extensions.get(_FAILED_LOGINS)
+        if guard is not None:
+            guard.failed(address)
 
 
 limiter = _CurrentLimiter()

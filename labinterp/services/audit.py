@@ -23,6 +23,12 @@ class Actor:
     token_id: uuid.UUID | None = None
     clinic_names: dict[uuid.UUID, str] = field(default_factory=dict)  # of clinic_ids
     extra: dict[str, Any] = field(default_factory=dict)
+    # when the token behind this actor stops working (None: never); a caller that keeps
+    # actors between requests must refuse one past this
+    expires_at: dt.datetime | None = None
+
+    def expired(self, now: dt.datetime) -> bool:
+        return self.expires_at is not None and self.expires_at <= now
 
     @property
     def single_clinic(self) -> uuid.UUID | None:

@@ -25,6 +25,7 @@ from typing import Any
 
 from labinterp import metrics
 from labinterp.broker import ENQUEUED_AT_HEADER, INTERPRET_TASK, QUEUE, oldest_waiting
+from labinterp.services import readiness
 
 log = logging.getLogger(__name__)
 
@@ -232,12 +233,12 @@ def broker_reachable(celery_app: Any, timeout: float = 1.0) -> tuple[bool, str]:
         elif url.startswith("filesystem://"):
             folder = celery_app.conf.broker_transport_options.get("data_folder_in", "")
             if not (os.path.isdir(folder) and os.access(folder, os.W_OK)):
-                return False, "the broker folder is missing or not writable"
+                log.warning("readiness: the broker folder %s is missing or not writable", folder)
+                return False, "folder missing or not writable"
         else:
             with celery_app.connection_for_write() as conn:
                 conn.ensure_connection(max_retries=1, timeout=timeout)
         return True, "ok"
     except Exception as exc:
-        log.warning("broker check failed: %s", _kind(exc))
-        timed_out = isinstance(exc, TimeoutError) or "Timeout" in type(exc).__name__
-        return False, "timed out" if timed_out else "unreachable"
+        # a fixed phrase for the answer; the exception (passwords masked) only in the log
+        return False, readiness.failed("broker", exc)

@@ -36,3 +36,8 @@ class AccessionConflict(ServiceError):
 
 class AlreadyExists(ServiceError):
     pass
+
+
+class TokenRefused(ServiceError):
+    """A presented API token that grants nothing (unknown, revoked or expired); the message
+    says which, for the 401."""

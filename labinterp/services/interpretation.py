@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import traceback
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -31,6 +30,7 @@ from labinterp import metrics
 from labinterp.broker import SOFT_TIME_LIMIT
 from labinterp.domain import PanelRejected, Ruleset, accept_panel, interpret
 from labinterp.models import FailureCode, PanelStatus
+from labinterp.redaction import describe_exception
 from labinterp.repositories import interpretations as repo
 from labinterp.repositories.interpretations import Claim, NewInterpretation, StoredRevision
 from labinterp.services import audit
@@ -186,11 +186,8 @@ def _judge(
             "an operator can retry it.",
         )
     except Exception as exc:
-        # the type and the stack, never the message: it may quote the panel's values
-        stack = "".join(traceback.format_tb(exc.__traceback__))
-        log.error(
-            "the engine failed on panel %s: %s\n%s", revision.panel_id, type(exc).__name__, stack
-        )
+        # the type and the place, never the message: it may quote the panel's values
+        log.error("the engine failed on panel %s: %s", revision.panel_id, describe_exception(exc))
         return Failure(
             FailureCode.ENGINE_ERROR,
             "The interpretation engine failed on this panel; the error is in the worker's log, "

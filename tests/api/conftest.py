@@ -39,6 +39,7 @@ def runtime(tmp_path: Path) -> Runtime:
             "LABINTERP_INSTANCE": str(tmp_path / "instance"),
             "LABINTERP_SECRET_KEY": "test",
             "LABINTERP_RATE_LIMIT": "0",
+            "LABINTERP_AUTH_FAILURE_LIMIT": "0",  # tests that walk every route meet many 401s
         }
     )
     settings.instance_path.mkdir(parents=True)
@@ -71,6 +72,15 @@ def tokens(runtime: Runtime) -> Tokens:
 
 def auth(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
+
+
+def assert_problem(response: Any, status: int) -> dict[str, Any]:
+    """The response is an RFC 9457 problem document with this status; its body."""
+    assert response.status_code == status, response.get_data(as_text=True)[:500]
+    assert response.mimetype == "application/problem+json"
+    body = dict(response.get_json(force=True))
+    assert body["status"] == status and body["type"] and body["title"] and body["detail"]
+    return body
 
 
 def sample_panel(**changes: Any) -> dict[str, Any]:

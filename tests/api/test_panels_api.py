@@ -245,7 +245,7 @@ def test_revoked_token_is_401(client, tokens, runtime):
         token_id = session.scalars(
             select(ApiToken.id).where(ApiToken.token_hash == hash_token(tokens.clinic))
         ).one()
-        revoke_token(session, str(token_id))
+        revoke_token(session, token_id)
     assert_problem(client.get(PANELS, headers=auth(tokens.clinic)), 401)
 
 

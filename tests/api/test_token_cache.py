@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from labinterp.services.accounts import revoke_token
+from labinterp.services.accounts import list_tokens, revoke_token
 from tests.api.conftest import auth, clinic_app
 
 
@@ -20,7 +20,7 @@ def test_a_revoked_token_is_refused_within_the_token_cache_time(tmp_path: Path) 
     )
     assert client.get("/api/v1/panels", headers=auth(token)).status_code == 200
     with runtime.session_factory() as session:
-        revoked = revoke_token(session, token)
+        revoked = revoke_token(session, list_tokens(session)[0].id)
     started = time.monotonic()
     while client.get("/api/v1/panels", headers=auth(token)).status_code == 200:
         assert time.monotonic() - started < 1.5, "a revoked token was still served after 1 s"
@@ -39,5 +39,5 @@ def test_without_the_cache_a_revoked_token_is_refused_at_once(tmp_path: Path) ->
     )
     assert client.get("/api/v1/panels", headers=auth(token)).status_code == 200
     with runtime.session_factory() as session:
-        revoke_token(session, token)
+        revoke_token(session, list_tokens(session)[0].id)
     assert client.get("/api/v1/panels", headers=auth(token)).status_code == 401

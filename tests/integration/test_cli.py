@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import pytest
@@ -227,3 +229,117 @@ def test_an_operator_lists_failed_panels_and_queues_them_again(tmp_path):
     ).get_json()
     assert document["status"] == "queued" and document["failure"] is None
     runtime.engine.dispose()
+
+
+def test_a_token_made_to_expire_says_when_in_the_list_and_is_refused_after(tmp_path):
+    """`tokens create --expires-in 90d` stores when it stops working; `tokens list` shows it;
+    once that moment has passed the API answers 401 "expired API token"."""
+    import datetime as dt
+
+    from sqlalchemy import update
+
+    from labinterp.app import create_app
+    from labinterp.config import load_settings
+    from labinterp.models import ApiToken
+    from labinterp.runtime import build_runtime
+
+    run(tmp_path, "clinics", "create", "north")
+    made = run(
+        tmp_path, "tokens", "create", "--role", "clinic", "--clinic", "north", "--expires-in", "90d"
+    )
+    assert made.returncode == 0, made.stderr
+    token = made.stdout.strip().splitlines()[-1]
+    until = dt.datetime.now(dt.UTC) + dt.timedelta(days=90)
+    assert f"valid until {until:%Y-%m-%d}" in made.stdout
+    forever = run(tmp_path, "tokens", "create", "--role", "admin", "--name", "ops")
+    assert forever.returncode == 0, forever.stderr
+    listed = run(tmp_path, "tokens", "list").stdout
+    line = next(x for x in listed.splitlines() if token[:12] in x)
+    assert f"expires {until:%Y-%m-%d}" in line and "unused" in line and "active" in line
+    assert "never expires" in next(x for x in listed.splitlines() if "'ops'" in x)
+
+    for wrong in ("90", "0d", "3w", "soon"):
+        refused = run(tmp_path, "tokens", "create", "--role", "admin", "--expires-in", wrong)
+        assert refused.returncode == 2 and "not a duration" in refused.stderr, refused.stderr
+
+    # each lookup reaches the database (no token cache): the expiry is seen at once
+    settings = load_settings(
+        {"LABINTERP_INSTANCE": str(tmp_path / "instance"), "LABINTERP_TOKEN_CACHE": "0"}
+    )
+    runtime = build_runtime(settings)
+    client = create_app(runtime=runtime).test_client()
+    assert (
+        client.get("/api/v1/panels", headers={"Authorization": f"Bearer {token}"}).status_code
+        == 200
+    )
+    assert "last used" in next(
+        x for x in run(tmp_path, "tokens", "list").stdout.splitlines() if token[:12] in x
+    )
+    with runtime.session_factory() as session:  # 90 days later
+        session.execute(
+            update(ApiToken).values(expires_at=dt.datetime.now(dt.UTC) - dt.timedelta(minutes=1))
+        )
+        session.commit()
+    answer = client.get("/api/v1/panels", headers={"Authorization": f"Bearer {token}"})
+    assert answer.status_code == 401 and answer.get_json()["detail"] == "expired API token"
+    assert "expired" in next(
+        x for x in run(tmp_path, "tokens", "list").stdout.splitlines() if token[:12] in x
+    )
+
+
+def test_tokens_revoke_refuses_the_secret_itself_without_repeating_it(tmp_path):
+    run(tmp_path, "clinics", "create", "north")
+    token = run(tmp_path, "tokens", "create", "--role", "clinic", "--clinic", "north")
+    secret = token.stdout.strip().splitlines()[-1]
+    refused = run(tmp_path, "tokens", "revoke", secret)
+    assert refused.returncode == 1
+    assert "tokens list" in refused.stderr and "id" in refused.stderr
+    assert secret not in refused.stderr + refused.stdout
+    assert secret[len("li_") :] not in refused.stderr + refused.stdout
+    assert "active" in run(tmp_path, "tokens", "list").stdout  # not revoked
+    nonsense = run(tmp_path, "tokens", "revoke", "not-an-id")
+    assert nonsense.returncode == 1 and "tokens list" in nonsense.stderr
+
+
+def test_clinic_and_token_creation_and_revocation_are_audited_without_the_secret(tmp_path):
+    """Who (the operating-system user at the CLI), what and the ids; never the token, its
+    hash, or the characters `tokens list` shows of it."""
+    import getpass
+
+    from sqlalchemy import create_engine, text
+
+    run(tmp_path, "clinics", "create", "north")
+    made = run(
+        tmp_path, "tokens", "create", "--role", "clinic", "--clinic", "north", "--expires-in", "12h"
+    )
+    secret = made.stdout.strip().splitlines()[-1]
+    listed = run(tmp_path, "tokens", "list").stdout
+    token_id = next(x for x in listed.splitlines() if secret[:12] in x).split()[0]
+    assert run(tmp_path, "tokens", "revoke", token_id).returncode == 0
+
+    engine = create_engine(f"sqlite:///{tmp_path / 'instance' / 'labinterp.db'}")
+    with engine.connect() as connection:
+        events = connection.execute(
+            text("SELECT actor, role, action, clinic_id, detail FROM audit_events ORDER BY id")
+        ).all()
+        clinic_id = connection.execute(text("SELECT id FROM clinics")).scalar_one()
+        token_hash = connection.execute(text("SELECT token_hash FROM api_tokens")).scalar_one()
+    engine.dispose()
+    assert [e.action for e in events] == ["clinic.create", "token.create", "token.revoke"]
+    assert {e.actor for e in events} == {f"cli:{getpass.getuser()}"}
+    assert {e.role for e in events} == {"admin"}
+    details = [json.loads(e.detail) for e in events]
+    assert details[0] == {"clinic_id": str(uuid.UUID(clinic_id)), "name": "north"}
+    assert details[1]["token_id"] == token_id and details[1]["role"] == "clinic"
+    assert details[1]["clinic_ids"] == [str(uuid.UUID(clinic_id))] and details[1]["expires_at"]
+    assert details[2]["token_id"] == token_id
+    trail = " ".join(str(e) for e in events)
+    for secret_part in (secret, secret[3:], secret[:12], token_hash):
+        assert secret_part not in trail
+
+
+def test_demo_refuses_a_url_that_is_not_http(tmp_path):
+    """`--url file:///etc/passwd` is not read: only http:// and https:// are opened."""
+    done = run(tmp_path, "demo", "--url", "file:///etc/passwd", "--token", "li_x")
+    assert done.returncode == 2
+    assert "must be an http:// or https:// URL" in done.stderr and "root:" not in done.stdout

@@ -1,0 +1,133 @@
+"""Deny by default: every endpoint needs a token with a role, except an explicit public list.
+
+The test walks the app's own URL map, so a route added tomorrow is checked without anyone
+remembering to add it here: it answers 401 without a token, or the app refuses to start.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import pytest
+from flask import Flask
+from werkzeug.routing import Rule
+
+from labinterp.api.auth import access_table
+from tests.api.conftest import Tokens, assert_problem, auth
+
+# What anyone may call without a token, by route: health, readiness, metrics, the OpenAPI
+# document, the docs page and its files, Flask's static files. Written out here, apart from
+# the code's own list, so that widening that list fails this test.
+PUBLIC_RULES = {
+    "/healthz",
+    "/readyz",
+    "/metrics",
+    "/openapi.json",
+    "/docs",
+    "/docs/",
+    "/docs/assets/<path:filename>",
+    "/static/<path:filename>",
+}
+# a plausible value for each kind of path variable (werkzeug converter class name)
+_VALUES = {
+    "UUIDConverter": str(uuid.uuid4()),
+    "PathConverter": "P-0042/x",
+    "UnicodeConverter": "2026.1",
+    "IntegerConverter": "1",
+}
+_FILES = {
+    "/docs/assets/<path:filename>": "swagger-ui.css",
+    "/static/<path:filename>": "swagger-init.js",
+}
+
+
+def _path(rule: Rule) -> str:
+    """The rule's path with each variable replaced by a plausible value."""
+    values: dict[str, Any] = {}
+    for name, converter in rule._converters.items():
+        values[name] = _FILES.get(rule.rule) or _VALUES[type(converter).__name__]
+    return rule.build(values, append_unknown=False)[1]  # type: ignore[index]
+
+
+def _assert_401(response: Any, method: str) -> None:
+    if method == "HEAD":  # the same answer, without its body
+        assert response.status_code == 401 and response.mimetype == "application/problem+json"
+    else:
+        assert "token" in assert_problem(response, 401)["detail"]
+    assert response.headers["WWW-Authenticate"].startswith("Bearer")
+
+
+def _walk(app: Flask) -> list[tuple[Rule, str, str]]:
+    """(rule, method, path) for every method of every rule."""
+    return [
+        (rule, method, _path(rule))
+        for rule in sorted(app.url_map.iter_rules(), key=lambda r: r.rule)
+        for method in sorted(rule.methods or ())
+    ]
+
+
+def test_every_route_but_the_public_list_answers_401_without_a_token(
+    app: Flask, capsys: pytest.CaptureFixture[str]
+) -> None:
+    client = app.test_client()
+    walked = _walk(app)
+    refused: list[str] = []
+    public: set[str] = set()
+    for rule, method, path in walked:
+        response = client.open(path, method=method)
+        if response.status_code == 401:
+            _assert_401(response, method)
+            refused.append(f"{method} {rule.rule}")
+        else:
+            public.add(rule.rule)
+        if rule.rule in PUBLIC_RULES:
+            assert response.status_code < 400, f"{method} {path}: {response.status_code}"
+    report = (
+        f"walked {len({r.rule for r, _, _ in walked})} rules, {len(walked)} (rule, method) "
+        f"pairs: {len(refused)} answered 401 without a token, {len(public)} public rules "
+        f"({', '.join(sorted(public))})"
+    )
+    with capsys.disabled():  # shown with or without -s
+        print(f"\n{report}")
+    assert public == PUBLIC_RULES, report
+    protected = [(r, m) for r, m, _ in walked if r.rule not in PUBLIC_RULES]
+    assert len(refused) == len(protected), report  # every method of every other rule
+    # the API's own routes were walked, not an empty map
+    assert {"POST /api/v1/panels", "GET /api/v1/patients/<path:patient_id>/trend"} <= set(
+        refused
+    ), report
+
+
+def test_a_garbage_token_is_401_on_every_route_that_needs_one(app: Flask) -> None:
+    client = app.test_client()
+    for rule, method, path in _walk(app):
+        if rule.rule in PUBLIC_RULES:
+            continue
+        response = client.open(path, method=method, headers=auth("li_not-a-real-token"))
+        _assert_401(response, method)
+
+
+def test_an_app_with_a_route_that_declares_no_roles_refuses_to_start(app: Flask) -> None:
+    app.add_url_rule("/api/v1/oops", "oops", lambda: "everyone's data")
+    with pytest.raises(RuntimeError, match=r"GET /api/v1/oops \(oops\)"):
+        access_table(app)
+
+
+def test_a_route_added_after_start_is_refused_to_every_role(app: Flask, tokens: Tokens) -> None:
+    """The gate denies what it has no declaration for, even a route the start-up check never
+    saw: 401 without a token, 403 with any token."""
+    app.add_url_rule("/api/v1/oops", "oops", lambda: "everyone's data")
+    client = app.test_client()
+    assert_problem(client.get("/api/v1/oops"), 401)
+    for token in (tokens.admin, tokens.clinic, tokens.clinician):
+        assert_problem(client.get("/api/v1/oops", headers=auth(token)), 403)
+
+
+def test_roles_still_decide_who_may_call_a_view(app: Flask, tokens: Tokens) -> None:
+    client = app.test_client()
+    activate = "/api/v1/rulesets/2026.1/activate"
+    body = assert_problem(client.post(activate, headers=auth(tokens.clinic)), 403)
+    assert "it needs the role admin" in body["detail"]
+    assert client.post(activate, headers=auth(tokens.admin)).status_code == 200
+    assert client.get("/api/v1/rulesets", headers=auth(tokens.clinician)).status_code == 200
