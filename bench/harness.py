@@ -22,6 +22,8 @@ import socket
 import sqlite3
 import subprocess
 import sys
+import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -227,6 +229,64 @@ def process(name: str, argv: Sequence[str], env: Mapping[str, str], log: Path) -
         stop(popen)
 
 
+class Supervised:
+    """A child started again whenever it exits (after 1 s), counting how often: for a helper
+    that must outlive a fault it shares with the system under test (see bench/latency.py)."""
+
+    def __init__(self, name: str, argv: Sequence[str], env: Mapping[str, str], log: Path):
+        self.name, self.log, self.restarts = name, log, 0
+        self._argv, self._env = list(argv), {**os.environ, **env, "PYTHONUNBUFFERED": "1"}
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._popen = self._spawn()
+        self._watcher = threading.Thread(target=self._watch, name=f"watch {name}", daemon=True)
+        self._watcher.start()
+
+    def _spawn(self) -> subprocess.Popen[bytes]:
+        with self.log.open("ab") as out:
+            return subprocess.Popen(
+                self._argv,
+                cwd=REPO,
+                env=self._env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+
+    def _watch(self) -> None:
+        while not self._stopping.wait(0.2):
+            with self._lock:
+                if self._popen.poll() is None or self._stopping.is_set():
+                    continue
+                stop(self._popen, timeout=1)  # what it left in its group
+            if self._stopping.wait(1.0):
+                return
+            with self._lock:
+                if not self._stopping.is_set():
+                    self.restarts += 1
+                    self._popen = self._spawn()
+
+    def check_alive(self) -> None:
+        """Always alive: it is started again."""
+
+    def close(self) -> None:
+        self._stopping.set()
+        self._watcher.join()
+        with self._lock:
+            stop(self._popen)
+
+
+@contextmanager
+def supervised(
+    name: str, argv: Sequence[str], env: Mapping[str, str], log: Path
+) -> Iterator[Supervised]:
+    child = Supervised(name, argv, env, log)
+    try:
+        yield child
+    finally:
+        child.close()
+
+
 def stop(popen: subprocess.Popen[bytes], timeout: float = 20) -> None:
     """SIGTERM the process group, SIGKILL what is left after ``timeout`` seconds."""
     with suppress(ProcessLookupError):
@@ -277,8 +337,9 @@ def wait_ready(base: str, proc: Process, timeout: float = 90) -> None:
 
 
 def log_problems(path: Path, limit: int = 5) -> tuple[int, list[str]]:
-    """Lines of a log that look like trouble (ERROR, CRITICAL, Traceback, WARNING)."""
-    marks = ("ERROR", "CRITICAL", "Traceback", "WARNING")
+    """Lines of a log that look like trouble: ERROR, CRITICAL, Traceback, WARNING, and `serve`
+    saying that its worker exited."""
+    marks = ("ERROR", "CRITICAL", "Traceback", "WARNING", "exited after")
     found = [
         line.strip()
         for line in path.read_text(errors="replace").splitlines()
@@ -344,7 +405,9 @@ def run_wrk(
     """POST panels with bench/wrk/post_panels.lua for ``seconds`` (or until ``until()`` is
     true, polled twice a second: wrk is then stopped with SIGINT, which still prints its
     figures); the figures its done() prints."""
-    threads = threads or min(2, connections)
+    threads = threads or (2 if connections % 2 == 0 else 1)
+    if connections % threads:  # wrk opens connections // threads per thread: fewer than asked
+        raise BenchError(f"wrk: {connections} connections do not divide among {threads} threads")
     per_thread = -(-budget // threads) if budget else 0
     argv = [
         require_wrk(),
@@ -488,3 +551,18 @@ def fmt_ms(d: Mapping[str, float]) -> str:
         f"p50 {d['p50']:.1f} ms, p90 {d['p90']:.1f} ms, p99 {d['p99']:.1f} ms, "
         f"max {d['max']:.1f} ms (n={int(d['n'])})"
     )
+
+
+@contextmanager
+def work_dir(name: str) -> Iterator[Path]:
+    """Scratch folder for instances, logs and stamps: removed afterwards, unless BENCH_KEEP
+    names a folder to keep them in (for a look at the logs and the SQLite file)."""
+    keep = os.environ.get("BENCH_KEEP", "").strip()
+    if keep:
+        folder = Path(keep).resolve() / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
+        folder.mkdir(parents=True)
+        print(f"keeping logs and instances in {folder}")
+        yield folder
+        return
+    with tempfile.TemporaryDirectory(prefix=f"labinterp-{name}-") as tmp:
+        yield Path(tmp)

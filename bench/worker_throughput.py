@@ -23,7 +23,6 @@ from __future__ import annotations
 import os
 import re
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -238,8 +237,7 @@ def main() -> None:
         f"BENCH_STALL_SECONDS={STALL_SECONDS:g}; PostgreSQL {pg}, Redis {rd} ({h.REDIS_URL})"
     )
     rows = []
-    with tempfile.TemporaryDirectory(prefix="labinterp-bench-") as name:
-        tmp = Path(name)
+    with h.work_dir("worker-throughput") as tmp:
         for c in CONCURRENCIES:
             print(f"concurrency {c}")
             panels, final = labinterp_row(c, tmp)
