@@ -1,129 +1,143 @@
-"""Ingest over real HTTP: `labinterp serve` (gunicorn, gthread) on PostgreSQL + Redis, driven by
-BENCH_CLIENTS concurrent keep-alive clients for BENCH_SECONDS.
+"""Durable ingest over real HTTP, driven by wrk: POST /api/v1/panels at saturation.
 
-Baseline, in the same run and against the same server: GET /healthz (a request that touches
-neither the database nor the broker), so the ratio shows what a durable POST costs on top of
-HTTP, Flask and the client. Panels go to a scratch database that is dropped afterwards and to
-Redis database 12 (flushed afterwards); no worker runs, so only the durable ingest is timed.
+Rows, each driven by wrk with bench/wrk/post_panels.lua (BENCH_CONNECTIONS keep-alive
+connections on 2 threads, no pause, a new accession and patient per request) for BENCH_SECONDS
+after a 2 s warm-up:
+
+  baseline  bench/bare_app.py under gunicorn, 2 processes x 4 gthread threads (the shape of
+            `labinterp serve`): a Flask endpoint that only parses the same JSON body
+  postgres  `labinterp serve --no-worker` on a scratch PostgreSQL database and Redis database 5
+  embedded  `labinterp serve --no-worker` on the embedded default (SQLite, kombu's folder broker)
+
+No worker runs, so only the durable ingest is timed (auth, parse, acceptance, one transaction,
+the hand-off to the publisher). The panels a row stored are counted in its `panels` table and
+set beside wrk's 2xx count. Nothing from labinterp is imported.
 """
 
 from __future__ import annotations
 
-import http.client
-import json
 import os
-import statistics
 import sys
-import tempfile
-import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "bench"))
+import harness as h  # bench/ is on the path: scripts run as `python bench/NAME.py`
 
-import redis  # noqa: E402
-from ingest import scratch_postgres  # noqa: E402
-
-from labinterp.db import upgrade_database  # noqa: E402
-from labinterp.demo import SAMPLE_PANELS  # noqa: E402
-from tests.integration.worker_process import (  # noqa: E402
-    free_port,
-    labinterp_cli,
-    labinterp_process,
-    wait_until,
-)
-
-CLIENTS = int(os.environ.get("BENCH_CLIENTS", 8))
-SECONDS = float(os.environ.get("BENCH_SECONDS", 10))
-ADMIN_URL = os.environ.get(
-    "LABINTERP_BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
-)
-REDIS_URL = os.environ.get("LABINTERP_BENCH_REDIS_URL", "redis://127.0.0.1:6379/12")
+CONNECTIONS = int(h.env_number("BENCH_CONNECTIONS", 16))
+SECONDS = h.env_number("BENCH_SECONDS", 10)
+WARMUP = 2.0
 
 
-def drive(port: int, make_request, seconds: float) -> tuple[float, list[float]]:  # type: ignore[no-untyped-def]
-    """Every client sends requests back to back for ``seconds``; requests/s and latencies."""
-    latencies: list[float] = []
-    lock = threading.Lock()
-    stop = time.perf_counter() + seconds
-
-    def client(n: int) -> None:
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-        mine: list[float] = []
-        i = 0
-        while time.perf_counter() < stop:
-            method, path, body, headers, expect = make_request(n, i)
-            start = time.perf_counter()
-            conn.request(method, path, body=body, headers=headers)
-            response = conn.getresponse()
-            response.read()
-            assert response.status == expect, response.status
-            mine.append(time.perf_counter() - start)
-            i += 1
-        with lock:
-            latencies.extend(mine)
-
-    threads = [threading.Thread(target=client, args=(n,)) for n in range(CLIENTS)]
-    started = time.perf_counter()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    return len(latencies) / (time.perf_counter() - started), latencies
+def drive(base: str, token: str, name: str, log: Path, then: Callable[[], object]) -> h.WrkResult:
+    """A warm-up, ``then()``, the measured run."""
+    h.run_wrk(base, token, connections=CONNECTIONS, seconds=WARMUP, prefix=f"{name}-warm-", log=log)
+    then()
+    return h.run_wrk(
+        base, token, connections=CONNECTIONS, seconds=SECONDS, prefix=f"{name}-", log=log
+    )
 
 
-def cli(env: dict[str, str], *args: str) -> str:
-    return labinterp_cli(env, *args).strip().splitlines()[-1]
+def bare(tmp: Path) -> h.WrkResult:
+    port = h.free_port()
+    argv = [
+        *(sys.executable, "-m", "gunicorn", "--chdir", str(h.BENCH), "--bind", f"127.0.0.1:{port}"),
+        *("--worker-class", "gthread", "--workers", "2", "--threads", "4"),
+        *("--access-logfile", "-", "bare_app:app"),
+    ]
+    base = f"http://127.0.0.1:{port}"
+    with h.process("bare Flask app", argv, {}, tmp / "bare.log") as proc:
+        h.wait_until(
+            lambda: proc.check_alive() or h.http_status(f"{base}/healthz") == 200, 60, "bare app"
+        )
+        return drive(base, "not-checked", "bare", tmp / "wrk.log", lambda: None)
 
 
-def report(name: str, rate: float, latencies: list[float]) -> None:
-    ordered = sorted(latencies)
-    p50 = statistics.median(ordered) * 1000
-    p95 = ordered[int(0.95 * (len(ordered) - 1))] * 1000
-    print(f"{name}: {rate:,.0f} req/s, p50 {p50:.1f} ms, p95 {p95:.1f} ms")
+def labinterp(tmp: Path, name: str, env: dict[str, str], database: str | Path) -> h.WrkResult:
+    token = h.clinic_token(env)
+    port = h.free_port()
+    base = f"http://127.0.0.1:{port}"
+    argv = h.labinterp_argv("serve", "--no-worker", "--port", str(port))
+    log = tmp / f"{name}-serve.log"
+    with h.process("labinterp serve --no-worker", argv, env, log) as serve:
+        h.wait_ready(base, serve)
+        counted: list[int] = []
+
+        def count() -> None:
+            time.sleep(2)  # the warm-up's requests still in flight when wrk stopped
+            counted.append(sum(h.status_counts(database).values()))
+
+        result = drive(base, token, name, tmp / "wrk.log", count)
+    stored = sum(h.status_counts(database).values()) - counted[0]
+    print(
+        f"  {name}: wrk 2xx {result.ok}, panels stored {stored} (more: requests in flight when "
+        "wrk stopped)"
+        if stored >= result.ok
+        else f"  ! {name}: wrk 2xx {result.ok} but only {stored} panels stored"
+    )
+    if result.problems():
+        print(f"  ! {name}: {result.problems()}")
+    h.report_logs(log)
+    return result
+
+
+def line(name: str, result: h.WrkResult, base: h.WrkResult | None) -> str:
+    lat = result.latency_ms
+    text = (
+        f"{name}: {result.rate:,.0f} req/s, p50 {lat['p50']:.1f} ms, p99 {lat['p99']:.1f} ms "
+        f"({result.requests} requests in {result.seconds:.1f} s)"
+    )
+    if base is not None and result.rate:
+        text += f"; {base.rate / result.rate:.1f}x the baseline's time per request"
+    return text
 
 
 def main() -> None:
-    body = json.loads(json.dumps(SAMPLE_PANELS[0]))
-    with tempfile.TemporaryDirectory() as tmp, scratch_postgres(ADMIN_URL) as database_url:
-        upgrade_database(database_url)
+    h.require_wrk()
+    pg, rd = h.require_postgres(), h.require_redis()
+    print("ingest over HTTP: POST /api/v1/panels at saturation (bench/ingest_http.py)")
+    print(
+        f"parameters: wrk 2 threads, BENCH_CONNECTIONS={CONNECTIONS}, BENCH_SECONDS={SECONDS:g} "
+        f"(after a {WARMUP:g} s warm-up), no pause; gunicorn 2 processes x 4 threads; no worker; "
+        f"nproc {os.cpu_count()}; PostgreSQL {pg}, Redis {rd} ({h.REDIS_URL}); rate limit off"
+    )
+    with h.work_dir("ingest-http") as tmp:
+        baseline = bare(tmp)
+        with h.flushed_redis() as redis_url, h.scratch_postgres("ingest") as database:
+            env = {
+                "LABINTERP_INSTANCE": str(tmp / "instance-postgres"),
+                "DATABASE_URL": database,
+                "CELERY_BROKER_URL": redis_url,
+                "LABINTERP_RATE_LIMIT": "0",
+            }
+            h.cli(env, "db", "upgrade")
+            postgres = labinterp(tmp, "postgres", env, database)
+        instance = tmp / "instance-embedded"
         env = {
-            "LABINTERP_INSTANCE": tmp,
-            "DATABASE_URL": database_url,
-            "CELERY_BROKER_URL": REDIS_URL,
+            "LABINTERP_INSTANCE": str(instance),
+            "DATABASE_URL": "",
+            "CELERY_BROKER_URL": "",
             "LABINTERP_RATE_LIMIT": "0",
         }
-        cli(env, "clinics", "create", "bench")
-        token = cli(env, "tokens", "create", "--role", "clinic", "--clinic", "bench")
-        port = free_port()
-        args = ["serve", "--no-worker", "--port", str(port), "--workers", "2", "--threads", "4"]
-        with labinterp_process(args, env, Path(tmp) / "serve.log"):
-
-            def up() -> bool:
-                try:
-                    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-                    conn.request("GET", "/healthz")
-                    return conn.getresponse().status == 200
-                except OSError:
-                    return False
-
-            wait_until(up, 60, 0.2, "serve to answer")
-            health = drive(port, lambda n, i: ("GET", "/healthz", None, {}, 200), SECONDS)
-            headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
-
-            def post(n: int, i: int):  # type: ignore[no-untyped-def]
-                body["accession"] = f"HTTP-{n}-{i}"
-                return "POST", "/api/v1/panels", json.dumps(body), headers, 202
-
-            panels = drive(port, post, SECONDS)
-        redis.Redis.from_url(REDIS_URL).flushdb()
-    print(f"{CLIENTS} keep-alive clients, {SECONDS:.0f} s each, gunicorn 2 processes x 4 threads")
-    report("baseline GET /healthz", *health)
-    report("POST /api/v1/panels, PostgreSQL + Redis", *panels)
-    print(f"ratio: a durable POST costs {health[0] / panels[0]:.1f}x the baseline's time")
+        embedded = labinterp(tmp, "embedded", env, h.sqlite_file(instance))
+    print(line("baseline bare Flask JSON endpoint", baseline, None))
+    print(line("POST /api/v1/panels, PostgreSQL + Redis", postgres, baseline))
+    print(
+        line("POST /api/v1/panels, embedded default (SQLite + folder broker)", embedded, baseline)
+    )
+    print()
+    print("| server | req/s | p50 | p99 | time per request vs baseline |")
+    print("| --- | --- | --- | --- | --- |")
+    for name, result in (
+        ("bare Flask endpoint (baseline)", baseline),
+        ("labinterp, PostgreSQL + Redis", postgres),
+        ("labinterp, embedded default", embedded),
+    ):
+        print(
+            f"| {name} | {result.rate:,.0f} | {result.latency_ms['p50']:.1f} ms | "
+            f"{result.latency_ms['p99']:.1f} ms | {baseline.rate / result.rate:.1f}x |"
+        )
 
 
 if __name__ == "__main__":
-    main()
+    h.run_main(main)
