@@ -299,6 +299,24 @@ def stop(popen: subprocess.Popen[bytes], timeout: float = 20) -> None:
     popen.wait()
 
 
+def cpu_seconds(match: Callable[[int, str], bool]) -> float:
+    """User + system CPU seconds of the live processes for which ``match(pgrp, cmdline)``."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:  # gone meanwhile
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()  # after "pid (comm) "
+        if match(int(fields[2]), cmdline):
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / tick
+
+
 def wait_until(predicate: Callable[[], Any], timeout: float, what: str, every: float = 0.2) -> Any:
     deadline = time.monotonic() + timeout
     while True:

@@ -14,7 +14,10 @@ For each concurrency in BENCH_CONCURRENCIES (default 1 and 2, the machine's core
    to the same Redis, then one `celery worker --concurrency C --pool prefork` of that app
    drains them; the same two rates from the moments its tasks started.
 
-The ratio (no-op rate / labinterp rate) is how many no-op tasks' time one panel costs.
+The ratio (no-op rate / labinterp rate) is how many no-op tasks' time one panel costs. Beside
+the rates, the CPU time per task of the worker's process group and of the scratch database's
+PostgreSQL backends (from /proc, between the first progress and the end of the drain): on a
+shared 2-core machine it tells a slow worker from a starved one.
 Nothing from labinterp is imported: it is driven through its CLI, HTTP and its tables.
 """
 
@@ -39,6 +42,24 @@ STALL_SECONDS = h.env_number("BENCH_STALL_SECONDS", 60)
 LABINTERP_QUEUE = os.environ.get("BENCH_LABINTERP_QUEUE", "labinterp")
 
 
+@dataclass
+class Cpu:
+    """CPU the worker (its process group) and the database spent between the first poll that
+    saw progress and the end of the drain, per task done meanwhile."""
+
+    worker: float = 0.0
+    database: float = 0.0
+    tasks: int = 0
+
+    def describe(self) -> str:
+        if not self.tasks:
+            return "CPU: not measured"
+        text = f"CPU per task: worker {self.worker / self.tasks * 1000:.1f} ms"
+        if self.database:
+            text += f", PostgreSQL backends {self.database / self.tasks * 1000:.1f} ms"
+        return text
+
+
 @dataclass(frozen=True)
 class Drain:
     """One worker draining a full queue: counts and moments (epoch seconds)."""
@@ -48,6 +69,7 @@ class Drain:
     first: float
     last: float
     drained: float  # the poll that first saw the queue empty (or the stall's give-up)
+    cpu: Cpu
 
     @property
     def steady(self) -> float:
@@ -61,23 +83,43 @@ class Drain:
         return (
             f"steady {self.steady:,.1f} {unit}/s ({self.done} between the first and the last "
             f"start, {self.last - self.first:.1f} s); from launch {self.from_launch:,.1f} "
-            f"{unit}/s (first start {self.first - self.launched:.1f} s after launch)"
+            f"{unit}/s (first start {self.first - self.launched:.1f} s after launch); "
+            f"{self.cpu.describe()}"
         )
 
 
-def wait_drained(left: Callable[[], int], proc: h.Process) -> tuple[float, int]:
-    """Poll ``left()`` until 0; gives up after STALL_SECONDS without progress. (moment, left)"""
-    last_change, seen = time.monotonic(), left()
+def wait_drained(
+    left: Callable[[], int], proc: h.Process, database: str = ""
+) -> tuple[float, int, Cpu]:
+    """Poll ``left()`` until 0; gives up after STALL_SECONDS without progress.
+    (moment, left, CPU per task from the first progress on)"""
+    pgid = proc.popen.pid
+    name = database.rsplit("/", 1)[-1]
+
+    def cpu() -> tuple[float, float]:
+        worker = h.cpu_seconds(lambda group, cmd: group == pgid)
+        # a backend's title: "postgres: USER DATABASE HOST(PORT) STATE"
+        pg = h.cpu_seconds(lambda group, cmd: bool(name) and f" {name} " in cmd) if name else 0
+        return worker, pg
+
+    start_left, started = left(), None
+    last_change, seen = time.monotonic(), start_left
     while seen:
         proc.check_alive()
         time.sleep(0.1)
         now_left = left()
         if now_left != seen:
+            if started is None:
+                started = (now_left, *cpu())
             last_change, seen = time.monotonic(), now_left
         elif time.monotonic() - last_change > STALL_SECONDS:
             print(f"  ! stalled: {seen} left and no progress for {STALL_SECONDS:g} s")
             break
-    return time.time(), seen
+    used = Cpu()
+    if started is not None:
+        worker, pg = cpu()
+        used = Cpu(worker - started[1], pg - started[2], started[0] - seen)
+    return time.time(), seen, used
 
 
 def task_runtimes(log: Path) -> list[float]:
@@ -166,11 +208,15 @@ def labinterp_row(c: int, tmp: Path) -> tuple[Drain, dict[str, int]]:
             )
 
         worker_log = tmp / f"worker-c{c}.log"
+        load_before = os.getloadavg()[0]
         launched = time.time()
         argv = h.labinterp_argv("worker", "--concurrency", str(c))
         with h.process("labinterp worker", argv, env, worker_log) as worker:
-            drained, _ = wait_drained(lambda: h.status_counts(database).get("queued", 0), worker)
+            drained, _, cpu = wait_drained(
+                lambda: h.status_counts(database).get("queued", 0), worker, database
+            )
             compare_settings(redis_url)
+        print(f"  load average {load_before:.2f} before the drain, {os.getloadavg()[0]:.2f} after")
         done, first, last = h.interpretation_span(database)
         final = h.status_counts(database)
         h.report_logs(serve_log, worker_log)
@@ -181,7 +227,7 @@ def labinterp_row(c: int, tmp: Path) -> tuple[Drain, dict[str, int]]:
             )
     if first is None or last is None:
         raise h.BenchError(f"no panel was interpreted; see {worker_log}")
-    return Drain(done, launched, first, last, drained), final
+    return Drain(done, launched, first, last, drained, cpu), final
 
 
 def _redis_llen(url: str, key: str) -> int:
@@ -219,11 +265,11 @@ def noop_row(c: int, tmp: Path) -> Drain:
             def left() -> int:
                 return N - sum(p.read_bytes().count(b"\n") for p in stamps.glob("stamps-*"))
 
-            drained, _ = wait_drained(left, worker)
+            drained, _, cpu = wait_drained(left, worker)
         started = [s for _, s in noop_app.read_stamps(stamps)]
     if not started:
         raise h.BenchError(f"no no-op task ran; see {log}")
-    return Drain(len(started), launched, min(started), max(started), drained)
+    return Drain(len(started), launched, min(started), max(started), drained, cpu)
 
 
 def main() -> None:
@@ -252,12 +298,17 @@ def main() -> None:
             print(f"  ratio: one panel costs {ratio:.1f}x a no-op task's time (steady rates)")
             rows.append((c, panels, noop, ratio))
     print()
-    print("| worker | labinterp panels/s (steady) | from launch | no-op tasks/s (steady) | ratio |")
-    print("| --- | --- | --- | --- | --- |")
+    print(
+        "| worker | labinterp panels/s (steady) | from launch | CPU ms/panel (worker + PG) "
+        "| no-op tasks/s (steady) | CPU ms/no-op | ratio |"
+    )
+    print("| --- | --- | --- | --- | --- | --- | --- |")
     for c, panels, noop, ratio in rows:
+        p, n = panels.cpu, noop.cpu
         print(
             f"| --concurrency {c} | {panels.steady:,.0f} | {panels.from_launch:,.0f} | "
-            f"{noop.steady:,.0f} | {ratio:.1f}x |"
+            f"{p.worker / max(p.tasks, 1) * 1000:.1f} + {p.database / max(p.tasks, 1) * 1000:.1f} "
+            f"| {noop.steady:,.0f} | {n.worker / max(n.tasks, 1) * 1000:.1f} | {ratio:.1f}x |"
         )
 
 
