@@ -76,6 +76,9 @@ def run_main(main: Callable[[], None]) -> None:
     except BenchError as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)
+    except KeyboardInterrupt as exc:  # everything was stopped, dropped and flushed on the way
+        print(f"interrupted ({exc or 'Ctrl-C'}); cleaned up", file=sys.stderr)
+        sys.exit(130)
 
 
 # --- what must be there ----------------------------------------------------------------------

@@ -14,10 +14,11 @@ Rows (BENCH_ROWS, default all four):
 
 Load: wrk with bench/wrk/post_panels.lua. C connections each pausing a mean of D ms (drawn
 from [0.5, 1.5] x D so they do not fire in step) send about C / (D + r) requests per second,
-r being the response time: a warm-up of BENCH_WARMUP seconds measures r (its median, capped
-at BENCH_MAX_RESPONSE_MS: a server that does not keep up is offered the target rate as if it
-answered that fast, not more connections), then C and D are set so that D >=
-BENCH_MIN_DELAY_MS and C / (D + r) is the target; the achieved rate is wrk's.
+r being the response time (and wrk's overhead). A warm-up of BENCH_WARMUP seconds at the
+target runs in two halves: the first warms the processes, the second gives r = C / rate - D
+from the rate it achieved (capped at BENCH_MAX_RESPONSE_MS: a server that does not keep up is
+offered the target rate as if it answered that fast, not more connections). Then C (even) and
+D >= BENCH_MIN_DELAY_MS are set so that C / (D + r) is the target; the achieved rate is wrk's.
 
 Measure: for every panel the measured run stored, interpretations.created_at minus
 panels.created_at, read from the database after the backlog drained (both stamped by labinterp
@@ -56,7 +57,7 @@ SECONDS = h.env_number("BENCH_SECONDS", 60)
 POSTGRES_LOW_RATE = h.env_number("BENCH_POSTGRES_LOW_RATE", 20)
 EMBEDDED_RATE = h.env_number("BENCH_EMBEDDED_RATE", 20)
 EMBEDDED_MAX_RATE = h.env_number("BENCH_EMBEDDED_MAX_RATE", 30)
-WARMUP = h.env_number("BENCH_WARMUP", 5)
+WARMUP = h.env_number("BENCH_WARMUP", 10)
 MIN_DELAY_MS = h.env_number("BENCH_MIN_DELAY_MS", 100)
 MAX_RESPONSE_MS = h.env_number("BENCH_MAX_RESPONSE_MS", 100)
 BASELINE_RATE = h.env_number("BENCH_BASELINE_RATE", 10)
@@ -307,22 +308,27 @@ def measure(system: System, row: Row, tmp: Path) -> Row:
             delay_ms=d0,
             log=wrk_log,
         )
-    # the median, not the mean: one stall of a noisy machine in a few seconds would set the
-    # pause for the whole run (a skewed response time then overshoots the target a little)
-    response_ms = warm.latency_ms["p50"]
-    row.connections, row.delay_ms = shape_load(row.target, min(response_ms, MAX_RESPONSE_MS))
+    # what one request costs a connection besides its pause, from the rate the calibration
+    # achieved: the response time and wrk's own overhead, averaged as the run will average them
+    # (wrk counts no request still in flight when it stops: half a cycle per connection)
+    cycles = warm.rate + c0 / (2 * warm.seconds) if warm.seconds else 0.0
+    response_ms = 1000 * c0 / cycles - d0 if warm.rate else math.inf
+    row.connections, row.delay_ms = shape_load(
+        row.target, max(0.0, min(response_ms, MAX_RESPONSE_MS))
+    )
     print(
         f"  warm-up {WARMUP:g} s: {c0} connections x {d0:.0f} ms gave {warm.rate:.1f} req/s in "
-        f"its second half, median response {response_ms:.1f} ms -> {row.connections} "
-        f"connections, mean pause {row.delay_ms:.1f} ms"
+        f"its second half (median response {warm.latency_ms['p50']:.1f} ms): {response_ms:.1f} ms "
+        f"per request besides the pause -> {row.connections} connections, mean pause "
+        f"{row.delay_ms:.1f} ms"
     )
     if response_ms > MAX_RESPONSE_MS:
         # a saturated server answers slowly: sizing on that would only open more connections
         # to wait in its queue, so the load is the target rate *if* it answered in this time
         print(
-            f"  ! median response {response_ms:.0f} ms at {row.target:g}/s: the server is "
-            f"saturated (or the machine busy); the load is sized for a {MAX_RESPONSE_MS:g} ms "
-            "response (BENCH_MAX_RESPONSE_MS) and the achieved rate below is what it took"
+            f"  ! {response_ms:.0f} ms per request at {row.target:g}/s: the server is saturated "
+            f"(or the machine busy); the load is sized for {MAX_RESPONSE_MS:g} ms "
+            "(BENCH_MAX_RESPONSE_MS) and the achieved rate below is what it took"
         )
     time.sleep(2)  # the warm-up's requests still in flight when wrk stopped
     wait_interpreted(system, "warm-up")
