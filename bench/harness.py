@@ -96,7 +96,7 @@ def require_postgres(admin_url: str = ADMIN_URL) -> str:
     import psycopg
 
     try:
-        with psycopg.connect(admin_url, connect_timeout=3, autocommit=True) as conn:
+        with psycopg.connect(_psycopg_url(admin_url), connect_timeout=3, autocommit=True) as conn:
             row = conn.execute("SHOW server_version").fetchone()
     except psycopg.Error as exc:
         raise BenchError(
