@@ -1,17 +1,27 @@
-"""The baseline of the HTTP benchmarks: a bare Flask JSON endpoint at the same path as labinterp's,
-served by the same gunicorn settings. It parses the panel and answers 202 with a small JSON
-body; no authentication, validation, database or broker."""
+"""The baseline of bench/ingest_http.py: a bare Flask endpoint that only parses the panel.
+
+Served the way `labinterp serve` serves labinterp (gunicorn, gthread, access log on), at the
+same path, so wrk and bench/wrk/post_panels.lua drive both alike:
+
+    cd bench && gunicorn --worker-class gthread --workers 2 --threads 4 bare_app:app
+"""
 
 from __future__ import annotations
 
-import uuid
+import json
+from decimal import Decimal
 
 from flask import Flask, request
 
 app = Flask("bare")
 
 
+@app.get("/healthz")
+def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
 @app.post("/api/v1/panels")
-def panels():  # type: ignore[no-untyped-def]
-    panel = request.get_json()
-    return {"id": str(uuid.uuid4()), "accession": panel["accession"], "status": "queued"}, 202
+def panels() -> tuple[dict[str, str], int]:
+    document = json.loads(request.get_data(), parse_float=Decimal)
+    return {"accession": document["accession"], "status": "queued"}, 202
