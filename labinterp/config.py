@@ -29,9 +29,6 @@ class Settings:
     sweep_every: int = 15
     # a panel whose interpretation was taken up this many times without success is `failed`
     max_attempts: int = 5
-    # how long an API process keeps trying to hand panels to a broker that is down before it
-    # leaves them to the sweeper
-    publish_give_up_seconds: int = 60
     # PostgreSQL aborts any statement running longer (0: no limit)
     statement_timeout_seconds: int = 10
     # a token's lookup is reused this long by each API process: a revoked or expired token
@@ -107,7 +104,6 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         sweep_after_seconds=_whole(env, "LABINTERP_SWEEP_AFTER", 60),
         sweep_every=max(1, _whole(env, "LABINTERP_SWEEP_EVERY", 15)),
         max_attempts=max(1, _whole(env, "LABINTERP_MAX_ATTEMPTS", 5)),
-        publish_give_up_seconds=_whole(env, "LABINTERP_PUBLISH_GIVE_UP", 60),
         statement_timeout_seconds=_whole(env, "LABINTERP_STATEMENT_TIMEOUT", 10),
         token_cache_seconds=_whole(env, "LABINTERP_TOKEN_CACHE", 5),
         rate_limit_per_minute=_whole(env, "LABINTERP_RATE_LIMIT", 600),

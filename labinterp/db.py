@@ -6,11 +6,12 @@ import contextlib
 import functools
 import logging
 import os
+import threading
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Dialect, Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import DBAPIError, StatementError
 from sqlalchemy.orm import Session, sessionmaker
@@ -145,16 +146,86 @@ def execute_in_autocommit(engine: Engine, statement: str, parameters: Mapping[st
 
 
 def _wrapped(engine: Engine, statement: str, exc: Exception, *, lost: bool) -> StatementError:
-    """The driver's error as SQLAlchemy raises it (IntegrityError, OperationalError …)."""
+    return driver_error(engine.dialect, statement, exc, lost=lost)
+
+
+def driver_error(
+    dialect: Dialect, statement: str, exc: Exception, *, lost: bool = False
+) -> StatementError:
+    """The driver's error as SQLAlchemy raises it (IntegrityError, OperationalError …), for
+    code that runs a statement on the driver's own connection; values hidden."""
     return DBAPIError.instance(
         statement,
         None,
         exc,
-        engine.dialect.loaded_dbapi.Error,
+        dialect.loaded_dbapi.Error,
         hide_parameters=True,
         connection_invalidated=lost,
-        dialect=engine.dialect,
+        dialect=dialect,
     )
+
+
+@contextlib.contextmanager
+def write_transaction(engine: Engine) -> Iterator[Connection]:
+    """``engine.begin()`` for a transaction that writes. On a SQLite file, writers take turns
+    on a lock of their own first (every thread of every process of the instance): SQLite lets
+    one transaction write at a time, and a writer that finds the file locked sleeps in growing
+    steps (up to 100 ms each) before it looks again, so under load its waits, not its work,
+    would set the pace. A lock taken in turn wakes the next writer as soon as one commits."""
+    lock = _sqlite_writers(engine)
+    if lock is None:
+        with engine.begin() as conn:
+            yield conn
+        return
+    with lock, engine.begin() as conn:
+        yield conn
+
+
+class _FileLock:
+    """A lock for the threads of this process (a ``threading.Lock``) and for the processes of
+    the machine (``flock`` on a file beside the database)."""
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._thread_lock = threading.Lock()
+        self._file: Any = None
+        self._pid = 0
+
+    def __enter__(self) -> None:
+        self._thread_lock.acquire()
+        try:
+            if self._file is None or self._pid != os.getpid():  # after a fork: our own file
+                self._file = open(self._path, "a")
+                self._pid = os.getpid()
+            if fcntl is not None:
+                fcntl.flock(self._file, fcntl.LOCK_EX)
+        except BaseException:
+            self._thread_lock.release()
+            raise
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            if fcntl is not None:
+                fcntl.flock(self._file, fcntl.LOCK_UN)
+        finally:
+            self._thread_lock.release()
+
+
+_writer_locks: dict[str, _FileLock] = {}
+_writer_locks_guard = threading.Lock()
+
+
+def _sqlite_writers(engine: Engine) -> _FileLock | None:
+    if engine.dialect.name != "sqlite":
+        return None
+    path = _sqlite_file(engine.url)
+    if path is None:
+        return None
+    key = str(path.expanduser().resolve())
+    with _writer_locks_guard:
+        if key not in _writer_locks:
+            _writer_locks[key] = _FileLock(Path(key + ".write-lock"))
+        return _writer_locks[key]
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:

@@ -1,7 +1,9 @@
 """JSON text with exact decimals, one encoding for the API and the database's JSON columns.
 
 A value sent as 1.10 is parsed as Decimal("1.10"), stored as 1.10 and shown as 1.10; times
-are written in UTC with a Z; NaN and Infinity, which JSON does not have, are refused.
+are written in UTC with a Z; NaN and Infinity, which JSON does not have, are refused. Written
+with orjson (a Decimal goes in as an orjson.Fragment of its own text), read with simplejson
+(orjson has no way to read a number as a Decimal).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import uuid
 from decimal import Decimal
 from typing import Any
 
+import orjson
 import simplejson
 
 
@@ -28,7 +31,26 @@ def _default(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
+def _fragment(value: Any) -> Any:
+    """orjson's hook: a Decimal as the exact number it is (its text, unquoted), a time in UTC
+    with a Z, the rest as :func:`_default` says."""
+    if isinstance(value, Decimal):
+        return orjson.Fragment(str(value))
+    return _default(value)
+
+
+_ORJSON = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_NON_STR_KEYS
+
+
 def dumps(value: Any, **kwargs: Any) -> str:
+    """JSON text of ``value``: with orjson (several times faster than the standard library),
+    else (options orjson lacks, text it refuses such as a lone surrogate) with simplejson,
+    which writes the same document."""
+    if not kwargs:
+        try:
+            return orjson.dumps(value, default=_fragment, option=_ORJSON).decode()
+        except (TypeError, orjson.JSONEncodeError):
+            pass
     return simplejson.dumps(value, use_decimal=True, default=_default, ensure_ascii=False, **kwargs)
 
 

@@ -70,7 +70,7 @@ def build_runtime(settings: Settings) -> Runtime:
     celery = make_celery(settings)
     return Runtime(
         celery=celery,
-        dispatcher=Dispatcher(celery, settings.publish_give_up_seconds),
+        dispatcher=Dispatcher(celery),
         settings=settings,
         engine=engine,
         session_factory=make_session_factory(engine),

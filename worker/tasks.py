@@ -15,11 +15,12 @@ import uuid
 from typing import Any
 
 from celery import shared_task
-from celery.signals import worker_process_shutdown
+from celery.signals import worker_process_shutdown, worker_ready, worker_shutting_down
 from sqlalchemy.exc import DBAPIError
 
 from labinterp import metrics
 from labinterp.broker import INTERPRET_TASK, LEGACY_INTERPRET_TASK, SWEEP_TASK
+from labinterp.relay import Relay
 from labinterp.runtime import Runtime, get_runtime
 from labinterp.services.interpretation import interpret_panels as interpret_panels_service
 from labinterp.services.sweeper import sweep_queued_panels as sweep_service
@@ -95,6 +96,30 @@ def sweep_queued_panels(self: Any) -> int:
             len(sweep.unsent),
         )
     return len(sweep.enqueued)
+
+
+_relay: Relay | None = None
+
+
+@worker_ready.connect
+def _start_relay(sender: Any = None, **_: Any) -> None:
+    """Every worker publishes the panels the API accepted (labinterp.services.relay): from a
+    thread of its main process, whatever its pool."""
+    global _relay
+    app = sender.app if sender is not None else None
+    if app is None or _relay is not None:
+        return
+    rt = get_runtime(app.conf.labinterp_settings)
+    _relay = Relay(rt.engine, rt.dispatcher)
+    _relay.start()
+
+
+@worker_shutting_down.connect
+def _stop_relay(**_: Any) -> None:
+    global _relay
+    if _relay is not None:
+        _relay.stop()
+        _relay = None
 
 
 @worker_process_shutdown.connect

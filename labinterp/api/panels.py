@@ -155,7 +155,6 @@ class Panels(MethodView):
         rt = runtime()
         result = panel_service.submit_panel(
             rt.engine,
-            rt.dispatcher,
             current_actor(),
             _clinic_of_poster(),
             document,
@@ -204,10 +203,8 @@ class PanelRevisions(MethodView):
     @blp.alt_response(200, schema=PanelOut, description="The same content as an existing revision")
     def post(self, document: dict[str, Any], panel_id: uuid.UUID) -> Any:
         """Post corrected results for an accession (a new revision)"""
-        rt = runtime()
         result = panel_service.revise_panel(
             db(),
-            rt.dispatcher,
             current_actor(),
             panel_id,
             document,

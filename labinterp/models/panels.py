@@ -17,6 +17,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     Uuid,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -76,6 +77,14 @@ class Panel(Base):
         Index(None, "clinic_id", "collected_at"),
         # the sweeper and the age of the oldest queued panel (/metrics)
         Index(None, "status", "updated_at"),
+        # the relay: panels accepted and not yet handed to the broker (a small index: a
+        # panel leaves it as soon as a worker's relay publishes it)
+        Index(
+            "ix_panels_unpublished",
+            "updated_at",
+            postgresql_where=text("status = 'queued' AND enqueued_at IS NULL"),
+            sqlite_where=text("status = 'queued' AND enqueued_at IS NULL"),
+        ),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid(), primary_key=True, default=uuid.uuid4)
@@ -89,7 +98,8 @@ class Panel(Base):
     collected_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), index=True)
     created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow, onupdate=utcnow)
-    # when its interpretation was last handed to the broker (the sweeper's clock)
+    # when its interpretation was last handed to the broker (the sweeper's clock); None:
+    # not yet (a worker's relay publishes it)
     enqueued_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
     # how many times a worker took it up: a panel that keeps failing ends `failed`
     attempts: Mapped[int] = mapped_column(default=0, server_default="0")

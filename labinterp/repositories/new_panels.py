@@ -9,6 +9,10 @@ The hottest write of the service (every POST), so it bypasses the ORM's unit of 
   connection.
 * SQLite: the same rows, statement by statement, in one transaction (no network to save).
 
+The API does not talk to the broker: the panel is stored `queued` with no ``enqueued_at``, and
+a relay in the workers publishes it (``labinterp.relay``), woken on PostgreSQL by the
+notification this statement sends on :data:`NOTIFY_CHANNEL` when it commits.
+
 The panel's (clinic, accession) is unique: a second panel with the same accession raises
 ``IntegrityError`` and nothing at all is written (the whole statement, or transaction, rolls
 back, the patient's update included).
@@ -17,19 +21,22 @@ back, the patient's update included).
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import uuid
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Connection, Engine
-from sqlalchemy import insert as sa_insert
+from sqlalchemy import Connection, Dialect, Engine, Table, text
+from sqlalchemy.orm import Session
 
 from labinterp import jsontext
-from labinterp.db import execute_in_autocommit
+from labinterp.db import driver_error, execute_in_autocommit, write_transaction
 from labinterp.models import AuditEvent, Panel, PanelContext, PanelRevision, PanelStatus, Result
 from labinterp.models import Patient as PatientRow
-from labinterp.repositories.dialects import insert
+
+# PostgreSQL: a panel was queued (no payload); _POSTGRES_INSERT spells it out
+NOTIFY_CHANNEL = "labinterp_panels"
 
 
 @dataclass(frozen=True)
@@ -97,7 +104,7 @@ def store_new_panel(engine: Engine, panel: NewPanel) -> None:
     if engine.dialect.name == "postgresql":
         execute_in_autocommit(engine, _POSTGRES_INSERT, _postgres_parameters(panel))
     else:
-        with engine.begin() as conn:
+        with write_transaction(engine) as conn:
             _insert_rows(conn, panel)
 
 
@@ -122,7 +129,7 @@ WITH doc AS (
                         collected_at, created_at, updated_at, enqueued_at, attempts)
     SELECT (j->>'panel_id')::uuid, (j->>'clinic_id')::uuid, patient.id, j->>'accession',
            j->>'status', 1, (j->>'collected_at')::timestamptz, (j->>'now')::timestamptz,
-           (j->>'now')::timestamptz, (j->>'now')::timestamptz, 0
+           (j->>'now')::timestamptz, NULL, 0
     FROM doc, patient
     RETURNING id
 ), revision AS (
@@ -155,7 +162,7 @@ WITH doc AS (
            (j->>'clinic_id')::uuid, panel.id, jsonb_build_object('accession', j->>'accession')
     FROM doc, panel
 )
-SELECT id FROM panel
+SELECT panel.id, pg_notify('labinterp_panels', '') FROM panel
 """
 
 
@@ -201,108 +208,157 @@ def _instant(moment: dt.datetime) -> str:
     return moment.isoformat()
 
 
+class _RawInsert:
+    """An INSERT of one table run on the driver's own cursor: its text written once, each
+    value converted by its column's own SQLAlchemy type (UUIDs, UTC times, JSON, decimals are
+    stored exactly as the ORM stores them), without SQLAlchemy's per-statement machinery."""
+
+    def __init__(self, table: Table, dialect: Dialect, suffix: str = "") -> None:
+        self.columns = [
+            c.name
+            for c in table.columns
+            if not (c.primary_key and c.autoincrement is True and c.type.python_type is int)
+        ]
+        self.sql = (
+            f"INSERT INTO {table.name} ({', '.join(self.columns)}) "  # noqa: S608 - schema names
+            f"VALUES ({', '.join('?' for _ in self.columns)}){suffix}"
+        )
+        self.convert = [table.c[c].type.bind_processor(dialect) for c in self.columns]
+
+    def values(self, row: dict[str, Any]) -> tuple[Any, ...]:
+        return tuple(
+            row.get(c) if f is None else f(row.get(c))
+            for c, f in zip(self.columns, self.convert, strict=True)
+        )
+
+
+@functools.cache
+def _sqlite_statements(dialect: Dialect) -> dict[str, _RawInsert]:
+    def table(model: Any) -> Table:
+        return cast(Table, model.__table__)
+
+    return {
+        "patient": _RawInsert(
+            table(PatientRow),
+            dialect,
+            # the newest panel's demographics are the best known; `unknown` and no birth date
+            # change nothing
+            " ON CONFLICT (clinic_id, external_id) DO UPDATE SET"
+            " sex = CASE WHEN excluded.sex <> 'unknown' THEN excluded.sex ELSE patients.sex END,"
+            " birth_date = COALESCE(excluded.birth_date, patients.birth_date),"
+            " updated_at = excluded.updated_at RETURNING id",
+        ),
+        "panel": _RawInsert(table(Panel), dialect),
+        "revision": _RawInsert(table(PanelRevision), dialect),
+        "result": _RawInsert(table(Result), dialect),
+        "context": _RawInsert(table(PanelContext), dialect),
+        "audit": _RawInsert(table(AuditEvent), dialect),
+    }
+
+
 def _insert_rows(conn: Connection, panel: NewPanel) -> None:
-    """The same rows, statement by statement, in the caller's transaction (SQLite)."""
+    """The same rows, statement by statement, on the driver's cursor, in the caller's
+    transaction (SQLite: no network to save, but SQLAlchemy's work per statement would cost
+    more than SQLite's)."""
     revision, context, now = panel.revision, panel.revision.context, panel.created_at
-    patient_id = conn.execute(
-        insert(conn, PatientRow)
-        .values(
-            id=uuid.uuid4(),
-            clinic_id=panel.clinic_id,
-            external_id=panel.patient_id,
-            sex=panel.patient_sex,
-            birth_date=panel.patient_birth_date,
-            created_at=now,
-            updated_at=now,
+    insert = _sqlite_statements(conn.dialect)
+    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    patient = insert["patient"]
+    statement = patient.sql
+    try:
+        cursor.execute(
+            statement,
+            patient.values(
+                {
+                    "id": uuid.uuid4(),
+                    "clinic_id": panel.clinic_id,
+                    "external_id": panel.patient_id,
+                    "sex": panel.patient_sex,
+                    "birth_date": panel.patient_birth_date,
+                    "created_at": now,
+                    "updated_at": now,
+                }
+            ),
         )
-        .on_conflict_do_update(
-            index_elements=["clinic_id", "external_id"],
-            set_=_newest_demographics(panel, now),
-        )
-        .returning(PatientRow.id)
-    ).scalar_one()
-    conn.execute(
-        sa_insert(Panel).values(
-            id=panel.id,
-            clinic_id=panel.clinic_id,
-            patient_id=patient_id,
-            accession=panel.accession,
-            status=PanelStatus.QUEUED,
-            current_revision=1,
-            collected_at=panel.collected_at,
-            created_at=now,
-            updated_at=now,
-            enqueued_at=now,
-            attempts=0,
-        )
-    )
-    conn.execute(
-        sa_insert(PanelRevision).values(
-            id=revision.id,
-            panel_id=panel.id,
-            revision=revision.revision,
-            content_hash=revision.content_hash,
-            collected_at=revision.collected_at,
-            sex=revision.sex,
-            birth_date=revision.birth_date,
-            age_years=revision.age_years,
-            hemolyzed=revision.hemolyzed,
-            specimen_type=revision.specimen_type,
-            ruleset=revision.ruleset,
-            collected_utc_offset=revision.collected_utc_offset,
-            body=revision.body,
-            created_at=now,
-            created_by=revision.created_by,
-        )
-    )
-    conn.execute(
-        sa_insert(Result),
-        [
-            {
-                "revision_id": revision.id,
-                "position": r.position,
-                "analyte": r.analyte,
-                "loinc": r.loinc,
-                "reported_value": r.reported_value,
-                "reported_unit": r.reported_unit,
-                "value": r.value,
-                "unit": r.unit,
-                "lab_low": r.lab_low,
-                "lab_high": r.lab_high,
-                "lab_range_text": r.lab_range_text,
-            }
-            for r in revision.results
-        ],
-    )
-    conn.execute(
-        sa_insert(PanelContext).values(
-            revision_id=revision.id,
-            twitching=context.twitching,
-            symptoms=context.symptoms,
-            factors=context.factors,
-            medications=context.medications,
-            notes=context.notes,
-        )
-    )
-    conn.execute(
-        sa_insert(AuditEvent).values(
-            at=now,
-            actor=panel.actor,
-            role=panel.role,
-            action="panel.create",
-            clinic_id=panel.clinic_id,
-            panel_id=panel.id,
-            detail={"accession": panel.accession},
-        )
-    )
+        (patient_id,) = cursor.fetchone()
+        rows: list[tuple[str, dict[str, Any]]] = [
+            (
+                "panel",
+                {
+                    "id": panel.id,
+                    "clinic_id": panel.clinic_id,
+                    "accession": panel.accession,
+                    "status": PanelStatus.QUEUED.value,
+                    "current_revision": 1,
+                    "collected_at": panel.collected_at,
+                    "created_at": now,
+                    "updated_at": now,
+                    "enqueued_at": None,  # a worker's relay publishes it
+                    "attempts": 0,
+                },
+            ),
+            (
+                "revision",
+                {
+                    "id": revision.id,
+                    "panel_id": panel.id,
+                    "revision": revision.revision,
+                    "content_hash": revision.content_hash,
+                    "collected_at": revision.collected_at,
+                    "sex": revision.sex,
+                    "birth_date": revision.birth_date,
+                    "age_years": revision.age_years,
+                    "hemolyzed": revision.hemolyzed,
+                    "specimen_type": revision.specimen_type,
+                    "ruleset": revision.ruleset,
+                    "collected_utc_offset": revision.collected_utc_offset,
+                    "body": revision.body,
+                    "created_at": now,
+                    "created_by": revision.created_by,
+                },
+            ),
+            *(("result", {"revision_id": revision.id, **vars(r)}) for r in revision.results),
+            (
+                "context",
+                {
+                    "revision_id": revision.id,
+                    "twitching": context.twitching,
+                    "symptoms": context.symptoms,
+                    "factors": context.factors,
+                    "medications": context.medications,
+                    "notes": context.notes,
+                },
+            ),
+            (
+                "audit",
+                {
+                    "at": now,
+                    "actor": panel.actor,
+                    "role": panel.role,
+                    "action": "panel.create",
+                    "clinic_id": panel.clinic_id,
+                    "panel_id": panel.id,
+                    "detail": {"accession": panel.accession},
+                },
+            ),
+        ]
+        rows[0][1]["patient_id"] = _stored_id(patient_id)
+        for name, row in rows:
+            statement = insert[name].sql
+            cursor.execute(statement, insert[name].values(row))
+    except conn.dialect.loaded_dbapi.Error as exc:  # e.g. the accession exists: IntegrityError
+        raise driver_error(conn.dialect, statement, exc) from None
+    finally:
+        cursor.close()
 
 
-def _newest_demographics(panel: NewPanel, now: dt.datetime) -> dict[str, Any]:
-    """The newest panel's demographics are the best known; `unknown` and no birth date
-    change nothing."""
-    values: dict[str, Any] = {"updated_at": now}
-    if panel.patient_sex != "unknown":
-        values["sex"] = panel.patient_sex
-    if panel.patient_birth_date is not None:
-        values["birth_date"] = panel.patient_birth_date
-    return values
+def _stored_id(value: Any) -> uuid.UUID:
+    """The patient's id as SQLite hands it back (32 hex digits), as a UUID to store again."""
+    return value if isinstance(value, uuid.UUID) else uuid.UUID(hex=str(value))
+
+
+def notify_queued(session: Session) -> None:
+    """Wake the relays when the caller's transaction commits (PostgreSQL; elsewhere they
+    look often)."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_notify(:channel, '')"), {"channel": NOTIFY_CHANNEL})

@@ -28,6 +28,7 @@ from sqlalchemy import Connection, Engine
 
 from labinterp import metrics
 from labinterp.broker import SOFT_TIME_LIMIT
+from labinterp.db import write_transaction
 from labinterp.domain import PanelRejected, Ruleset, accept_panel, interpret
 from labinterp.models import FailureCode, PanelStatus
 from labinterp.redaction import describe_exception
@@ -84,20 +85,20 @@ def interpret_panels(
     Transactions: one to count the attempts (before any work), then one for the whole batch,
     or one per panel when ``one_by_one`` or any panel was attempted before.
     """
-    with engine.begin() as conn:
+    with write_transaction(engine) as conn:
         claims = repo.claim_queued(conn, panel_ids)
     outcome = BatchOutcome()
     claimed = {c.panel_id for c in claims}
     outcome.skipped = [i for i in panel_ids if i not in claimed]
     exhausted = [c for c in claims if c.attempts > max_attempts]
     if exhausted:
-        with engine.begin() as conn:
+        with write_transaction(engine) as conn:
             outcome.merge(_fail_exhausted(conn, exhausted, clock()))
     work = [c for c in claims if c.attempts <= max_attempts]
     batches = [[c] for c in work] if one_by_one or any(c.attempts > 1 for c in work) else [work]
     for batch in batches:
         if batch:
-            with engine.begin() as conn:
+            with write_transaction(engine) as conn:
                 outcome.merge(_interpret_batch(conn, rulesets, batch, clock))
     return outcome
 

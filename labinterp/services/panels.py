@@ -22,7 +22,6 @@ from labinterp.repositories import panels as repo
 from labinterp.schemas.panels import to_raw_panel
 from labinterp.services import audit
 from labinterp.services.audit import Actor
-from labinterp.services.dispatch import Dispatcher
 from labinterp.services.errors import AccessionConflict, InvalidInput, NotFound
 from labinterp.services.reading import PanelHead, panel_document
 
@@ -116,18 +115,18 @@ def _accept(document: dict[str, Any], ruleset: Ruleset, now: dt.datetime) -> Acc
 
 def submit_panel(
     engine: Engine,
-    dispatcher: Dispatcher,
     actor: Actor,
     clinic: ClinicRef,
     document: dict[str, Any],
     ruleset: Ruleset,
     now: dt.datetime,
 ) -> Submitted:
-    """Store a new accession and enqueue its interpretation.
+    """Store a new accession, `queued` for its interpretation (a worker's relay publishes it:
+    labinterp.services.relay).
 
-    One durable write (one statement on PostgreSQL), then the hand-over to the publisher.
-    Idempotency key: (clinic, accession) plus the content hash — the same content again is a
-    no-op answering the existing panel; different content is a conflict. A connection found
+    One durable write (one statement on PostgreSQL). Idempotency key: (clinic, accession)
+    plus the content hash — the same content again is a no-op answering the existing panel;
+    different content is a conflict. A connection found
     dead is replaced and the write tried once more (it cannot have written anything, or the
     retry meets the accession and answers as for a repeat).
     """
@@ -147,7 +146,6 @@ def submit_panel(
         except DBAPIError as exc:
             if last_try or not exc.connection_invalidated:
                 raise
-    dispatcher.publish_soon([panel.id], now.timestamp())
     metrics.PANELS_ACCEPTED.labels("new").inc()
     head = PanelHead(
         id=panel.id,
@@ -261,14 +259,14 @@ def _text(value: Decimal | None) -> str | None:
 
 def revise_panel(
     session: Session,
-    dispatcher: Dispatcher,
     actor: Actor,
     panel_id: uuid.UUID,
     document: dict[str, Any],
     ruleset: Ruleset,
     now: dt.datetime,
 ) -> Submitted:
-    """Store corrected results as a new revision and enqueue it; earlier ones stay readable.
+    """Store corrected results as a new revision, `queued` for its interpretation (a worker's
+    relay publishes it); earlier ones stay readable.
 
     One transaction. The same content as the current revision is a safe retry (no new
     revision); content equal to an older revision is a correction back to it, so it becomes
@@ -303,7 +301,7 @@ def revise_panel(
     panel.attempts = 0
     panel.collected_at = accepted.collected_at
     panel.updated_at = now
-    panel.enqueued_at = now
+    panel.enqueued_at = None  # for a worker's relay to publish
     _add_revision(
         session, panel, _new_revision(number, accepted, document, digest, actor, ruleset, now)
     )
@@ -316,12 +314,12 @@ def revise_panel(
         detail={"revision": number},
         at=now,
     )
+    new_panels.notify_queued(session)
     try:
         session.commit()
     except IntegrityError:  # two corrections raced for the same revision number
         session.rollback()
         raise AccessionConflict(panel.accession, panel.id) from None
-    dispatcher.publish_soon([panel.id], now.timestamp())
     metrics.PANELS_ACCEPTED.labels("revision").inc()
     return Submitted(panel.id, created=True)
 

@@ -1,12 +1,13 @@
 """Re-enqueues panels whose message was lost, and re-queues failed panels on request.
 
-A panel is `queued` from its 202 until a worker stores its interpretation. Its message can be
-lost: the API process died before publishing it, the broker restarted without persistence, a
-worker was killed while holding it. The sweeper publishes such panels again; it must not
-publish again a panel whose message is merely waiting behind others (a backlog of 10,000 would
-double at every sweep). So it asks the broker when the oldest message still waiting was
-enqueued: a queue is first in, first out, so a panel enqueued before that moment is not
-waiting in it — it is lost, or in a worker's hands (for far less than ``sweep_after``).
+A panel is `queued` from its 202 until a worker stores its interpretation. A worker's relay
+publishes it (labinterp.services.relay); its message can still be lost: the broker restarted
+without persistence, a worker was killed while holding it, no relay has run for a while. The
+sweeper publishes such panels again; it must not publish again a panel whose message is merely
+waiting behind others (a backlog of 10,000 would double at every sweep). So it asks the broker
+when the oldest message still waiting was enqueued: a queue is first in, first out, so a panel
+enqueued before that moment is not waiting in it — it is lost, or in a worker's hands (for far
+less than ``sweep_after``).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import and_, or_, select, update
 from sqlalchemy.orm import Session
 
 from labinterp.models import FailureCode, Panel, PanelStatus
@@ -66,7 +67,11 @@ def sweep_queued_panels(
             select(Panel.id)
             .where(
                 Panel.status == PanelStatus.QUEUED,
-                or_(Panel.enqueued_at.is_(None), Panel.enqueued_at < cutoff),
+                or_(
+                    Panel.enqueued_at < cutoff,
+                    # never published, and no relay took it up in all that time
+                    and_(Panel.enqueued_at.is_(None), Panel.updated_at < cutoff),
+                ),
             )
             .order_by(Panel.updated_at)
             .limit(limit)
@@ -83,7 +88,7 @@ def sweep_queued_panels(
     session.commit()
     unsent = dispatcher.publish_now(ids, now.timestamp())
     if unsent:
-        # they wait for the next sweep; stamp them unsent so it does not wait sweep_after
+        # unsent: back to the relays (and to the next sweep)
         session.execute(
             update(Panel)
             .where(Panel.id.in_(unsent), Panel.enqueued_at == now)

@@ -10,7 +10,8 @@ Create Date: 2026-12-02
 * ``panel_revisions.collected_utc_offset``: minutes east of UTC the collection time was sent
   with, read once from the stored request here instead of on every interpretation.
 * ``panels.attempts`` and ``panels.failure_code``; ``api_tokens.expires_at``.
-* Indexes: a clinic's panels by collection time, patients by their clinic's id alone; the
+* Indexes: a clinic's panels by collection time, patients by their clinic's id alone, the
+  panels not yet handed to the broker (partial: what a worker's relay publishes); the
   indexes no query used (``panels.status``, ``panels.updated_at``, ``interpretations.panel_id``,
   each the prefix of another or unread) are dropped: every index costs every insert.
 """
@@ -93,6 +94,14 @@ def upgrade() -> None:
         op.f("ix_panels_clinic_id_collected_at"), "panels", ["clinic_id", "collected_at"]
     )
     op.create_index(op.f("ix_patients_external_id"), "patients", ["external_id"])
+    unpublished = sa.text("status = 'queued' AND enqueued_at IS NULL")
+    op.create_index(
+        "ix_panels_unpublished",
+        "panels",
+        ["updated_at"],
+        postgresql_where=unpublished,
+        sqlite_where=unpublished,
+    )
     op.drop_index("ix_interpretations_panel_id", table_name="interpretations")
 
     with op.batch_alter_table("api_tokens") as batch:
@@ -103,6 +112,7 @@ def downgrade() -> None:
     with op.batch_alter_table("api_tokens") as batch:
         batch.drop_column("expires_at")
     op.create_index("ix_interpretations_panel_id", "interpretations", ["panel_id"])
+    op.drop_index("ix_panels_unpublished", table_name="panels")
     op.drop_index(op.f("ix_patients_external_id"), table_name="patients")
     op.drop_index(op.f("ix_panels_clinic_id_collected_at"), table_name="panels")
     op.create_index("ix_panels_updated_at", "panels", ["updated_at"])

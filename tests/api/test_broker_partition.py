@@ -1,7 +1,7 @@
 """A broker behind a network partition: it accepts connections and never answers.
 
-A clinic's POST must not wait for it (the panel is durable once committed), and /readyz must
-say the broker is the problem instead of hanging.
+A clinic's POST never waits for it (the panel is durable once committed, and a worker's relay
+publishes it), and /readyz must say the broker is the problem instead of hanging.
 """
 
 from __future__ import annotations
@@ -74,17 +74,13 @@ def test_a_broker_that_never_answers_does_not_hold_up_a_post(tmp_path: Path, sil
             "CELERY_BROKER_URL": f"redis://127.0.0.1:{silent_broker.port}/0",
         }
     )
-    first = client.post(
-        "/api/v1/panels", json=sample_panel(accession="PART-1"), headers=auth(token)
-    )
-    assert first.status_code == 202 and first.get_json()["status"] == "queued"
-    # the publish of the first panel is now stuck on the silent broker
-    wait_until(lambda: silent_broker.received > 0, 30, 0.05, "the publish to reach the broker")
-    second = client.post(
-        "/api/v1/panels", json=sample_panel(accession="PART-2"), headers=auth(token)
-    )
-    assert second.status_code == 202 and second.get_json()["status"] == "queued"
-    assert silent_broker.hung_up == 0, "the second POST answered only after the publish gave up"
+    for accession in ("PART-1", "PART-2"):
+        posted = client.post(
+            "/api/v1/panels", json=sample_panel(accession=accession), headers=auth(token)
+        )
+        assert posted.status_code == 202 and posted.get_json()["status"] == "queued"
+    # the API never asks the broker: a worker's relay publishes the panels
+    assert silent_broker.received == 0
 
     listed = client.get("/api/v1/panels?status=queued", headers=auth(token)).get_json()
     assert {p["accession"] for p in listed["items"]} == {"PART-1", "PART-2"}  # both durable

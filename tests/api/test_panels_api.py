@@ -60,7 +60,7 @@ def test_reported_value_and_unit_are_kept_verbatim_beside_the_canonical_value(cl
     magnesium = response.get_json()["results"][0]
     assert magnesium["reported"] == {"value": Decimal("1.10"), "unit": "mg/dL"}
     assert magnesium["value"] == Decimal("0.45") and magnesium["unit"] == "mmol/L"
-    assert b'"reported": {"value": 1.10, "unit": "mg/dL"}' in response.get_data()
+    assert b'"reported":{"value":1.10,"unit":"mg/dL"}' in response.get_data()
 
 
 def test_same_accession_same_content_is_a_safe_retry_answering_200(client, tokens):

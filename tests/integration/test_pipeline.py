@@ -17,6 +17,7 @@ from labinterp.models import Interpretation, Panel
 from labinterp.runtime import build_runtime
 from labinterp.services.accounts import create_clinic, create_token
 from labinterp.services.interpretation import BatchOutcome, interpret_panels
+from labinterp.services.relay import relay_unpublished
 from labinterp.services.sweeper import sweep_queued_panels
 from tests.api.conftest import auth, differing_bodies, post_at_once, sample_panel
 from tests.integration.redis_service import require_redis
@@ -99,9 +100,14 @@ def test_interpreting_twice_even_concurrently_stores_one_interpretation(stack):
     assert _count(runtime, Interpretation, Interpretation.panel_id == panel_id) == 1
 
 
-def test_broker_down_at_post_answers_202_and_the_sweeper_recovers_the_panel(stack, tmp_path):
+def test_broker_down_at_post_answers_202_and_a_worker_relays_the_panels_once_it_is_back(
+    stack, tmp_path
+):
+    """The API never asks the broker. A relay that finds the broker down leaves the panels
+    unpublished (not lost); a worker started once the broker answers publishes and
+    interprets them."""
     env, runtime, _, token = stack
-    down = {**env, "CELERY_BROKER_URL": "redis://127.0.0.1:1/0", "LABINTERP_PUBLISH_GIVE_UP": "0"}
+    down = {**env, "CELERY_BROKER_URL": "redis://127.0.0.1:1/0"}
     offline = build_runtime(load_settings(down))
     client = create_app(runtime=offline).test_client()
     posted = [
@@ -110,8 +116,6 @@ def test_broker_down_at_post_answers_202_and_the_sweeper_recovers_the_panel(stac
         )
         for n in range(2)
     ]
-    # the publisher lets go of what it could not send (LABINTERP_PUBLISH_GIVE_UP=0 here)
-    assert offline.dispatcher.wait_for_publishing(30)
     for response in posted:
         assert response.status_code == 202 and response.get_json()["status"] == "queued"
     ready = client.get("/readyz")
@@ -119,19 +123,36 @@ def test_broker_down_at_post_answers_202_and_the_sweeper_recovers_the_panel(stac
     checks = ready.get_json()["checks"]
     assert checks["database"]["ok"] is True and checks["broker"]["ok"] is False
 
-    with runtime.session_factory() as session:  # the broker is back: the sweeper sends them
-        swept = sweep_queued_panels(
-            session, runtime.dispatcher, 0, dt.datetime.now(dt.UTC) + dt.timedelta(seconds=1)
-        )
-    assert sorted(str(i) for i in swept.enqueued) == sorted(r.get_json()["id"] for r in posted)
+    relayed = relay_unpublished(offline.engine, offline.dispatcher, dt.datetime.now(dt.UTC))
+    assert (relayed.published, relayed.unsent) == (0, 2)
+    assert _count(runtime, Panel, Panel.enqueued_at.is_(None)) == 2  # for the next relay
     with labinterp_process(["worker", "--concurrency", "1"], env, tmp_path / "worker.log"):
         wait_until(
             lambda: _count(runtime, Panel, Panel.status == "interpreted") == 2,
             60,
             0.1,
-            "the swept panels to be interpreted",
+            "the relayed panels to be interpreted",
         )
     offline.engine.dispose()
+
+
+def test_the_sweeper_publishes_panels_no_relay_took_up(stack):
+    """No worker (so no relay) ran for longer than LABINTERP_SWEEP_AFTER: the sweeper
+    publishes the panels itself."""
+    _env, runtime, client, token = stack
+    ids = [
+        client.post(
+            "/api/v1/panels", json=sample_panel(accession=f"NORELAY-{n}"), headers=auth(token)
+        ).get_json()["id"]
+        for n in range(3)
+    ]
+    with runtime.session_factory() as session:
+        early = sweep_queued_panels(session, runtime.dispatcher, 60, dt.datetime.now(dt.UTC))
+        later = sweep_queued_panels(
+            session, runtime.dispatcher, 60, dt.datetime.now(dt.UTC) + dt.timedelta(seconds=61)
+        )
+    assert early.enqueued == []  # the relays' turn
+    assert sorted(str(i) for i in later.enqueued) == sorted(ids)
 
 
 def test_the_same_accession_posted_at_once_from_many_threads_is_one_panel(stack):

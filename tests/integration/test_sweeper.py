@@ -13,6 +13,7 @@ from sqlalchemy import update
 
 from labinterp.broker import QUEUE
 from labinterp.models import Panel
+from labinterp.services.relay import relay_unpublished
 from labinterp.services.sweeper import sweep_queued_panels
 from tests.api.conftest import auth, clinic_app, sample_panel
 from tests.integration.redis_service import require_redis
@@ -38,16 +39,16 @@ def test_the_sweeper_publishes_lost_panels_and_not_those_waiting_behind_a_backlo
         )
         for n in range(20)
     ]
-    assert runtime.dispatcher.wait_for_publishing(10)
+    relay_unpublished(runtime.engine, runtime.dispatcher, dt.datetime.now(dt.UTC))
     broker = redis.Redis.from_url(url)
     assert broker.llen(QUEUE) >= 1  # no worker runs: their messages wait in the queue
-    # a panel whose message was lost long ago (its API process died before publishing)
+    # a panel whose message was lost long ago (the broker restarted without persistence)
     lost = uuid.UUID(
         client.post(
             "/api/v1/panels", json=sample_panel(accession="LOST"), headers=auth(token)
         ).get_json()["id"]
     )
-    assert runtime.dispatcher.wait_for_publishing(10)
+    relay_unpublished(runtime.engine, runtime.dispatcher, dt.datetime.now(dt.UTC))
     broker.rpop(QUEUE)  # ... it is not in the queue (the newest message is its own)
     an_hour_ago = dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)
     with runtime.session_factory() as session:
