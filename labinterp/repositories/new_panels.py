@@ -10,8 +10,7 @@ The hottest write of the service (every POST), so it bypasses the ORM's unit of 
 * SQLite: the same rows, statement by statement, in one transaction (no network to save).
 
 The API does not talk to the broker: the panel is stored `queued` with no ``enqueued_at``, and
-a relay in the workers publishes it (``labinterp.relay``), woken on PostgreSQL by the
-notification this statement sends on :data:`NOTIFY_CHANNEL` when it commits.
+a relay in the workers publishes it (``labinterp.relay``).
 
 The panel's (clinic, accession) is unique: a second panel with the same accession raises
 ``IntegrityError`` and nothing at all is written (the whole statement, or transaction, rolls
@@ -27,16 +26,12 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, cast
 
-from sqlalchemy import Connection, Dialect, Engine, Table, text
-from sqlalchemy.orm import Session
+from sqlalchemy import Connection, Dialect, Engine, Table
 
 from labinterp import jsontext
 from labinterp.db import driver_error, execute_in_autocommit, write_transaction
 from labinterp.models import AuditEvent, Panel, PanelContext, PanelRevision, PanelStatus, Result
 from labinterp.models import Patient as PatientRow
-
-# PostgreSQL: a panel was queued (no payload); _POSTGRES_INSERT spells it out
-NOTIFY_CHANNEL = "labinterp_panels"
 
 
 @dataclass(frozen=True)
@@ -162,7 +157,7 @@ WITH doc AS (
            (j->>'clinic_id')::uuid, panel.id, jsonb_build_object('accession', j->>'accession')
     FROM doc, panel
 )
-SELECT panel.id, pg_notify('labinterp_panels', '') FROM panel
+SELECT id FROM panel
 """
 
 
@@ -355,10 +350,3 @@ def _insert_rows(conn: Connection, panel: NewPanel) -> None:
 def _stored_id(value: Any) -> uuid.UUID:
     """The patient's id as SQLite hands it back (32 hex digits), as a UUID to store again."""
     return value if isinstance(value, uuid.UUID) else uuid.UUID(hex=str(value))
-
-
-def notify_queued(session: Session) -> None:
-    """Wake the relays when the caller's transaction commits (PostgreSQL; elsewhere they
-    look often)."""
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(text("SELECT pg_notify(:channel, '')"), {"channel": NOTIFY_CHANNEL})

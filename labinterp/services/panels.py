@@ -314,7 +314,6 @@ def revise_panel(
         detail={"revision": number},
         at=now,
     )
-    new_panels.notify_queued(session)
     try:
         session.commit()
     except IntegrityError:  # two corrections raced for the same revision number

@@ -33,6 +33,7 @@ _PANELS = cast(Table, Panel.__table__)
 class Relayed:
     published: int
     unsent: int  # claimed, refused by the broker, unclaimed again
+    full: bool = False  # as many as asked for: more may be waiting
 
 
 def _claim(engine: Engine, now: dt.datetime, limit: int) -> list[uuid.UUID]:
@@ -74,8 +75,9 @@ def relay_unpublished(
     claimed = _claim(engine, now, limit)
     if not claimed:
         return Relayed(0, 0)
+    full = len(claimed) == limit
     unsent = dispatcher.publish_now(claimed, now.timestamp())
     if unsent:
         with write_transaction(engine) as conn:
             conn.execute(_UNCLAIM, {"ids": unsent, "at": now})
-    return Relayed(len(claimed) - len(unsent), len(unsent))
+    return Relayed(len(claimed) - len(unsent), len(unsent), full)
