@@ -16,12 +16,12 @@ from labinterp.models import (
     InterpretationCode,
     Panel,
     PanelRevision,
+    PanelStatus,
     Patient,
     Result,
 )
-from labinterp.repositories.dialects import insert
 
-PANEL_STATUSES = ("queued", "interpreted", "failed")
+PANEL_STATUSES = tuple(s.value for s in PanelStatus)
 FINDING_STATUSES = ("flagged", "indeterminate", "normal")
 
 
@@ -71,37 +71,6 @@ def revision_hashes(session: Session, panel_id: uuid.UUID) -> dict[str, int]:
         )
     )
     return {h: r for h, r in rows}
-
-
-def get_or_create_patient(
-    session: Session, clinic_id: uuid.UUID, external_id: str, sex: str, birth_date: dt.date | None
-) -> Patient:
-    which = select(Patient).where(
-        Patient.clinic_id == clinic_id, Patient.external_id == external_id
-    )
-    patient = session.scalars(which).one_or_none()
-    if patient is None:
-        # Two panels of a new patient may arrive at once: insert-if-absent, then read whichever
-        # row won, instead of failing the second request on the unique constraint.
-        now = dt.datetime.now(dt.UTC)
-        session.execute(
-            insert(session, Patient)
-            .values(
-                id=uuid.uuid4(),
-                clinic_id=clinic_id,
-                external_id=external_id,
-                sex=sex,
-                birth_date=birth_date,
-                created_at=now,
-                updated_at=now,
-            )
-            .on_conflict_do_nothing(index_elements=["clinic_id", "external_id"])
-        )
-        patient = session.scalars(which).one()
-    else:  # the newest panel's demographics are the best known
-        patient.sex = sex if sex != "unknown" else patient.sex
-        patient.birth_date = birth_date or patient.birth_date
-    return patient
 
 
 def newest_interpretation(
@@ -169,18 +138,6 @@ def interpretations_of(session: Session, panel_id: uuid.UUID) -> list[Interpreta
             select(Interpretation)
             .where(Interpretation.panel_id == panel_id)
             .order_by(Interpretation.created_at.desc(), Interpretation.revision.desc())
-        )
-    )
-
-
-def interpretation_exists(session: Session, revision_id: uuid.UUID, ruleset: str) -> bool:
-    return bool(
-        session.scalar(
-            select(
-                exists().where(
-                    Interpretation.revision_id == revision_id, Interpretation.ruleset == ruleset
-                )
-            )
         )
     )
 
