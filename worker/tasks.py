@@ -68,7 +68,7 @@ def _interpret(task: Any, panel_ids: list[str]) -> str:
             rt.rulesets,
             [uuid.UUID(i) for i in panel_ids],
             max_attempts=rt.settings.max_attempts,
-            one_by_one=redelivered or task.request.retries > 0,
+            retried=redelivered or task.request.retries > 0,
         )
     except Exception as exc:
         if not _is_outage(exc):

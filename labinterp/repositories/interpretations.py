@@ -66,7 +66,7 @@ _CODES = cast(Table, InterpretationCode.__table__)
 _CLAIM = (
     update(_PANELS)
     .where(_PANELS.c.id.in_(bindparam("ids", expanding=True)), _PANELS.c.status == "queued")
-    .values(attempts=_PANELS.c.attempts + 1)
+    .values(attempts=_PANELS.c.attempts + bindparam("count"))
     .returning(
         _PANELS.c.id,
         _PANELS.c.clinic_id,
@@ -143,12 +143,14 @@ _SETTLE = (
 )
 
 
-def claim_queued(conn: Connection, panel_ids: Sequence[uuid.UUID]) -> list[Claim]:
-    """Count an attempt on each panel that is still `queued`, and return them. Panels already
-    interpreted or failed are left alone (a duplicate message is a no-op)."""
+def claim_queued(conn: Connection, panel_ids: Sequence[uuid.UUID], *, count: bool) -> list[Claim]:
+    """Take up each panel that is still `queued` (its row locked until the caller's
+    transaction ends: a duplicate message waits, then finds it done), counting an attempt on
+    it when ``count``; return them. Panels already interpreted or failed are left alone."""
     if not panel_ids:
         return []
-    return [Claim(*row) for row in conn.execute(_CLAIM, {"ids": list(panel_ids)})]
+    rows = conn.execute(_CLAIM, {"ids": list(panel_ids), "count": int(count)})
+    return [Claim(*row) for row in rows]
 
 
 def current_revisions(conn: Connection, panel_ids: Sequence[uuid.UUID]) -> list[StoredRevision]:

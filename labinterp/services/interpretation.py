@@ -1,18 +1,17 @@
 """Interpreting stored panels: what the worker runs, one call per message.
 
-A message carries a batch of panel ids. :func:`interpret_panels` claims the ones still
-`queued` (counting an attempt on each, committed before any work, so a worker that dies on a
-panel leaves a trace), reads their revisions set-based, judges each with the ruleset that
-accepted it (stored with the revision), and writes the whole batch's interpretations and
-statuses in one transaction. Idempotency key: (revision, ruleset), enforced by a unique
+A message carries a batch of panel ids. :func:`interpret_panels` takes up the ones still
+`queued`, reads their revisions set-based, judges each with the ruleset that accepted it
+(stored with the revision), and writes the whole batch's interpretations and statuses, in one
+transaction. Idempotency key: (revision, ruleset), enforced by a unique
 constraint, so a redelivered or duplicated message is a no-op.
 
 Failures are the service's to handle: a panel that cannot be interpreted ends `failed` with a
 code and a message a clinician can read (no exception text, no SQL, no patient data); the
 exception goes to the worker's log as its type and stack, without its message. A panel taken
-up more than ``max_attempts`` times without finishing (its worker killed each time) ends
-`failed` too. After a failed attempt, the batch's panels are retried one transaction each, so
-one bad panel never takes its batch-mates down with it again.
+up again ``max_attempts`` times without finishing (its worker killed each time) ends `failed`
+too. After a vanished attempt, the batch's panels are retried one transaction each, so one bad
+panel never takes its batch-mates down with it again.
 """
 
 from __future__ import annotations
@@ -77,30 +76,46 @@ def interpret_panels(
     panel_ids: Sequence[uuid.UUID],
     *,
     max_attempts: int,
-    one_by_one: bool = False,
+    retried: bool = False,
     clock: Clock = _utcnow,
 ) -> BatchOutcome:
     """Interpret the current revision of each panel that is still `queued`.
 
-    Transactions: one to count the attempts (before any work), then one for the whole batch,
-    or one per panel when ``one_by_one`` or any panel was attempted before.
+    A first delivery is one transaction: the panels are taken up (their rows locked: a
+    duplicate message waits, then finds them done), judged and stored together. A message
+    delivered again (``retried``: its worker died, or the database was away) first counts an
+    attempt on each of its panels, committed before any work, and then works them one
+    transaction each: a panel that kills its worker every time ends `failed` after
+    ``max_attempts`` takes, alone, and never takes its batch-mates down with it. (The sweeper
+    counts an attempt too, when it publishes again a panel whose message vanished.)
     """
-    with write_transaction(engine) as conn:
-        claims = repo.claim_queued(conn, panel_ids)
     outcome = BatchOutcome()
-    claimed = {c.panel_id for c in claims}
-    outcome.skipped = [i for i in panel_ids if i not in claimed]
-    exhausted = [c for c in claims if c.attempts > max_attempts]
-    if exhausted:
+    if not retried:
         with write_transaction(engine) as conn:
-            outcome.merge(_fail_exhausted(conn, exhausted, clock()))
-    work = [c for c in claims if c.attempts <= max_attempts]
-    batches = [[c] for c in work] if one_by_one or any(c.attempts > 1 for c in work) else [work]
-    for batch in batches:
-        if batch:
-            with write_transaction(engine) as conn:
-                outcome.merge(_interpret_batch(conn, rulesets, batch, clock))
+            claims = repo.claim_queued(conn, panel_ids, count=False)
+            outcome.skipped = _not_claimed(panel_ids, claims)
+            exhausted = [c for c in claims if c.attempts >= max_attempts]
+            if exhausted:
+                outcome.merge(_fail_exhausted(conn, exhausted, clock()))
+            work = [c for c in claims if c.attempts < max_attempts]
+            if work:
+                outcome.merge(_interpret_batch(conn, rulesets, work, clock))
+        return outcome
+    with write_transaction(engine) as conn:
+        claims = repo.claim_queued(conn, panel_ids, count=True)
+    outcome.skipped = _not_claimed(panel_ids, claims)
+    for claim in claims:
+        with write_transaction(engine) as conn:
+            if claim.attempts >= max_attempts:
+                outcome.merge(_fail_exhausted(conn, [claim], clock()))
+            else:
+                outcome.merge(_interpret_batch(conn, rulesets, [claim], clock))
     return outcome
+
+
+def _not_claimed(panel_ids: Sequence[uuid.UUID], claims: Sequence[Claim]) -> list[uuid.UUID]:
+    claimed = {c.panel_id for c in claims}
+    return [i for i in panel_ids if i not in claimed]
 
 
 def _interpret_batch(
@@ -208,7 +223,7 @@ def _fail_exhausted(conn: Connection, claims: Sequence[Claim], now: dt.datetime)
     for claim in claims:
         failure = Failure(
             FailureCode.TOO_MANY_ATTEMPTS,
-            f"Interpretation was started {claim.attempts - 1} times without finishing (the "
+            f"Interpretation was taken up {claim.attempts + 1} times and never finished (the "
             "worker stopped, or the database could not be reached, each time); an operator "
             "can retry it.",
         )

@@ -18,7 +18,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, case, or_, select, update
 from sqlalchemy.orm import Session
 
 from labinterp.models import FailureCode, Panel, PanelStatus
@@ -79,10 +79,12 @@ def sweep_queued_panels(
     )
     if not ids:
         return Sweep([], [], waiting)
+    # a panel published before and still queued: that try vanished, and counts as one
+    vanished = case((Panel.enqueued_at.is_not(None), Panel.attempts + 1), else_=Panel.attempts)
     session.execute(
         update(Panel)
         .where(Panel.id.in_(ids))
-        .values(enqueued_at=now)
+        .values(enqueued_at=now, attempts=vanished)
         .execution_options(synchronize_session=False)
     )
     session.commit()

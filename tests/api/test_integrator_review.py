@@ -304,7 +304,7 @@ def test_interpreting_a_revision_that_is_no_longer_current_leaves_the_panel_queu
     first = client.post(PANELS, json=sample_panel(), headers=auth(tokens.clinic)).get_json()
     panel_id = uuid.UUID(first["id"])
     with runtime.engine.begin() as conn:  # the worker takes the panel and reads revision 1
-        claims = claim_queued(conn, [panel_id])
+        claims = claim_queued(conn, [panel_id], count=False)
         read = current_revisions(conn, [panel_id])
     assert [r.revision for r in read] == [1]
     corrected = sample_panel()

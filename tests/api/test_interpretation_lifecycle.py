@@ -95,17 +95,30 @@ def test_a_panel_whose_ruleset_is_not_installed_fails_with_a_readable_reason_the
 def test_a_panel_taken_up_too_many_times_without_finishing_fails_instead_of_staying_queued(
     client, tokens, runtime
 ):
-    """Each take-up is counted before any work: a panel whose worker dies every time (killed,
-    out of memory) ends `failed` after max_attempts instead of circling forever."""
+    """Each delivery after the first is counted before any work: a panel whose worker dies
+    every time (killed, out of memory) ends `failed` after max_attempts instead of circling
+    forever."""
     panel_id = _post(client, tokens.clinic)
-    for _ in range(3):  # three workers took it up and died before storing anything
+    # the first delivery died; so did two redeliveries, each counted before its work
+    for expected in (1, 2):
         with runtime.engine.begin() as conn:
-            assert [c.attempts for c in claim_queued(conn, [panel_id])]
-    outcome = interpret_panels(runtime.engine, runtime.rulesets, [panel_id], max_attempts=3)
+            claimed = claim_queued(conn, [panel_id], count=True)
+        assert [c.attempts for c in claimed] == [expected]
+    outcome = interpret_panels(
+        runtime.engine, runtime.rulesets, [panel_id], max_attempts=3, retried=True
+    )
     assert outcome.failed == [(panel_id, FailureCode.TOO_MANY_ATTEMPTS)]
     body = _panel(client, tokens.clinic, panel_id)
     assert body["status"] == "failed" and body["failure_code"] == "too_many_attempts"
-    assert "3 times" in body["failure"]
+    assert "taken up 4 times" in body["failure"]
+
+
+def test_a_redelivered_batch_works_each_panel_alone(client, tokens, runtime):
+    """A message delivered again counts an attempt on each panel and interprets them one
+    transaction each."""
+    ids = [_post(client, tokens.clinic, accession=f"AGAIN-{n}") for n in range(3)]
+    outcome = interpret_panels(runtime.engine, runtime.rulesets, ids, max_attempts=5, retried=True)
+    assert sorted(outcome.interpreted) == sorted(ids)
 
 
 def test_a_duplicate_message_for_an_interpreted_panel_does_nothing(client, tokens, runtime, work):
