@@ -172,7 +172,7 @@ def postgres_system(tmp: Path, tag: str) -> Iterator[System]:
             logs=logs,
             task_log=logs[1],
             shape="PostgreSQL + Redis: labinterp serve --no-worker (2 processes x 4 threads) "
-            "+ one labinterp worker (default concurrency: one process per core, prefork)",
+            "+ one labinterp worker (default concurrency: two processes per core, prefork)",
             noop_shape="no-op worker: prefork, concurrency 1, Redis",
         )
 

@@ -3,10 +3,13 @@ labinterp's, so a labinterp figure can be set beside what Celery alone costs in 
 
     BENCH_NOOP_BROKER=redis://127.0.0.1:6379/5 celery -A noop_app worker -Q bench-noop -c 1
 
-Its settings mirror labinterp's Celery app factory (worker/celery_app.py and the broker options
-of labinterp/config.py as of commit 004fba4; the factory is moving into the labinterp package,
-so they are copied here, not imported). bench/worker_throughput.py compares them with what a
-running `labinterp worker` reports over Celery's remote control and says when they differ.
+Its settings mirror labinterp's Celery app factory (labinterp/broker.py `make_celery` and the
+broker options of labinterp/config.py; copied here, not imported, so that the benchmarks
+import nothing of labinterp). On the folder broker it uses labinterp's own transport
+(`labinterp.embedded_broker:EmbeddedTransport`, named as Celery's broker_transport: kombu's
+stock one can hand a worker a message file still being written). bench/worker_throughput.py
+compares them with what a running `labinterp worker` reports over Celery's remote control and
+says when they differ.
 
 Environment: BENCH_NOOP_BROKER (a redis:// URL, or filesystem:// for kombu's folder broker in
 BENCH_NOOP_FOLDER, as the embedded default uses), BENCH_NOOP_QUEUE, and BENCH_NOOP_STAMPS: a
@@ -38,7 +41,9 @@ MIRRORED: dict[str, Any] = {
     "task_ignore_result": True,
     "task_acks_late": True,
     "task_reject_on_worker_lost": True,
-    "worker_prefetch_multiplier": 4,
+    "worker_prefetch_multiplier": 1,
+    "task_soft_time_limit": 20,
+    "task_time_limit": 30,
     "worker_hijack_root_logger": False,
 }
 
@@ -66,6 +71,8 @@ def make_app(broker: str, queue: str = QUEUE, folder: Path | None = None) -> Cel
         task_default_queue=queue,
         broker_transport_options=_transport_options(broker, folder),
     )
+    if broker.startswith("filesystem://"):
+        app.conf.broker_transport = "labinterp.embedded_broker:EmbeddedTransport"
     app.task(name=TASK, acks_late=True)(noop)
     return app
 

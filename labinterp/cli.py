@@ -312,7 +312,13 @@ def _run_gunicorn(host: str, port: int, workers: int, threads: int, settings: Se
 
 
 @main.command()
-@click.option("--concurrency", default=None, type=int, help="worker processes (default: cores)")
+@click.option(
+    "--concurrency",
+    default=None,
+    type=int,
+    help="worker processes (default: twice the cores: a task waits on the database about as "
+    "long as it computes)",
+)
 @click.option("--pool", default=None, help="prefork, solo or threads")
 @click.option("--beat", is_flag=True, help="also run the periodic sweeper (run one per deployment)")
 @click.option("--loglevel", default="INFO", show_default=True)
@@ -341,8 +347,8 @@ def worker(
     argv = ["worker", f"--loglevel={loglevel}", "-Q", queues, f"--hostname={name}"]
     if pool or settings.embedded_broker:
         argv.append(f"--pool={pool or 'solo'}")
-    if concurrency:
-        argv.append(f"--concurrency={concurrency}")
+    if concurrency or not (pool or settings.embedded_broker):
+        argv.append(f"--concurrency={concurrency or 2 * (os.cpu_count() or 1)}")
     if beat:
         argv.append("--beat")
     parent = os.environ.pop(_PARENT_ENV, "")
