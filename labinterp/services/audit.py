@@ -41,7 +41,7 @@ SYSTEM = Actor(name="system", role="system")
 
 
 def record(
-    session: Session,
+    bind: Session | Connection,
     actor: Actor,
     action: str,
     *,
@@ -50,39 +50,18 @@ def record(
     detail: dict[str, Any] | None = None,
     at: dt.datetime | None = None,
 ) -> None:
-    session.add(
-        AuditEvent(
-            at=at or dt.datetime.now(dt.UTC),
-            actor=actor.name,
-            role=actor.role,
-            action=action,
-            clinic_id=clinic_id,
-            panel_id=panel_id,
-            detail=detail,
-        )
-    )
-
-
-def record_on(
-    conn: Connection,
-    actor: Actor,
-    action: str,
-    *,
-    clinic_id: uuid.UUID | None = None,
-    panel_id: uuid.UUID | None = None,
-    detail: dict[str, Any] | None = None,
-    at: dt.datetime | None = None,
-) -> None:
-    """:func:`record`, on a Core connection (set-based services that use no Session)."""
-    conn.execute(
-        insert(AuditEvent),
-        {
-            "at": at or dt.datetime.now(dt.UTC),
-            "actor": actor.name,
-            "role": actor.role,
-            "action": action,
-            "clinic_id": clinic_id,
-            "panel_id": panel_id,
-            "detail": detail,
-        },
-    )
+    """Add the event to the caller's transaction: an ORM session's, or a Core connection's
+    (set-based services that use no session)."""
+    event = {
+        "at": at or dt.datetime.now(dt.UTC),
+        "actor": actor.name,
+        "role": actor.role,
+        "action": action,
+        "clinic_id": clinic_id,
+        "panel_id": panel_id,
+        "detail": detail,
+    }
+    if isinstance(bind, Session):
+        bind.add(AuditEvent(**event))
+    else:
+        bind.execute(insert(AuditEvent), event)

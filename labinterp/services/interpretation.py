@@ -246,7 +246,7 @@ def _record_failure(
         failure.message,
     )
     if settled:
-        audit.record_on(
+        audit.record(
             conn,
             SYSTEM,
             "interpretation.failed",
