@@ -24,7 +24,17 @@ def test_the_installed_wheel_upgrades_a_database_and_loads_its_rulesets_anywhere
     _pip("wheel", "--no-deps", "-w", str(tmp_path / "dist"), str(REPO))
     wheel = next((tmp_path / "dist").glob("labinterp-*.whl"))
     prefix = tmp_path / "prefix"
-    _pip("install", "--no-deps", "--no-compile", "--prefix", str(prefix), str(wheel))
+    # --ignore-installed: without it pip would first uninstall the editable labinterp of this
+    # venv (its dist-info and its `labinterp` command)
+    _pip(
+        "install",
+        "--no-deps",
+        "--no-compile",
+        "--ignore-installed",
+        "--prefix",
+        str(prefix),
+        str(wheel),
+    )
     site = sysconfig.get_path("purelib", vars={"base": str(prefix), "platbase": str(prefix)})
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
