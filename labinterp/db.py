@@ -127,7 +127,7 @@ def execute_in_autocommit(engine: Engine, statement: str, parameters: Mapping[st
     try:
         fairy = engine.raw_connection()  # raises the driver's own error when it cannot connect
     except dbapi_error as exc:
-        raise _wrapped(engine, statement, exc, lost=True) from None
+        raise driver_error(engine.dialect, statement, exc, lost=True) from None
     connection: Any = fairy.driver_connection
     try:
         connection.autocommit = True
@@ -140,13 +140,9 @@ def execute_in_autocommit(engine: Engine, statement: str, parameters: Mapping[st
         lost = engine.dialect.is_disconnect(exc, fairy.dbapi_connection, None)
         if lost:
             engine.pool._invalidate(fairy, exc)  # every connection of that server's lifetime
-        raise _wrapped(engine, statement, exc, lost=lost) from None
+        raise driver_error(engine.dialect, statement, exc, lost=lost) from None
     finally:
         fairy.close()
-
-
-def _wrapped(engine: Engine, statement: str, exc: Exception, *, lost: bool) -> StatementError:
-    return driver_error(engine.dialect, statement, exc, lost=lost)
 
 
 def driver_error(

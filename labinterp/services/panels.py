@@ -126,9 +126,9 @@ def submit_panel(
 
     One durable write (one statement on PostgreSQL). Idempotency key: (clinic, accession)
     plus the content hash — the same content again is a no-op answering the existing panel;
-    different content is a conflict. A connection found
-    dead is replaced and the write tried once more (it cannot have written anything, or the
-    retry meets the accession and answers as for a repeat).
+    different content is a conflict. A connection found dead is replaced and the write tried
+    once more (it cannot have written anything, or the retry meets the accession and answers
+    as for a repeat).
     """
     accepted = _accept(document, ruleset, now)
     digest = content_hash(document)
@@ -292,7 +292,7 @@ def revise_panel(
     if errors:
         raise InvalidInput(errors)
     digest = content_hash(document)
-    if _is_current_content(session, panel, document, digest):
+    if _current_differences(session, panel, document, digest) == []:
         return Submitted(panel.id, created=False)
     number = panel.current_revision + 1
     panel.current_revision = number
@@ -323,15 +323,19 @@ def revise_panel(
     return Submitted(panel.id, created=True)
 
 
-def _is_current_content(
+def _current_differences(
     session: Session, panel: Panel, document: dict[str, Any], digest: str
-) -> bool:
-    """Whether ``document`` says what the panel's current revision says: by hash, else (a
-    revision hashed by an earlier release) field by field."""
+) -> list[str] | None:
+    """Where ``document`` differs from the panel's current revision: [] when it says the same
+    (by hash, else, for a revision hashed by an earlier release, field by field); None when it
+    differs and the stored revision cannot say where. The current revision is read at most
+    once."""
     if repo.revision_hashes(session, panel.id).get(digest) == panel.current_revision:
-        return True
+        return []
     current = repo.get_revision(session, panel.id, panel.current_revision)
-    return current is not None and bool(current.body) and not differences(current.body, document)
+    if current is None or not current.body:
+        return None
+    return differences(current.body, document)
 
 
 def _same_or_conflict(
@@ -340,15 +344,11 @@ def _same_or_conflict(
     """The same content as the panel's current revision is a safe retry; anything else, even
     an earlier revision's content, conflicts (a 200 would claim values the panel no longer
     holds)."""
-    if _is_current_content(session, panel, document, digest):
+    differing = _current_differences(session, panel, document, digest)
+    if differing == []:
         metrics.PANELS_ACCEPTED.labels("repeat").inc()
         return Submitted(panel.id, created=False)
-    current = repo.get_revision(session, panel.id, panel.current_revision)
-    raise AccessionConflict(
-        document["accession"],
-        panel.id,
-        differences(current.body, document) if current is not None and current.body else None,
-    )
+    raise AccessionConflict(document["accession"], panel.id, differing)
 
 
 def _add_revision(session: Session, panel: Panel, new: new_panels.NewRevision) -> PanelRevision:
