@@ -19,6 +19,7 @@ from labinterp.domain.types import (
     RawResult,
     Twitching,
 )
+from labinterp.domain.vocabulary import FindingStatus, Priority, significance
 
 __all__ = [
     "AcceptedPanel",
@@ -27,12 +28,14 @@ __all__ = [
     "ContributingFactor",
     "CriticalLimit",
     "Finding",
+    "FindingStatus",
     "FollowUp",
     "Interpretation",
     "Interval",
     "Judgement",
     "Note",
     "PanelRejected",
+    "Priority",
     "RawPanel",
     "RawRange",
     "RawResult",
@@ -42,4 +45,5 @@ __all__ = [
     "Twitching",
     "accept_panel",
     "interpret",
+    "significance",
 ]

@@ -23,6 +23,7 @@ from labinterp.domain.ruleset import Ruleset
 from labinterp.domain.summary import summarize
 from labinterp.domain.units import join_and, normalise_unit
 from labinterp.domain.vitamins import decision_finding
+from labinterp.domain.vocabulary import FindingStatus, Priority
 
 _DIMENSION_WORD = {"mass": "mass", "substance": "molar"}
 
@@ -30,8 +31,8 @@ _DIMENSION_WORD = {"mass": "mass", "substance": "molar"}
 @dataclass(frozen=True)
 class Interpretation:
     ruleset: str
-    status: str  # flagged | indeterminate | normal
-    priority: str  # critical | urgent | routine
+    status: FindingStatus
+    priority: Priority
     results: tuple[Judgement, ...]
     findings: tuple[Finding, ...]
     red_flags: tuple[RedFlag, ...]
@@ -197,17 +198,17 @@ def interpret(panel: AcceptedPanel, ruleset: Ruleset) -> Interpretation:
     factors = contributing_factors(panel.context, codes | {n.code for n in notes}, ruleset)
     follow = follow_ups(codes, set(judged), flags, out.follow_ups, ruleset)
     if findings or flags:
-        status = "flagged"
+        status = FindingStatus.FLAGGED
     elif any(j.code == "IND" for j in judged_list):
-        status = "indeterminate"
+        status = FindingStatus.INDETERMINATE
     else:
-        status = "normal"
+        status = FindingStatus.NORMAL
     if any(j.critical is not None for j in judged_list) or any(f.critical for f in findings):
-        priority = "critical"
+        priority = Priority.CRITICAL
     elif any((f.grade or 0) >= 3 for f in findings) or any(f.urgent for f in flags):
-        priority = "urgent"
+        priority = Priority.URGENT
     else:
-        priority = "routine"
+        priority = Priority.ROUTINE
     summary = summarize(findings, flags, factors, follow, notes, judged_list, ruleset.version)
     return Interpretation(
         ruleset.version,

@@ -12,16 +12,29 @@ from labinterp.models.panels import (
     Patient,
     Result,
 )
-from labinterp.models.review import Review
+from labinterp.models.review import (
+    Alert,
+    AlertAttempt,
+    AlertStatus,
+    ClinicWebhook,
+    Decision,
+    Review,
+    ReviewStatus,
+)
 from labinterp.models.tenancy import ApiToken, ApiTokenClinic, Clinic, User, UserClinic
 
 __all__ = [
     "NAMING_CONVENTION",
+    "Alert",
+    "AlertAttempt",
+    "AlertStatus",
     "ApiToken",
     "ApiTokenClinic",
     "AuditEvent",
     "Base",
     "Clinic",
+    "ClinicWebhook",
+    "Decision",
     "FailureCode",
     "Interpretation",
     "InterpretationCode",
@@ -33,6 +46,7 @@ __all__ = [
     "ReprocessingJob",
     "Result",
     "Review",
+    "ReviewStatus",
     "Setting",
     "User",
     "UserClinic",

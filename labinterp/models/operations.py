@@ -6,16 +6,27 @@ import datetime as dt
 import uuid
 from typing import Any
 
-from sqlalchemy import String, Text, Uuid
+from sqlalchemy import Index, String, Text, Uuid, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from labinterp.models.base import Base, BigIntegerId, UtcDateTime, json_type, utcnow
 
 
 class AuditEvent(Base):
-    """Who read or changed what, when. No foreign keys: the trail outlives what it names."""
+    """Who read or changed what, when, from where. No foreign keys: the trail outlives what
+    it names. Append-only: nothing in labinterp updates or deletes a row.
+
+    A read of several panels is one event naming them in ``detail["panel_ids"]``.
+    """
 
     __tablename__ = "audit_events"
+    __table_args__ = (
+        Index("ix_audit_events_actor_at", "actor", "at"),
+        # PostgreSQL: ?panel_id= finds the list reads that named the panel too
+        Index(
+            "ix_audit_events_panel_ids", text("(detail -> 'panel_ids')"), postgresql_using="gin"
+        ).ddl_if(dialect="postgresql"),
+    )
 
     id: Mapped[int] = mapped_column(BigIntegerId, primary_key=True, autoincrement=True)
     at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow, index=True)
@@ -25,6 +36,8 @@ class AuditEvent(Base):
     clinic_id: Mapped[uuid.UUID | None] = mapped_column(Uuid())
     panel_id: Mapped[uuid.UUID | None] = mapped_column(Uuid(), index=True)
     detail: Mapped[dict[str, Any] | None] = mapped_column(json_type())
+    address: Mapped[str | None] = mapped_column(String(64))  # the caller's IP address
+    token_id: Mapped[uuid.UUID | None] = mapped_column(Uuid())
 
     def __repr__(self) -> str:
         return f"AuditEvent({self.action!r} by {self.actor!r} at {self.at})"

@@ -13,6 +13,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Numeric,
+    SmallInteger,
     String,
     Text,
     UniqueConstraint,
@@ -85,6 +86,25 @@ class Panel(Base):
             postgresql_where=text("status = 'queued' AND enqueued_at IS NULL"),
             sqlite_where=text("status = 'queued' AND enqueued_at IS NULL"),
         ),
+        # the review queue, pending or reviewed: one ordered index range per clinic
+        Index(
+            "ix_panels_review_queue",
+            "clinic_id",
+            "review_status",
+            "priority_rank",
+            "collected_at",
+            postgresql_where=text("review_status IS NOT NULL"),
+            sqlite_where=text("review_status IS NOT NULL"),
+        ),
+        # the review queue with ?status=all
+        Index(
+            "ix_panels_review_all",
+            "clinic_id",
+            "priority_rank",
+            "collected_at",
+            postgresql_where=text("review_status IS NOT NULL"),
+            sqlite_where=text("review_status IS NOT NULL"),
+        ),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid(), primary_key=True, default=uuid.uuid4)
@@ -107,6 +127,20 @@ class Panel(Base):
     # text, no SQL, no patient data)
     failure_code: Mapped[str | None] = mapped_column(String(40))
     failure: Mapped[str | None] = mapped_column(Text())
+
+    # the newest interpretation, and what the review queue orders, filters and shows of it
+    # without a join (set with it, in its transaction: repositories/interpretations.py)
+    interpretation_id: Mapped[uuid.UUID | None] = mapped_column(Uuid())
+    finding_status: Mapped[str | None] = mapped_column(String(20))  # FindingStatus
+    priority: Mapped[str | None] = mapped_column(String(20))  # Priority
+    priority_rank: Mapped[int | None] = mapped_column(SmallInteger())  # Priority.rank
+    finding_codes: Mapped[list[str] | None] = mapped_column(json_type())
+    red_flag_codes: Mapped[list[str] | None] = mapped_column(json_type())
+    # ReviewStatus: pending, reviewed; None: not in the queue (normal, or not interpreted)
+    review_status: Mapped[str | None] = mapped_column(String(20))
+    # the significance digest (domain.significance) of the interpretation last reviewed
+    reviewed_signature: Mapped[str | None] = mapped_column(String(64))
+    reviewed_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
 
     clinic: Mapped[Clinic] = relationship()
     patient: Mapped[Patient] = relationship()

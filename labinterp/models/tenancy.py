@@ -28,8 +28,8 @@ class User(Base):
     __tablename__ = "users"
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid(), primary_key=True, default=uuid.uuid4)
-    username: Mapped[str] = mapped_column(String(100), unique=True)
-    password_hash: Mapped[str] = mapped_column(String(255))
+    email: Mapped[str] = mapped_column(String(254), unique=True)  # stored lower-case
+    password_hash: Mapped[str] = mapped_column(String(255))  # argon2id, never the password
     role: Mapped[str] = mapped_column(String(20))  # clinician, admin
     created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
     disabled_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
@@ -37,7 +37,7 @@ class User(Base):
     clinics: Mapped[list[Clinic]] = relationship(secondary="user_clinics", order_by=Clinic.name)
 
     def __repr__(self) -> str:
-        return f"User({self.username!r}, role={self.role!r})"
+        return f"User({self.email!r}, role={self.role!r})"
 
 
 class UserClinic(Base):

@@ -14,10 +14,31 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, cast
 
-from sqlalchemy import Connection, Table, and_, bindparam, func, literal, select, update
+from sqlalchemy import (
+    Boolean,
+    Connection,
+    Table,
+    and_,
+    bindparam,
+    case,
+    func,
+    literal,
+    null,
+    select,
+    update,
+)
 from sqlalchemy.orm import Session
 
-from labinterp.domain import Context, RawPanel, RawRange, RawResult, Twitching
+from labinterp.domain import (
+    Context,
+    FindingStatus,
+    Priority,
+    RawPanel,
+    RawRange,
+    RawResult,
+    Twitching,
+    significance,
+)
 from labinterp.models import (
     Interpretation,
     InterpretationCode,
@@ -26,6 +47,7 @@ from labinterp.models import (
     PanelRevision,
     PanelStatus,
     Result,
+    ReviewStatus,
 )
 from labinterp.repositories.dialects import insert
 
@@ -141,6 +163,36 @@ _SETTLE = (
         updated_at=bindparam("now"),
     )
 )
+# a panel shows its newest interpretation: the queue's columns, and its review state (back
+# to pending unless what it says matches what was reviewed: domain.significance)
+_SHOW = (
+    update(_PANELS)
+    .where(
+        _PANELS.c.id == bindparam("panel_id"),
+        _PANELS.c.current_revision == bindparam("revision_number"),
+    )
+    .values(
+        interpretation_id=bindparam("interpretation_id"),
+        finding_status=bindparam("finding_status"),
+        priority=bindparam("priority"),
+        priority_rank=bindparam("priority_rank"),
+        finding_codes=bindparam("finding_codes"),
+        red_flag_codes=bindparam("red_flag_codes"),
+        review_status=case(
+            (
+                bindparam("needs_review", type_=Boolean),
+                case(
+                    (
+                        _PANELS.c.reviewed_signature == bindparam("signature"),
+                        literal(ReviewStatus.REVIEWED.value),
+                    ),
+                    else_=literal(ReviewStatus.PENDING.value),
+                ),
+            ),
+            else_=null(),
+        ),
+    )
+)
 
 
 def claim_queued(conn: Connection, panel_ids: Sequence[uuid.UUID], *, count: bool) -> list[Claim]:
@@ -232,11 +284,30 @@ class NewInterpretation:
     body: dict[str, Any]
 
 
+@dataclass(frozen=True)
+class StoredInterpretation:
+    """An interpretation this call stored, with its id."""
+
+    id: uuid.UUID
+    new: NewInterpretation
+
+    @property
+    def priority(self) -> Priority:
+        return Priority(self.new.body["priority"])
+
+
 def store_interpretations(
     conn: Connection, rows: Sequence[NewInterpretation], now: dt.datetime
 ) -> list[NewInterpretation]:
     """Insert the interpretations and their filter codes; one of a (revision, ruleset) stored
     meanwhile by another worker is skipped. Returns those stored by this call."""
+    return [stored.new for stored in store_interpretations_with_ids(conn, rows, now)]
+
+
+def store_interpretations_with_ids(
+    conn: Connection, rows: Sequence[NewInterpretation], now: dt.datetime
+) -> list[StoredInterpretation]:
+    """:func:`store_interpretations`, returning each stored one with its id."""
     if not rows:
         return []
     ids = {row.revision_id: uuid.uuid4() for row in rows}
@@ -269,7 +340,34 @@ def store_interpretations(
     ]
     if codes:
         conn.execute(_CODES.insert(), codes)
-    return mine
+    return [StoredInterpretation(ids[row.revision_id], row) for row in mine]
+
+
+def show_newest(conn: Connection, stored: Sequence[StoredInterpretation]) -> None:
+    """Make each interpretation its panel's newest (when its revision is still the panel's
+    current one): the review queue's columns, and the review state. A panel reviewed against
+    an interpretation that said the same stays reviewed; otherwise a flagged or
+    indeterminate panel is pending review, and a normal one leaves the queue."""
+    if not stored:
+        return
+    conn.execute(
+        _SHOW,
+        [
+            {
+                "panel_id": row.new.panel_id,
+                "revision_number": row.new.revision,
+                "interpretation_id": row.id,
+                "finding_status": str(row.new.body["status"]),
+                "priority": str(row.new.body["priority"]),
+                "priority_rank": Priority(row.new.body["priority"]).rank,
+                "finding_codes": sorted({f["code"] for f in row.new.body.get("findings", [])}),
+                "red_flag_codes": sorted({f["code"] for f in row.new.body.get("red_flags", [])}),
+                "needs_review": FindingStatus(row.new.body["status"]).needs_review,
+                "signature": significance(row.new.body),
+            }
+            for row in stored
+        ],
+    )
 
 
 def filter_codes(body: dict[str, Any]) -> set[tuple[str, str]]:

@@ -155,7 +155,9 @@ def _judge_and_store(
         else:
             fresh.append(judged)
     now = clock()
-    written = repo.store_interpretations(conn, fresh, now)
+    stored_now = repo.store_interpretations_with_ids(conn, fresh, now)
+    repo.show_newest(conn, stored_now)
+    written = [s.new for s in stored_now]
     mine = {r.revision_id for r in written}
     raced = [r for r in fresh if r.revision_id not in mine]  # another worker stored it first
     settled = [(r.panel_id, r.revision) for r in fresh]
