@@ -8,7 +8,7 @@ import time
 from flask import Flask, Response, g, request
 
 from labinterp import __version__, metrics
-from labinterp.api import operations, panels
+from labinterp.api import operations, panels, review
 from labinterp.api.auth import install_access_control
 from labinterp.api.headers import install_security_headers
 from labinterp.api.jsonio import DecimalJSONProvider
@@ -18,7 +18,13 @@ from labinterp.api.ratelimit import limiter
 from labinterp.api.session import init_session
 from labinterp.config import Settings, load_settings
 from labinterp.runtime import Runtime, build_runtime, set_runtime
-from labinterp.services.errors import AccessionConflict, AlreadyExists, InvalidInput, NotFound
+from labinterp.services.errors import (
+    AccessionConflict,
+    AlreadyExists,
+    Conflict,
+    InvalidInput,
+    NotFound,
+)
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +78,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     api.register_blueprint(operations.ops)
     api.register_blueprint(operations.rules)
     api.register_blueprint(panels.blp)
+    api.register_blueprint(review.blp)
     finish_spec(api)  # 404/400/413/415, security [] on public routes
     _serve_swagger_assets(app)
     install_access_control(app)  # after the last route: deny by default (auth.py)
@@ -98,6 +105,12 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
                 str(exc),
                 extra={"panel_id": str(exc.panel_id), "differences": exc.differences},
             )
+        )
+
+    @app.errorhandler(Conflict)
+    def _state_conflict(exc: Conflict):
+        return app.handle_user_exception(
+            Problem(409, str(exc), extra=exc.extra, kind="state-conflict")
         )
 
     @app.errorhandler(AlreadyExists)

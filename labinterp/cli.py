@@ -454,13 +454,24 @@ class Duration(click.ParamType):
 @click.option("--clinic", "clinic_names", multiple=True, help="clinic name (repeat for clinicians)")
 @click.option("--name", default=None, help="a label to recognise the token by")
 @click.option(
+    "--user",
+    "user_email",
+    default=None,
+    metavar="EMAIL",
+    help="the token acts as this user (their role and clinics; refused once they are disabled)",
+)
+@click.option(
     "--expires-in",
     type=Duration(),
     default=None,
     help="the token stops working after this long: 90d, 12h, 30m (default: until revoked)",
 )
 def tokens_create(
-    role: str, clinic_names: tuple[str, ...], name: str | None, expires_in: dt.timedelta | None
+    role: str,
+    clinic_names: tuple[str, ...],
+    name: str | None,
+    user_email: str | None,
+    expires_in: dt.timedelta | None,
 ) -> None:
     """Create a token; it is printed alone on the last line of standard output."""
     from labinterp.services.accounts import create_token
@@ -476,6 +487,7 @@ def tokens_create(
                 name,
                 expires_at=expires_at,
                 actor=_operator(),
+                user_email=user_email,
             )
         except (InvalidInput, NotFound) as exc:
             _fail(str(exc))
@@ -541,6 +553,85 @@ def tokens_revoke(token_id: str) -> None:
         except NotFound:
             _fail("no such token; `labinterp tokens list` shows their ids")
         click.echo(f"token {row.id} ({row.prefix}…, {row.role}) is revoked")
+
+
+@main.group()
+def users() -> None:
+    """Clinicians and admins who sign in to the review pages with an email and password."""
+
+
+def _read_password(from_stdin: bool) -> str:
+    """The password from standard input (one line), or asked twice at a terminal."""
+    if from_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    if not sys.stdin.isatty():
+        _fail("no terminal to ask for the password: pipe it with --password-stdin")
+    return str(click.prompt("Password", hide_input=True, confirmation_prompt=True))
+
+
+@users.command("create")
+@click.argument("email")
+@click.option("--role", required=True, type=click.Choice(["clinician", "admin"]))
+@click.option(
+    "--clinic", "clinic_names", multiple=True, help="a clinic they review (repeat for several)"
+)
+@click.option(
+    "--password-stdin", is_flag=True, help="read the password from standard input (one line)"
+)
+def users_create(
+    email: str, role: str, clinic_names: tuple[str, ...], password_stdin: bool
+) -> None:
+    """Create a user; the password is asked for (or read from stdin), hashed with argon2id,
+    and never shown or stored as given."""
+    from labinterp.services.errors import AlreadyExists, InvalidInput, NotFound
+    from labinterp.services.users import create_user
+
+    password = _read_password(password_stdin)
+    with _session() as session:
+        try:
+            user = create_user(
+                session, email, password, role, list(clinic_names), actor=_operator()
+            )
+        except (AlreadyExists, InvalidInput, NotFound) as exc:
+            _fail(str(exc))
+        clinics = ", ".join(c.name for c in user.clinics) or "every clinic"
+        click.echo(f"created {user.role} {user.email} ({user.id}) for {clinics}")
+
+
+@users.command("list")
+def users_list() -> None:
+    """Every user: email, role, clinics, created, disabled."""
+    from labinterp.services.users import list_users
+
+    with _session() as session:
+        rows = list_users(session)
+        if not rows:
+            click.echo("no users")
+            return
+        for user in rows:
+            clinics = ",".join(c.name for c in user.clinics) or "-"
+            state = (
+                "active" if user.disabled_at is None else f"disabled {user.disabled_at:%Y-%m-%d}"
+            )
+            click.echo(
+                f"{user.email}  {user.role:<9}  {clinics}  "
+                f"created {user.created_at:%Y-%m-%d %H:%M}  {state}"
+            )
+
+
+@users.command("disable")
+@click.argument("email")
+def users_disable(email: str) -> None:
+    """Disable a user: no more sign-in; their open sessions and tokens stop working."""
+    from labinterp.services.errors import NotFound
+    from labinterp.services.users import disable_user
+
+    with _session() as session:
+        try:
+            user = disable_user(session, email, actor=_operator())
+        except NotFound as exc:
+            _fail(str(exc))
+        click.echo(f"{user.email} is disabled")
 
 
 @main.group()

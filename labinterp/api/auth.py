@@ -135,7 +135,7 @@ def admit(allowed: Collection[str]) -> Actor:
     request, however often this is asked."""
     actor: Actor | None = g.get("actor")
     if actor is None:
-        actor = authenticate()
+        actor = authenticate().at_address(request.remote_addr)
         g.actor = actor
     if actor.role not in allowed:
         if not allowed:

@@ -31,6 +31,7 @@ SPEC_REQUIRED = "spec_required"
 _METHODS = ("get", "put", "post", "patch", "delete", "head", "options", "trace")
 _STATUS = {code: http.HTTPStatus(code).name for code in (400, 401, 403, 404, 413, 415, 422, 429)}
 ACCESSION_CONFLICT = "ACCESSION_CONFLICT"
+STATE_CONFLICT = "STATE_CONFLICT"
 NOT_READY = "NOT_READY"
 
 # Operations with answers their route does not imply: posting a panel can meet the same
@@ -38,6 +39,7 @@ NOT_READY = "NOT_READY"
 _SPECIFIC: dict[tuple[str, str], dict[int, str]] = {
     ("post", "/api/v1/panels"): {409: ACCESSION_CONFLICT},
     ("post", "/api/v1/panels/{panel_id}/revisions"): {409: ACCESSION_CONFLICT},
+    ("post", "/api/v1/panels/{panel_id}/reviews"): {409: STATE_CONFLICT},
 }
 
 
@@ -178,6 +180,16 @@ class LabApi(Api):
             {
                 "description": "The accession is already stored with other content",
                 "content": _content("AccessionConflictProblem"),
+            },
+            lazy=True,
+        )
+        components.response(
+            STATE_CONFLICT,
+            {
+                "description": "Not possible in the present state: the panel is not interpreted "
+                "yet, or was re-interpreted since the caller read it (its newest "
+                "interpretation_id and when are in the body)",
+                "content": _content("Problem"),
             },
             lazy=True,
         )

@@ -81,7 +81,7 @@ def _submitted(result: panel_service.Submitted) -> tuple[dict[str, Any], int, di
     return document, status, {"Location": f"/api/v1/panels/{result.panel_id}"}
 
 
-def _page(items: list[Any], total: int, query: dict[str, Any]) -> dict[str, Any]:
+def page_body(items: list[Any], total: int, query: dict[str, Any]) -> dict[str, Any]:
     """API.md's page body, the same for every list."""
     return {"items": items, "total": total, "page": query["page"], "per_page": query["per_page"]}
 
@@ -103,7 +103,7 @@ def analyte_keys(rulesets: Mapping[str, Ruleset]) -> list[str]:
     return list(dict.fromkeys(key for rs in rulesets.values() for key in rs.analytes))
 
 
-def _known_flags(asked: list[str]) -> tuple[str, ...]:
+def known_flags(asked: list[str]) -> tuple[str, ...]:
     """The codes asked for, in the case they are stored in; 422 naming any that no ruleset
     knows (a typo would otherwise list nothing, silently)."""
     known = flag_codes(runtime().rulesets)
@@ -172,7 +172,7 @@ class Panels(MethodView):
             clinic_ids=current_actor().clinic_ids,
             accession=query.get("accession"),
             patient_id=query.get("patient_id"),
-            flags=_known_flags(query.get("flag") or []),
+            flags=known_flags(query.get("flag") or []),
             status=query.get("status"),
             collected_from=query.get("collected_from"),
             collected_to=query.get("collected_to"),
@@ -180,7 +180,7 @@ class Panels(MethodView):
         items, total = reading.list_panels(
             db(), runtime().rulesets, where, query["page"], query["per_page"]
         )
-        return _page(items, total, query)
+        return page_body(items, total, query)
 
 
 @blp.route("/panels/<uuid:panel_id>")
@@ -223,7 +223,7 @@ class PanelInterpretations(MethodView):
         """Every interpretation of a panel, newest first"""
         items = reading.read_interpretations(db(), current_actor(), panel_id)
         start = (query["page"] - 1) * query["per_page"]
-        return _page(items[start : start + query["per_page"]], len(items), query)
+        return page_body(items[start : start + query["per_page"]], len(items), query)
 
 
 @blp.route("/patients/<path:patient_id>/trend")
@@ -251,4 +251,4 @@ class PatientTrend(MethodView):
             query["per_page"],
             clinic_name=query.get("clinic"),
         )
-        return _page(items, total, query)
+        return page_body(items, total, query)

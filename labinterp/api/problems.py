@@ -42,8 +42,10 @@ class Problem(Exception):
         errors: Mapping[str, list[str]] | None = None,
         headers: Mapping[str, str] | None = None,
         extra: Mapping[str, Any] | None = None,
+        kind: str | None = None,
     ):
         super().__init__(detail)
+        self.kind = kind  # the problem type's last word, where the status alone is ambiguous
         self.status = status
         self.detail = detail
         self.title = title
@@ -89,7 +91,9 @@ def _humane(message: str) -> str:
 def problem_response(problem: Problem) -> Response:
     title = problem.title or _title(problem.status)
     body: dict[str, Any] = {
-        "type": _TYPES.get(problem.status, f"urn:labinterp:problem:http-{problem.status}"),
+        "type": f"urn:labinterp:problem:{problem.kind}"
+        if problem.kind
+        else _TYPES.get(problem.status, f"urn:labinterp:problem:http-{problem.status}"),
         "title": title,
         "status": problem.status,
         "detail": problem.detail,

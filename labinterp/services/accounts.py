@@ -11,13 +11,13 @@ import hashlib
 import logging
 import secrets
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from sqlalchemy import or_, select, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, joinedload
 
-from labinterp.models import ApiToken, Clinic
+from labinterp.models import ApiToken, Clinic, User
 from labinterp.services import audit
 from labinterp.services.audit import Actor
 from labinterp.services.errors import AlreadyExists, InvalidInput, NotFound, TokenRefused
@@ -80,16 +80,31 @@ def create_token(
     *,
     expires_at: dt.datetime | None = None,
     actor: Actor = CLI,
+    user_email: str | None = None,
 ) -> IssuedToken:
     """Issue a token for a role (and its clinics), valid until ``expires_at`` (None: until
-    revoked). One transaction, audited without the token."""
+    revoked). One transaction, audited without the token.
+
+    A token for a user (``user_email``) acts as that user: their role, the clinics they are
+    assigned to at each request, and it stops working when they are disabled."""
+    user = None
+    if user_email is not None:
+        user = session.scalars(select(User).where(User.email == user_email.strip().lower())).first()
+        if user is None:
+            raise NotFound(f"user {user_email.strip().lower()!r}")
+        if clinic_names:
+            raise InvalidInput({"clinic": ["a user's token reads the user's clinics; no --clinic"]})
+        if role != user.role:
+            raise InvalidInput({"role": [f"{user.email} is a {user.role}, not a {role}"]})
+        if user.disabled_at is not None:
+            raise InvalidInput({"user": [f"{user.email} is disabled"]})
     if role not in ROLES:
         raise InvalidInput({"role": [f"unknown role {role!r}; use one of {', '.join(ROLES)}"]})
     if role == "clinic" and len(clinic_names) != 1:
         raise InvalidInput(
             {"clinic": ["a clinic token acts for exactly one clinic (--clinic NAME)"]}
         )
-    if role == "clinician" and not clinic_names:
+    if role == "clinician" and not clinic_names and user is None:
         raise InvalidInput({"clinic": ["a clinician token needs at least one --clinic"]})
     if role == "admin" and clinic_names:
         raise InvalidInput({"clinic": ["an admin token reads every clinic; give no --clinic"]})
@@ -106,6 +121,7 @@ def create_token(
         role=role,
         created_at=now,
         expires_at=expires_at,
+        user_id=None if user is None else user.id,
     )
     row.clinics = clinics
     session.add(row)
@@ -119,6 +135,7 @@ def create_token(
             "role": role,
             "name": row.name,
             "clinic_ids": [str(c.id) for c in clinics],
+            "user_id": None if user is None else str(user.id),
             "expires_at": None if expires_at is None else expires_at.isoformat(),
         },
     )
@@ -138,14 +155,45 @@ def resolve_token(session: Session, token: str, now: dt.datetime | None = None) 
         session.scalars(
             select(ApiToken)
             .where(ApiToken.token_hash == hash_token(token))
-            .options(joinedload(ApiToken.clinics))  # one round trip on every request
+            # one round trip on every request
+            .options(
+                joinedload(ApiToken.clinics),
+                joinedload(ApiToken.user).joinedload(User.clinics),
+            )
         )
         .unique()
         .first()
     )
     if row is None or row.revoked_at is not None:
         raise TokenRefused("unknown or revoked API token")
-    actor = Actor(
+    if row.user is not None:
+        if row.user.disabled_at is not None:
+            raise TokenRefused("the user of this API token is disabled")
+        actor = replace(user_actor(row.user), token_id=row.id, expires_at=row.expires_at)
+    else:
+        actor = _token_actor(row)
+    if actor.expired(now):
+        raise TokenRefused("expired API token")
+    if row.last_used_at is None or row.last_used_at < now - RECORD_USE_EVERY:
+        _record_use(session, row.id, now)
+    return actor
+
+
+def user_actor(user: User, address: str | None = None) -> Actor:
+    """The actor a user acts as (signed in, or through their token): their role and the
+    clinics they are assigned to now."""
+    return Actor(
+        name=f"user:{user.email}",
+        role=user.role,
+        clinic_ids=None if user.role == "admin" else frozenset(c.id for c in user.clinics),
+        clinic_names={c.id: c.name for c in user.clinics},
+        user_id=user.id,
+        address=address,
+    )
+
+
+def _token_actor(row: ApiToken) -> Actor:
+    return Actor(
         # fits the 100-character `created_by` columns whatever the label's length
         name=f"token:{row.prefix}…({_shorten(row.name, 60)})",
         role=row.role,
@@ -154,11 +202,6 @@ def resolve_token(session: Session, token: str, now: dt.datetime | None = None) 
         clinic_names={c.id: c.name for c in row.clinics},
         expires_at=row.expires_at,
     )
-    if actor.expired(now):
-        raise TokenRefused("expired API token")
-    if row.last_used_at is None or row.last_used_at < now - RECORD_USE_EVERY:
-        _record_use(session, row.id, now)
-    return actor
 
 
 def _record_use(session: Session, token_id: uuid.UUID, now: dt.datetime) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from sqlalchemy import Connection, insert
@@ -26,6 +26,15 @@ class Actor:
     # when the token behind this actor stops working (None: never); a caller that keeps
     # actors between requests must refuse one past this
     expires_at: dt.datetime | None = None
+    # where the request came from (its IP address), recorded with what it does
+    address: str | None = None
+    # the signed-in user behind a web session or a user's token (None: a clinic or admin
+    # token, the CLI, the worker)
+    user_id: uuid.UUID | None = None
+
+    def at_address(self, address: str | None) -> Actor:
+        """This actor, acting from ``address`` (one request's)."""
+        return self if address == self.address else replace(self, address=address)
 
     def expired(self, now: dt.datetime) -> bool:
         return self.expires_at is not None and self.expires_at <= now
@@ -60,6 +69,8 @@ def record(
         "clinic_id": clinic_id,
         "panel_id": panel_id,
         "detail": detail,
+        "address": actor.address,
+        "token_id": actor.token_id,
     }
     if isinstance(bind, Session):
         bind.add(AuditEvent(**event))

@@ -41,3 +41,17 @@ class AlreadyExists(ServiceError):
 class TokenRefused(ServiceError):
     """A presented API token that grants nothing (unknown, revoked or expired); the message
     says which, for the 401."""
+
+
+class Conflict(ServiceError):
+    """The request cannot be done in the resource's present state (409): ``extra`` says what
+    the caller needs to know to act (who changed it, when)."""
+
+    def __init__(self, message: str, extra: dict[str, object] | None = None):
+        super().__init__(message)
+        self.extra = extra or {}
+
+
+class SignInRefused(ServiceError):
+    """An email and password that do not sign anyone in (unknown, wrong, or disabled): one
+    message for all three, so the page does not tell which emails exist."""

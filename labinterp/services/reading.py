@@ -107,6 +107,7 @@ class PanelHead:
     clinic: str
     patient_id: str
     status: str
+    review_status: str | None
     failure_code: str | None
     failure: str | None
     created_at: dt.datetime
@@ -120,6 +121,7 @@ def head_of(panel: Panel, status: str | None = None) -> PanelHead:
         clinic=panel.clinic.name,
         patient_id=panel.patient.external_id,
         status=status or panel.status,
+        review_status=panel.review_status,
         failure_code=panel.failure_code,
         failure=panel.failure,
         created_at=panel.created_at,

@@ -1,0 +1,138 @@
+"""Queries of the review queue and of reviews. Never commits.
+
+The queue is one query on ``panels`` alone for its order and filters: each panel carries its
+newest interpretation's priority rank, finding status, codes and review status (set with the
+interpretation, repositories/interpretations.py), and two partial indexes on
+(clinic, review status, rank, collection time) and (clinic, rank, collection time) give the
+rows in order. Clinic and patient names, and the alert of a critical interpretation, are
+joined by primary key for the page's rows only.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, exists, func, select, update
+from sqlalchemy.orm import Session
+
+from labinterp.domain import Priority
+from labinterp.models import Alert, Clinic, InterpretationCode, Panel, Patient, Review, ReviewStatus
+
+ALL = "all"  # ?status=all: pending and reviewed
+
+
+@dataclass(frozen=True)
+class QueueFilter:
+    clinic_ids: Collection[uuid.UUID]  # the clinician's, or the one asked for among them
+    status: str = ReviewStatus.PENDING  # a ReviewStatus, or ALL
+    priorities: tuple[Priority, ...] = ()  # any of these
+    flags: tuple[str, ...] = ()  # any of these finding, red-flag or result codes
+
+
+def _where(where: QueueFilter) -> list[ColumnElement[bool]]:
+    clauses: list[ColumnElement[bool]] = [Panel.clinic_id.in_(list(where.clinic_ids))]
+    if where.status == ALL:
+        clauses.append(Panel.review_status.is_not(None))
+    else:
+        clauses.append(Panel.review_status == where.status)
+    if where.priorities:
+        clauses.append(Panel.priority_rank.in_([p.rank for p in where.priorities]))
+    if where.flags:
+        clauses.append(
+            exists().where(
+                InterpretationCode.interpretation_id == Panel.interpretation_id,
+                InterpretationCode.code.in_(where.flags),
+            )
+        )
+    return clauses
+
+
+def queue_page(
+    session: Session, where: QueueFilter, offset: int, limit: int
+) -> tuple[list[Any], int]:
+    """One page of the queue, most pressing first (critical, urgent, routine; then the
+    oldest collection), and the total. Two statements: the page, and its count."""
+    clauses = _where(where)
+    rows = session.execute(
+        select(
+            Panel.id.label("panel_id"),
+            Panel.accession,
+            Clinic.name.label("clinic"),
+            Patient.external_id.label("patient_id"),
+            Panel.collected_at,
+            Panel.priority,
+            Panel.finding_status.label("status"),
+            Panel.review_status,
+            Panel.reviewed_at,
+            Panel.finding_codes,
+            Panel.red_flag_codes,
+            Panel.interpretation_id,
+            Alert.status.label("alert_status"),
+            Alert.attempts.label("alert_attempts"),
+            Alert.last_error.label("alert_error"),
+        )
+        .join(Clinic, Clinic.id == Panel.clinic_id)
+        .join(Patient, Patient.id == Panel.patient_id)
+        .outerjoin(Alert, Alert.interpretation_id == Panel.interpretation_id)
+        .where(*clauses)
+        .order_by(Panel.priority_rank, Panel.collected_at, Panel.id)
+        .offset(offset)
+        .limit(limit)
+    ).all()
+    total = session.scalar(select(func.count()).select_from(Panel).where(*clauses)) or 0
+    return list(rows), int(total)
+
+
+def queue_counts(session: Session, clinic_ids: Collection[uuid.UUID]) -> dict[str, int]:
+    """How many panels are pending at each priority, and reviewed: the filter links' counts."""
+    rows = session.execute(
+        select(Panel.review_status, Panel.priority, func.count())
+        .where(Panel.clinic_id.in_(list(clinic_ids)), Panel.review_status.is_not(None))
+        .group_by(Panel.review_status, Panel.priority)
+    )
+    counts: dict[str, int] = {}
+    for status, priority, count in rows:
+        key = str(priority) if status == ReviewStatus.PENDING else str(status)
+        counts[key] = counts.get(key, 0) + int(count)
+    return counts
+
+
+def mark_reviewed(
+    session: Session,
+    panel_id: uuid.UUID,
+    interpretation_id: uuid.UUID,
+    signature: str,
+    in_queue: bool,
+    now: dt.datetime,
+) -> bool:
+    """Record that the panel was reviewed against this interpretation, if it is still the
+    panel's newest (checked by the database at the update: a worker that stored a newer one
+    since wins, and the caller answers 409). True when it was."""
+    values: dict[str, Any] = {"reviewed_signature": signature, "reviewed_at": now}
+    if in_queue:
+        values["review_status"] = ReviewStatus.REVIEWED.value
+    result = session.execute(
+        update(Panel)
+        .where(and_(Panel.id == panel_id, Panel.interpretation_id == interpretation_id))
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def reviews_of(session: Session, panel_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, list[Review]]:
+    """Each panel's reviews, newest first: one round trip for any number of panels."""
+    found: dict[uuid.UUID, list[Review]] = {pid: [] for pid in panel_ids}
+    if not panel_ids:
+        return found
+    for review in session.scalars(
+        select(Review)
+        .where(Review.panel_id.in_(list(panel_ids)))
+        .order_by(Review.created_at.desc(), Review.id)
+    ):
+        found[review.panel_id].append(review)
+    return found
