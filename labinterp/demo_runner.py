@@ -13,6 +13,7 @@ from typing import Any
 import click
 
 from labinterp.demo import SAMPLE_PANELS
+from labinterp.models import PanelStatus
 
 
 def _call(method: str, url: str, token: str, body: Any = None) -> tuple[int, Any]:
@@ -80,7 +81,7 @@ def run_demo(
     for accession, panel_id in posted:
         while True:
             _, body = _call("GET", f"{base_url}/api/v1/panels/{panel_id}", token)
-            if body.get("status") != "queued" or time.monotonic() > deadline:
+            if body.get("status") != PanelStatus.QUEUED or time.monotonic() > deadline:
                 break
             time.sleep(0.1)
         documents[accession] = body

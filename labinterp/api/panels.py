@@ -73,7 +73,7 @@ class TrendQuery(PageQuery):
     )
 
 
-def _submitted(result: panel_service.Submitted) -> tuple[dict[str, Any], int, dict[str, str]]:
+def _submitted(result: panel_service.Submitted) -> tuple[reading.PanelView, int, dict[str, str]]:
     document = result.document or reading.read_panel(
         db(), current_actor(), runtime().rulesets, result.panel_id, audited=False
     )

@@ -87,7 +87,10 @@ _CODES = cast(Table, InterpretationCode.__table__)
 # renders its list at execution), so a batch of one panel costs little more than its round trips.
 _CLAIM = (
     update(_PANELS)
-    .where(_PANELS.c.id.in_(bindparam("ids", expanding=True)), _PANELS.c.status == "queued")
+    .where(
+        _PANELS.c.id.in_(bindparam("ids", expanding=True)),
+        _PANELS.c.status == PanelStatus.QUEUED.value,
+    )
     .values(attempts=_PANELS.c.attempts + bindparam("count"))
     .returning(
         _PANELS.c.id,

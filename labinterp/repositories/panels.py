@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from sqlalchemy import Select, and_, exists, func, select
 from sqlalchemy.orm import Session, selectinload
 
+from labinterp.domain import FindingStatus
 from labinterp.models import (
     Clinic,
     Interpretation,
@@ -22,7 +23,7 @@ from labinterp.models import (
 )
 
 PANEL_STATUSES = tuple(s.value for s in PanelStatus)
-FINDING_STATUSES = ("flagged", "indeterminate", "normal")
+FINDING_STATUSES = tuple(s.value for s in FindingStatus)
 
 
 @dataclass(frozen=True)

@@ -2,16 +2,114 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
+
 from marshmallow import Schema, fields
 
-from labinterp.models import FailureCode
+from labinterp.domain import FindingStatus, Priority
+from labinterp.models import FailureCode, PanelStatus, ReviewStatus
 from labinterp.schemas.common import page_schema
 from labinterp.schemas.fields import UtcDateTime
+from labinterp.schemas.review import ReviewOut
 
 
 class _Out(Schema):
     class Meta:
         ordered = True
+
+
+def _words(enum: type[StrEnum]) -> list[str]:
+    return [member.value for member in enum]
+
+
+RESULT_FLAGS = ["N", "L", "LL", "H", "HH", "IND"]  # FHIR ObservationInterpretation codes
+
+
+class QuantityOut(_Out):
+    value = fields.Decimal(as_string=False)
+    unit = fields.String()
+
+
+class IntervalOut(_Out):
+    """The reference interval that judged a value: the ruleset's, or the laboratory's."""
+
+    low = fields.Decimal(as_string=False, allow_none=True)
+    high = fields.Decimal(as_string=False, allow_none=True)
+    unit = fields.String()
+    source = fields.String(metadata={"description": "ruleset, or lab (the sender's own range)"})
+
+
+class LabRangeOut(IntervalOut):
+    text = fields.String(allow_none=True, metadata={"description": "a range given only as text"})
+
+
+class CriticalLimitOut(_Out):
+    value = fields.Decimal(as_string=False)
+    unit = fields.String()
+    direction = fields.String(metadata={"enum": ["below", "above"]})
+    source = fields.String()
+
+
+class JudgedResultOut(_Out):
+    position = fields.Integer()
+    analyte = fields.String()
+    loinc = fields.String(allow_none=True)
+    value = fields.Decimal(as_string=False, metadata={"description": "in the canonical unit"})
+    unit = fields.String()
+    interpretation = fields.String(metadata={"enum": RESULT_FLAGS})
+    critical = fields.Boolean()
+    reported = fields.Nested(QuantityOut)
+    reference_range = fields.Nested(IntervalOut, allow_none=True)
+
+
+class FindingOut(_Out):
+    code = fields.String(metadata={"example": "hypomagnesemia"})
+    analyte = fields.String()
+    value = fields.Decimal(as_string=False)
+    unit = fields.String()
+    reported = fields.Nested(QuantityOut)
+    reference_range = fields.Nested(IntervalOut, allow_none=True)
+    interpretation = fields.String(metadata={"enum": RESULT_FLAGS})
+    grade = fields.Integer(allow_none=True, metadata={"description": "CTCAE v5.0 grade"})
+    severity = fields.String(allow_none=True)
+    critical = fields.Boolean()
+    possibly_spurious = fields.Boolean()
+    explanation = fields.String()
+    source = fields.String()
+    measured = fields.Decimal(
+        as_string=False,
+        metadata={"description": "corrected calcium only: the measured total calcium"},
+    )
+    critical_limit = fields.Nested(
+        CriticalLimitOut, metadata={"description": "only on critical findings"}
+    )
+
+
+class RedFlagOut(_Out):
+    code = fields.String()
+    detail = fields.String()
+    urgent = fields.Boolean()
+    source = fields.String()
+
+
+class ContributingFactorOut(_Out):
+    code = fields.String()
+    kind = fields.String(metadata={"enum": ["factor", "medication"]})
+    relates_to = fields.List(fields.String())
+    detail = fields.String()
+    source = fields.String()
+
+
+class FollowUpOut(_Out):
+    code = fields.String()
+    reason = fields.String()
+    source = fields.String()
+
+
+class NoteOut(_Out):
+    code = fields.String()
+    detail = fields.String()
+    analyte = fields.String()
 
 
 class InterpretationOut(_Out):
@@ -20,31 +118,76 @@ class InterpretationOut(_Out):
     revision = fields.Integer()
     ruleset = fields.String()
     created_at = UtcDateTime()
-    status = fields.String(metadata={"enum": ["flagged", "indeterminate", "normal"]})
-    priority = fields.String(metadata={"enum": ["critical", "urgent", "routine"]})
-    results = fields.List(fields.Raw())
-    findings = fields.List(fields.Raw())
-    red_flags = fields.List(fields.Raw())
-    contributing_factors = fields.List(fields.Raw())
-    follow_up = fields.List(fields.Raw())
-    notes = fields.List(fields.Raw())
+    status = fields.String(metadata={"enum": _words(FindingStatus)})
+    priority = fields.String(metadata={"enum": _words(Priority)})
+    results = fields.List(fields.Nested(JudgedResultOut))
+    findings = fields.List(fields.Nested(FindingOut))
+    red_flags = fields.List(fields.Nested(RedFlagOut))
+    contributing_factors = fields.List(fields.Nested(ContributingFactorOut))
+    follow_up = fields.List(fields.Nested(FollowUpOut))
+    notes = fields.List(fields.Nested(NoteOut))
     summary = fields.String()
+
+
+class PatientOut(_Out):
+    id = fields.String()
+    sex = fields.String(metadata={"enum": ["female", "male", "unknown"]})
+    birth_date = fields.Date(allow_none=True)
+    age_years = fields.Integer(allow_none=True)
+
+
+class SpecimenOut(_Out):
+    type = fields.String(allow_none=True)
+    hemolyzed = fields.Boolean()
+
+
+class PanelResultOut(_Out):
+    analyte = fields.String()
+    loinc = fields.String(allow_none=True)
+    reported = fields.Nested(QuantityOut, metadata={"description": "as the clinic sent it"})
+    value = fields.Decimal(as_string=False, metadata={"description": "in the canonical unit"})
+    unit = fields.String()
+    reference_range = fields.Nested(
+        LabRangeOut, allow_none=True, metadata={"description": "the laboratory's own range"}
+    )
+
+
+class TwitchingOut(_Out):
+    sites = fields.List(fields.String())
+    duration_days = fields.Integer(allow_none=True)
+    frequency = fields.String(allow_none=True)
+
+
+class ContextOut(_Out):
+    twitching = fields.Nested(TwitchingOut, allow_none=True)
+    symptoms = fields.List(fields.String())
+    factors = fields.List(fields.String())
+    medications = fields.List(fields.String())
+    notes = fields.String(allow_none=True, metadata={"description": "free text, verbatim"})
 
 
 class PanelOut(_Out):
     id = fields.UUID()
     accession = fields.String()
     clinic = fields.String()
-    patient = fields.Raw()
+    patient = fields.Nested(PatientOut)
     collected_at = UtcDateTime()
-    specimen = fields.Raw()
+    specimen = fields.Nested(SpecimenOut)
     revision = fields.Integer()
     status = fields.String(
         metadata={
-            "enum": ["queued", "interpreted", "failed", "superseded"],
+            "enum": [*_words(PanelStatus), "superseded"],
             "description": "processing status; superseded: an earlier revision replaced by a "
             "correction before it was interpreted (only with ?revision=N)",
         }
+    )
+    review_status = fields.String(
+        allow_none=True,
+        metadata={
+            "enum": _words(ReviewStatus),
+            "description": "in the review queue: pending, or reviewed against what the newest "
+            "interpretation says; null: not in the queue (normal, or not interpreted yet)",
+        },
     )
     failure_code = fields.String(
         allow_none=True,
@@ -57,9 +200,10 @@ class PanelOut(_Out):
         allow_none=True,
         metadata={"description": "what failed and what to do, for a clinician to read"},
     )
-    results = fields.List(fields.Raw())
-    context = fields.Raw(allow_none=True)
+    results = fields.List(fields.Nested(PanelResultOut))
+    context = fields.Nested(ContextOut, allow_none=True)
     interpretation = fields.Nested(InterpretationOut, allow_none=True)
+    reviews = fields.List(fields.Nested(ReviewOut), metadata={"description": "newest first"})
     created_at = UtcDateTime()
     updated_at = UtcDateTime()
 
@@ -69,11 +213,12 @@ class TrendPointOut(_Out):
     accession = fields.String()
     clinic = fields.String()
     collected_at = UtcDateTime()
-    value = fields.Raw()
+    value = fields.Decimal(as_string=False, metadata={"description": "in the canonical unit"})
     unit = fields.String()
-    reported = fields.Raw()
-    interpretation = fields.String(allow_none=True)
-    reference_range = fields.Raw(allow_none=True)
+    reported = fields.Nested(QuantityOut)
+    interpretation = fields.String(allow_none=True, metadata={"enum": RESULT_FLAGS})
+    critical = fields.Boolean()
+    reference_range = fields.Nested(IntervalOut, allow_none=True)
     ruleset = fields.String(allow_none=True)
 
 

@@ -23,7 +23,7 @@ from labinterp.schemas.panels import to_raw_panel
 from labinterp.services import audit
 from labinterp.services.audit import Actor
 from labinterp.services.errors import AccessionConflict, InvalidInput, NotFound
-from labinterp.services.reading import PanelHead, panel_document
+from labinterp.services.reading import PanelHead, PanelView, panel_document
 
 
 @dataclass(frozen=True)
@@ -31,7 +31,7 @@ class Submitted:
     panel_id: uuid.UUID
     created: bool  # False: the same content was already here (a safe retry)
     # the panel as stored, when this call stored it (saves reading it back)
-    document: dict[str, Any] | None = None
+    document: PanelView | None = None
 
 
 def _canonical(value: Any) -> Any:
@@ -153,6 +153,7 @@ def submit_panel(
         clinic=clinic.name,
         patient_id=panel.patient_id,
         status=PanelStatus.QUEUED,
+        review_status=None,
         failure_code=None,
         failure=None,
         created_at=now,

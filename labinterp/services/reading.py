@@ -12,7 +12,7 @@ from typing import Any, Protocol
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from labinterp.domain import Ruleset
+from labinterp.domain import FindingStatus, Priority, Ruleset
 from labinterp.models import Clinic, Interpretation, Panel, PanelStatus
 from labinterp.repositories import panels as repo
 from labinterp.repositories.interpretations import queued_ages
@@ -20,19 +20,52 @@ from labinterp.repositories.panels import PanelFilter
 from labinterp.services import audit
 from labinterp.services.audit import Actor
 from labinterp.services.errors import InvalidInput, NotFound
+from labinterp.services.review import ReviewView, reviews_by_panel
 
 
-def interpretation_document(row: Interpretation) -> dict[str, Any]:
-    body = dict(row.body)
-    body.pop("ruleset", None)
-    return {
-        "id": row.id,
-        "panel_id": row.panel_id,
-        "revision": row.revision,
-        "ruleset": row.ruleset,
-        "created_at": _aware(row.created_at),
-        **body,
-    }
+@dataclass(frozen=True)
+class InterpretationView:
+    """An interpretation as a reader sees it: its identity, and the document the engine
+    wrote (findings, results … as stored; their shapes are schemas/output.py's)."""
+
+    id: uuid.UUID
+    panel_id: uuid.UUID
+    revision: int
+    ruleset: str
+    created_at: dt.datetime
+    status: FindingStatus
+    priority: Priority
+    results: list[dict[str, Any]]
+    findings: list[dict[str, Any]]
+    red_flags: list[dict[str, Any]]
+    contributing_factors: list[dict[str, Any]]
+    follow_up: list[dict[str, Any]]
+    notes: list[dict[str, Any]]
+    summary: str
+
+    @property
+    def critical_findings(self) -> list[dict[str, Any]]:
+        return [f for f in self.findings if f.get("critical")]
+
+
+def interpretation_view(row: Interpretation) -> InterpretationView:
+    body = row.body
+    return InterpretationView(
+        id=row.id,
+        panel_id=row.panel_id,
+        revision=row.revision,
+        ruleset=row.ruleset,
+        created_at=_aware(row.created_at),
+        status=FindingStatus(row.status),
+        priority=Priority(row.priority),
+        results=list(body.get("results", [])),
+        findings=list(body.get("findings", [])),
+        red_flags=list(body.get("red_flags", [])),
+        contributing_factors=list(body.get("contributing_factors", [])),
+        follow_up=list(body.get("follow_up", [])),
+        notes=list(body.get("notes", [])),
+        summary=str(body.get("summary", "")),
+    )
 
 
 class ResultRow(Protocol):
@@ -129,66 +162,152 @@ def head_of(panel: Panel, status: str | None = None) -> PanelHead:
     )
 
 
+@dataclass(frozen=True)
+class PatientView:
+    id: str
+    sex: str
+    birth_date: dt.date | None
+    age_years: int | None
+
+
+@dataclass(frozen=True)
+class SpecimenView:
+    type: str | None
+    hemolyzed: bool
+
+
+@dataclass(frozen=True)
+class Quantity:
+    value: Decimal
+    unit: str
+
+
+@dataclass(frozen=True)
+class LabRange:
+    """The performing laboratory's own range, in the result's reported unit."""
+
+    low: Decimal | None
+    high: Decimal | None
+    text: str | None
+    unit: str
+    source: str = "lab"
+
+
+@dataclass(frozen=True)
+class ResultView:
+    analyte: str
+    loinc: str | None
+    reported: Quantity
+    value: Decimal  # canonical, at the ruleset's reporting precision
+    unit: str
+    reference_range: LabRange | None
+
+
+@dataclass(frozen=True)
+class TwitchingView:
+    sites: list[str]
+    duration_days: int | None
+    frequency: str | None
+
+
+@dataclass(frozen=True)
+class ContextView:
+    twitching: TwitchingView | None
+    symptoms: list[str]
+    factors: list[str]
+    medications: list[str]
+    notes: str | None
+
+
+@dataclass(frozen=True)
+class PanelView:
+    """A panel as the API and the review pages show it (schemas/output.PanelOut)."""
+
+    id: uuid.UUID
+    accession: str
+    clinic: str
+    patient: PatientView
+    collected_at: dt.datetime
+    specimen: SpecimenView
+    revision: int
+    status: str
+    review_status: str | None
+    failure_code: str | None
+    failure: str | None
+    results: list[ResultView]
+    context: ContextView | None
+    interpretation: InterpretationView | None
+    reviews: list[ReviewView]
+    created_at: dt.datetime
+    updated_at: dt.datetime
+
+
 def panel_document(
     head: PanelHead,
     revision: RevisionRow,
     interpretation: Interpretation | None,
     rulesets: Mapping[str, Ruleset],
-) -> dict[str, Any]:
+    reviews: Sequence[ReviewView] = (),
+) -> PanelView:
     """The panel as the API shows it: its revision's results, reported and canonical (at the
-    reporting precision of the ruleset that accepted it), its context, its interpretation."""
-    ctx = revision.context
+    reporting precision of the ruleset that accepted it), its context, its interpretation
+    and its reviews."""
     ruleset = rulesets.get(revision.ruleset)
-    return {
-        "id": head.id,
-        "accession": head.accession,
-        "clinic": head.clinic,
-        "patient": {
-            "id": head.patient_id,
-            "sex": revision.sex,
-            "birth_date": revision.birth_date,
-            "age_years": revision.age_years,
-        },
-        "collected_at": _aware(revision.collected_at),
-        "specimen": {"type": revision.specimen_type, "hemolyzed": revision.hemolyzed},
-        "revision": revision.revision,
-        "status": head.status,
-        "failure_code": head.failure_code,
-        "failure": head.failure,
-        "results": [
-            {
-                "analyte": r.analyte,
-                "loinc": r.loinc,
-                "reported": {"value": Decimal(r.reported_value), "unit": r.reported_unit},
-                "value": _canonical(r.value, r.analyte, ruleset),
-                "unit": r.unit,
-                "reference_range": None
+    return PanelView(
+        id=head.id,
+        accession=head.accession,
+        clinic=head.clinic,
+        patient=PatientView(head.patient_id, revision.sex, revision.birth_date, revision.age_years),
+        collected_at=_aware(revision.collected_at),
+        specimen=SpecimenView(revision.specimen_type, revision.hemolyzed),
+        revision=revision.revision,
+        status=head.status,
+        review_status=head.review_status,
+        failure_code=head.failure_code,
+        failure=head.failure,
+        results=[
+            ResultView(
+                analyte=r.analyte,
+                loinc=r.loinc,
+                reported=Quantity(Decimal(r.reported_value), r.reported_unit),
+                value=_canonical(r.value, r.analyte, ruleset),
+                unit=r.unit,
+                reference_range=None
                 if r.lab_low is None and r.lab_high is None and r.lab_range_text is None
-                else {
-                    "low": None if r.lab_low is None else Decimal(r.lab_low),
-                    "high": None if r.lab_high is None else Decimal(r.lab_high),
-                    "text": r.lab_range_text,
-                    "unit": r.reported_unit,
-                    "source": "lab",
-                },
-            }
+                else LabRange(
+                    low=None if r.lab_low is None else Decimal(r.lab_low),
+                    high=None if r.lab_high is None else Decimal(r.lab_high),
+                    text=r.lab_range_text,
+                    unit=r.reported_unit,
+                ),
+            )
             for r in sorted(revision.results, key=lambda r: r.position)
         ],
-        "context": None
-        if ctx is None
-        else {
-            "twitching": ctx.twitching,
-            "symptoms": ctx.symptoms,
-            "factors": ctx.factors,
-            "medications": ctx.medications,
-            "notes": ctx.notes,
-        },
-        "interpretation": None
-        if interpretation is None
-        else interpretation_document(interpretation),
-        "created_at": _aware(head.created_at),
-        "updated_at": _aware(head.updated_at),
-    }
+        context=_context_view(revision.context),
+        interpretation=None if interpretation is None else interpretation_view(interpretation),
+        reviews=list(reviews),
+        created_at=_aware(head.created_at),
+        updated_at=_aware(head.updated_at),
+    )
+
+
+def _context_view(ctx: ContextRow | None) -> ContextView | None:
+    if ctx is None:
+        return None
+    twitching = ctx.twitching
+    return ContextView(
+        twitching=None
+        if twitching is None
+        else TwitchingView(
+            sites=list(twitching.get("sites") or []),
+            duration_days=twitching.get("duration_days"),
+            frequency=twitching.get("frequency"),
+        ),
+        symptoms=list(ctx.symptoms or []),
+        factors=list(ctx.factors or []),
+        medications=list(ctx.medications or []),
+        notes=ctx.notes,
+    )
 
 
 def _visible_panel(session: Session, actor: Actor, panel_id: uuid.UUID) -> Panel:
@@ -206,9 +325,9 @@ def read_panel(
     revision_number: int | None = None,
     *,
     audited: bool = True,
-) -> dict[str, Any]:
+) -> PanelView:
     """The panel (its current revision, or the one asked for) with its newest interpretation
-    (of that revision, when an earlier one is asked for).
+    (of that revision, when an earlier one is asked for) and its reviews.
 
     One transaction: the read is audited.
     """
@@ -230,8 +349,9 @@ def read_panel(
     status = None
     if revision.revision != panel.current_revision:
         # an earlier revision: interpreted, or replaced by a correction before its turn came
-        status = "interpreted" if interpretation is not None else "superseded"
-    document = panel_document(head_of(panel, status), revision, interpretation, rulesets)
+        status = PanelStatus.INTERPRETED if interpretation is not None else "superseded"
+    reviews = reviews_by_panel(session, [panel.id])[panel.id]
+    document = panel_document(head_of(panel, status), revision, interpretation, rulesets, reviews)
     if audited:
         audit.record(
             session,
@@ -247,14 +367,14 @@ def read_panel(
 
 def read_interpretations(
     session: Session, actor: Actor, panel_id: uuid.UUID
-) -> list[dict[str, Any]]:
+) -> list[InterpretationView]:
     panel = _visible_panel(session, actor, panel_id)
     rows = repo.interpretations_of(session, panel.id)
     audit.record(
         session, actor, "interpretations.read", clinic_id=panel.clinic_id, panel_id=panel.id
     )
     session.commit()
-    return [interpretation_document(r) for r in rows]
+    return [interpretation_view(r) for r in rows]
 
 
 def list_panels(
@@ -263,14 +383,33 @@ def list_panels(
     where: PanelFilter,
     page: int,
     per_page: int,
-) -> tuple[list[dict[str, Any]], int]:
+) -> tuple[list[PanelView], int]:
     panels, total = repo.list_panels(session, where, page, per_page)
     newest = repo.newest_interpretations(session, [p.id for p in panels])
     revisions = repo.current_revisions(session, panels)
+    reviews = reviews_by_panel(session, [p.id for p in panels])
     items = [
-        panel_document(head_of(p), revisions[p.id], newest.get(p.id), rulesets) for p in panels
+        panel_document(head_of(p), revisions[p.id], newest.get(p.id), rulesets, reviews[p.id])
+        for p in panels
     ]
     return items, total
+
+
+@dataclass(frozen=True)
+class TrendPoint:
+    """One result of a patient's analyte over time, in canonical units."""
+
+    panel_id: uuid.UUID
+    accession: str
+    clinic: str
+    collected_at: dt.datetime
+    value: Decimal
+    unit: str
+    reported: Quantity
+    interpretation: str | None  # L, LL, H, HH, N, IND; None: not interpreted yet
+    critical: bool
+    reference_range: dict[str, Any] | None  # the interval that judged it, as stored
+    ruleset: str | None
 
 
 def patient_trend(
@@ -282,7 +421,7 @@ def patient_trend(
     page: int,
     per_page: int,
     clinic_name: str | None = None,
-) -> tuple[list[dict[str, Any]], int]:
+) -> tuple[list[TrendPoint], int]:
     """One analyte of one patient over time, canonical units, with the interval used.
 
     A patient id names one person within one clinic: a caller who reads several clinics
@@ -308,18 +447,19 @@ def patient_trend(
     for panel, revision, result, clinic in rows:
         judged = _result_in(newest.get(panel.id), analyte)
         items.append(
-            {
-                "panel_id": panel.id,
-                "accession": panel.accession,
-                "clinic": clinic.name,
-                "collected_at": _aware(revision.collected_at),
-                "value": _canonical(result.value, result.analyte, rulesets.get(revision.ruleset)),
-                "unit": result.unit,
-                "reported": {"value": Decimal(result.reported_value), "unit": result.reported_unit},
-                "interpretation": judged.get("interpretation") if judged else None,
-                "reference_range": judged.get("reference_range") if judged else None,
-                "ruleset": newest[panel.id].ruleset if panel.id in newest else None,
-            }
+            TrendPoint(
+                panel_id=panel.id,
+                accession=panel.accession,
+                clinic=clinic.name,
+                collected_at=_aware(revision.collected_at),
+                value=_canonical(result.value, result.analyte, rulesets.get(revision.ruleset)),
+                unit=result.unit,
+                reported=Quantity(Decimal(result.reported_value), result.reported_unit),
+                interpretation=judged.get("interpretation") if judged else None,
+                critical=bool(judged.get("critical")) if judged else False,
+                reference_range=judged.get("reference_range") if judged else None,
+                ruleset=newest[panel.id].ruleset if panel.id in newest else None,
+            )
         )
     start = (page - 1) * per_page
     return items[start : start + per_page], len(items)
