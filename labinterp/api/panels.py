@@ -86,6 +86,12 @@ def page_body(items: list[Any], total: int, query: dict[str, Any]) -> dict[str, 
     return {"items": items, "total": total, "page": query["page"], "per_page": query["per_page"]}
 
 
+def page_of(items: list[Any], query: dict[str, Any]) -> dict[str, Any]:
+    """The page the query asks for of a list read whole (a panel's few interpretations)."""
+    start = (query["page"] - 1) * query["per_page"]
+    return page_body(items[start : start + query["per_page"]], len(items), query)
+
+
 RESULT_FLAGS = ("L", "LL", "H", "HH", "IND")
 
 
@@ -221,9 +227,7 @@ class PanelInterpretations(MethodView):
     @blp.response(200, InterpretationPage)
     def get(self, query: dict[str, Any], panel_id: uuid.UUID) -> Any:
         """Every interpretation of a panel, newest first"""
-        items = reading.read_interpretations(db(), current_actor(), panel_id)
-        start = (query["page"] - 1) * query["per_page"]
-        return page_body(items[start : start + query["per_page"]], len(items), query)
+        return page_of(reading.read_interpretations(db(), current_actor(), panel_id), query)
 
 
 @blp.route("/patients/<path:patient_id>/trend")

@@ -8,7 +8,7 @@ from typing import Any
 from flask.views import MethodView
 
 from labinterp.api.auth import current_actor, roles
-from labinterp.api.panels import READERS, known_flags, page_body
+from labinterp.api.panels import READERS, known_flags, page_body, page_of
 from labinterp.api.parsing import Blueprint
 from labinterp.api.session import db
 from labinterp.domain import Priority
@@ -77,6 +77,4 @@ class PanelReviews(MethodView):
     @blp.response(200, ReviewPage)
     def get(self, query: dict[str, Any], panel_id: uuid.UUID) -> Any:
         """A panel's reviews, newest first"""
-        reviews = review_service.panel_reviews(db(), current_actor(), panel_id)
-        start = (query["page"] - 1) * query["per_page"]
-        return page_body(reviews[start : start + query["per_page"]], len(reviews), query)
+        return page_of(review_service.panel_reviews(db(), current_actor(), panel_id), query)

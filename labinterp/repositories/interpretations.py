@@ -153,12 +153,15 @@ _RESULTS_OF = (
     .where(_RESULTS.c.revision_id.in_(bindparam("ids", expanding=True)))
     .order_by(_RESULTS.c.revision_id, _RESULTS.c.position)
 )
+# the panel (bound as panel_id) whose current revision is still the one judged (bound as
+# revision_number): a correction committed meanwhile is left to its own task
+_STILL_CURRENT = and_(
+    _PANELS.c.id == bindparam("panel_id"),
+    _PANELS.c.current_revision == bindparam("revision_number"),
+)
 _SETTLE = (
     update(_PANELS)
-    .where(
-        _PANELS.c.id == bindparam("panel_id"),
-        _PANELS.c.current_revision == bindparam("revision_number"),
-    )
+    .where(_STILL_CURRENT)
     .values(
         status=bindparam("status"),
         failure_code=bindparam("failure_code"),
@@ -170,10 +173,7 @@ _SETTLE = (
 # to pending unless what it says matches what was reviewed: domain.significance)
 _SHOW = (
     update(_PANELS)
-    .where(
-        _PANELS.c.id == bindparam("panel_id"),
-        _PANELS.c.current_revision == bindparam("revision_number"),
-    )
+    .where(_STILL_CURRENT)
     .values(
         interpretation_id=bindparam("interpretation_id"),
         finding_status=bindparam("finding_status"),

@@ -121,11 +121,11 @@ def _item(row: Any) -> QueueItem:
         accession=row.accession,
         clinic=row.clinic,
         patient_id=row.patient_id,
-        collected_at=_aware(row.collected_at),
+        collected_at=row.collected_at,  # aware: models.base.UtcDateTime
         priority=Priority(row.priority),
         status=FindingStatus(row.status),
         review_status=ReviewStatus(row.review_status),
-        reviewed_at=None if row.reviewed_at is None else _aware(row.reviewed_at),
+        reviewed_at=row.reviewed_at,
         finding_codes=list(row.finding_codes or []),
         red_flag_codes=list(row.red_flag_codes or []),
         interpretation_id=row.interpretation_id,
@@ -154,7 +154,7 @@ def review_view(row: Review) -> ReviewView:
         reviewer=row.reviewer,
         decision=Decision(row.decision),
         note=row.note,
-        created_at=_aware(row.created_at),
+        created_at=row.created_at,
     )
 
 
@@ -238,7 +238,7 @@ def submit_review(
 
 
 def _stale(newest: Interpretation) -> Conflict:
-    when = _aware(newest.created_at).isoformat()
+    when = newest.created_at.isoformat()
     return Conflict(
         "the panel was re-interpreted since you read it "
         f"(ruleset {newest.ruleset}, at {when}): read it again before signing it off",
@@ -265,7 +265,3 @@ def reviews_by_panel(
         pid: [review_view(r) for r in rows]
         for pid, rows in repo.reviews_of(session, panel_ids).items()
     }
-
-
-def _aware(value: dt.datetime) -> dt.datetime:
-    return value if value.tzinfo is not None else value.replace(tzinfo=dt.UTC)
