@@ -44,6 +44,7 @@ class ReviewQueue(MethodView):
             priorities=[Priority(p) for p in query.get("priority") or []],
             flags=known_flags(query.get("flag") or []),
             clinic=query.get("clinic"),
+            undelivered_alerts=query.get("alert") == "undelivered",
             page=query["page"],
             per_page=query["per_page"],
         )

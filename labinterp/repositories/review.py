@@ -17,10 +17,19 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import ColumnElement, and_, exists, func, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from labinterp.domain import Priority
-from labinterp.models import Alert, Clinic, InterpretationCode, Panel, Patient, Review, ReviewStatus
+from labinterp.models import (
+    Alert,
+    AlertStatus,
+    Clinic,
+    InterpretationCode,
+    Panel,
+    Patient,
+    Review,
+    ReviewStatus,
+)
 
 ALL = "all"  # ?status=all: pending and reviewed
 
@@ -31,6 +40,7 @@ class QueueFilter:
     status: str = ReviewStatus.PENDING  # a ReviewStatus, or ALL
     priorities: tuple[Priority, ...] = ()  # any of these
     flags: tuple[str, ...] = ()  # any of these finding, red-flag or result codes
+    undelivered_alerts: bool = False  # only panels whose critical-value alert has not arrived
 
 
 def _where(where: QueueFilter) -> list[ColumnElement[bool]]:
@@ -47,6 +57,16 @@ def _where(where: QueueFilter) -> list[ColumnElement[bool]]:
                 InterpretationCode.interpretation_id == Panel.interpretation_id,
                 InterpretationCode.code.in_(where.flags),
             )
+        )
+    if where.undelivered_alerts:
+        alert = aliased(Alert)  # the page's query joins Alert itself
+        clauses.append(
+            exists()
+            .where(
+                alert.interpretation_id == Panel.interpretation_id,
+                alert.status != AlertStatus.DELIVERED.value,
+            )
+            .correlate(Panel)
         )
     return clauses
 

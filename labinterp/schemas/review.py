@@ -44,6 +44,13 @@ class QueueQuery(PageQuery):
         },
     )
     clinic = Text(metadata={"description": "one of the clinician's clinics, by name"})
+    alert = fields.String(
+        validate=validate.OneOf(["undelivered"]),
+        metadata={
+            "description": "undelivered: only critical panels whose alert to the clinic's "
+            "webhook has not been delivered (pending, or given up)"
+        },
+    )
 
 
 class AlertOut(_Out):

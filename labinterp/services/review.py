@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from labinterp.domain import FindingStatus, Priority, significance
-from labinterp.models import Decision, Interpretation, Review, ReviewStatus
+from labinterp.models import AlertStatus, Decision, Interpretation, Review, ReviewStatus
 from labinterp.repositories import panels as panels_repo
 from labinterp.repositories import review as repo
 from labinterp.repositories.review import ALL, QueueFilter
@@ -41,7 +41,7 @@ class AlertState:
 
     @property
     def delivered(self) -> bool:
-        return self.status == "delivered"
+        return self.status == AlertStatus.DELIVERED
 
 
 @dataclass(frozen=True)
@@ -81,6 +81,7 @@ def review_queue(
     priorities: Collection[Priority] = (),
     flags: Collection[str] = (),
     clinic: str | None = None,
+    undelivered_alerts: bool = False,
     page: int = 1,
     per_page: int = 20,
     with_counts: bool = False,
@@ -89,7 +90,11 @@ def review_queue(
     is audited (one event naming them) and committed."""
     clinic_ids = _clinics_asked(actor, clinic)
     where = QueueFilter(
-        clinic_ids=clinic_ids, status=status, priorities=tuple(priorities), flags=tuple(flags)
+        clinic_ids=clinic_ids,
+        status=status,
+        priorities=tuple(priorities),
+        flags=tuple(flags),
+        undelivered_alerts=undelivered_alerts,
     )
     rows, total = repo.queue_page(session, where, (page - 1) * per_page, per_page)
     items = [_item(row) for row in rows]

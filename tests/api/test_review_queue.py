@@ -334,3 +334,43 @@ def test_a_clinician_token_of_a_user_reads_the_users_clinics_and_names_the_user(
     client.application.extensions["labinterp.token_cache"].clear()
     refused = client.get("/api/v1/review-queue", headers=auth(token))
     assert "disabled" in assert_problem(refused, 401)["detail"]
+
+
+def test_the_queue_shows_critical_panels_whose_alert_did_not_arrive(
+    client: FlaskClient, tokens: Tokens, post: Any, runtime: Runtime
+) -> None:
+    import datetime as dt
+
+    from labinterp.models import Alert, Panel
+
+    delivered_id = post(panel("C-delivered", CRITICAL))
+    pending_id = post(panel("C-pending", CRITICAL))
+    post(panel("U-1", URGENT))
+    now = dt.datetime.now(dt.UTC)
+    with runtime.session_factory() as session:
+        for panel_id, status in ((delivered_id, "delivered"), (pending_id, "pending")):
+            row = session.get(Panel, uuid.UUID(panel_id))
+            assert row is not None and row.interpretation_id is not None
+            session.add(
+                Alert(
+                    interpretation_id=row.interpretation_id,
+                    panel_id=row.id,
+                    clinic_id=row.clinic_id,
+                    status=status,
+                    attempts=3,
+                    give_up_at=now + dt.timedelta(days=1),
+                    last_error=None if status == "delivered" else "HTTP 503",
+                )
+            )
+        session.commit()
+    items = {i["accession"]: i for i in queue(client, tokens.clinician)["items"]}
+    assert items["C-pending"]["alert_undelivered"] is True
+    assert items["C-pending"]["alert"] == {
+        "status": "pending",
+        "delivered": False,
+        "attempts": 3,
+        "last_error": "HTTP 503",
+    }
+    assert items["C-delivered"]["alert_undelivered"] is False
+    assert items["U-1"]["alert"] is None
+    assert accessions(queue(client, tokens.clinician, "?alert=undelivered")) == ["C-pending"]
