@@ -10,7 +10,7 @@ from flask.views import MethodView
 from marshmallow import fields, validate
 
 from labinterp import metrics
-from labinterp.api.auth import roles
+from labinterp.api.auth import current_actor, roles
 from labinterp.api.parsing import Blueprint
 from labinterp.api.problems import Problem
 from labinterp.api.session import db, runtime
@@ -118,6 +118,6 @@ class ActivateRuleset(MethodView):
     def post(self, version: str) -> Any:
         """Make a ruleset version the one new panels are interpreted with"""
         rt = runtime()
-        ruleset_service.activate(db(), rt.rulesets, version)
+        ruleset_service.activate(db(), current_actor(), rt.rulesets, version)
         rt.active_ruleset.forget()  # this process at once; the others within seconds
         return _ruleset_documents()

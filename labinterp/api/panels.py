@@ -174,8 +174,9 @@ class Panels(MethodView):
     @blp.response(200, PanelPage)
     def get(self, query: dict[str, Any]) -> Any:
         """List the caller's panels"""
+        actor = current_actor()
         where = PanelFilter(
-            clinic_ids=current_actor().clinic_ids,
+            clinic_ids=actor.clinic_ids,
             accession=query.get("accession"),
             patient_id=query.get("patient_id"),
             flags=known_flags(query.get("flag") or []),
@@ -184,7 +185,7 @@ class Panels(MethodView):
             collected_to=query.get("collected_to"),
         )
         items, total = reading.list_panels(
-            db(), runtime().rulesets, where, query["page"], query["per_page"]
+            db(), actor, runtime().rulesets, where, query["page"], query["per_page"]
         )
         return page_body(items, total, query)
 

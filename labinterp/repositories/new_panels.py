@@ -88,8 +88,10 @@ class NewPanel:
     collected_at: dt.datetime
     created_at: dt.datetime
     revision: NewRevision
-    actor: str  # for the audit trail
+    actor: str  # for the audit trail: who, and from where with which token
     role: str
+    address: str | None = None
+    token_id: uuid.UUID | None = None
 
 
 def store_new_panel(engine: Engine, panel: NewPanel) -> None:
@@ -152,9 +154,11 @@ WITH doc AS (
            j->'medications', j->>'notes'
     FROM doc, revision
 ), audit AS (
-    INSERT INTO audit_events (at, actor, role, action, clinic_id, panel_id, detail)
+    INSERT INTO audit_events (at, actor, role, action, clinic_id, panel_id, detail, address,
+                              token_id)
     SELECT (j->>'now')::timestamptz, j->>'actor', j->>'role', 'panel.create',
-           (j->>'clinic_id')::uuid, panel.id, jsonb_build_object('accession', j->>'accession')
+           (j->>'clinic_id')::uuid, panel.id, jsonb_build_object('accession', j->>'accession'),
+           j->>'address', (j->>'token_id')::uuid
     FROM doc, panel
 )
 SELECT id FROM panel
@@ -193,6 +197,8 @@ def _postgres_parameters(panel: NewPanel) -> dict[str, str]:
                 "notes": context.notes,
                 "actor": panel.actor,
                 "role": panel.role,
+                "address": panel.address,
+                "token_id": panel.token_id,
             }
         )
     }
@@ -334,6 +340,8 @@ def _insert_rows(conn: Connection, panel: NewPanel) -> None:
                     "clinic_id": panel.clinic_id,
                     "panel_id": panel.id,
                     "detail": {"accession": panel.accession},
+                    "address": panel.address,
+                    "token_id": panel.token_id,
                 },
             ),
         ]

@@ -194,6 +194,8 @@ def _new_panel(
         revision=_new_revision(1, accepted, document, digest, actor, ruleset, now),
         actor=actor.name,
         role=actor.role,
+        address=actor.address,
+        token_id=actor.token_id,
     )
 
 

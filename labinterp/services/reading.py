@@ -379,11 +379,14 @@ def read_interpretations(
 
 def list_panels(
     session: Session,
+    actor: Actor,
     rulesets: Mapping[str, Ruleset],
     where: PanelFilter,
     page: int,
     per_page: int,
 ) -> tuple[list[PanelView], int]:
+    """One page of panels. One transaction: the read is one audit event naming the page's
+    panels and the filter."""
     panels, total = repo.list_panels(session, where, page, per_page)
     newest = repo.newest_interpretations(session, [p.id for p in panels])
     revisions = repo.current_revisions(session, panels)
@@ -392,6 +395,16 @@ def list_panels(
         panel_document(head_of(p), revisions[p.id], newest.get(p.id), rulesets, reviews[p.id])
         for p in panels
     ]
+    audit.record(
+        session,
+        actor,
+        "panels.read",
+        detail={
+            "panel_ids": [str(p.id) for p in panels],
+            "filter": audit.filter_words(where, omit=("clinic_ids",)),
+        },
+    )
+    session.commit()
     return items, total
 
 
@@ -426,6 +439,7 @@ def patient_trend(
 
     A patient id names one person within one clinic: a caller who reads several clinics
     where the id is used must say which (422), never get two people's values as one trend.
+    One transaction: the read is one audit event naming the page's panels.
     """
     rows = repo.trend_rows(session, actor.clinic_ids, patient_id, analyte)
     if clinic_name is not None:
@@ -462,7 +476,20 @@ def patient_trend(
             )
         )
     start = (page - 1) * per_page
-    return items[start : start + per_page], len(items)
+    shown = items[start : start + per_page]
+    audit.record(
+        session,
+        actor,
+        "trend.read",
+        clinic_id=rows[0][3].id,
+        detail={
+            "panel_ids": [str(point.panel_id) for point in shown],
+            "analyte": analyte,
+            "patient_id": str(rows[0][0].patient_id),  # labinterp's id, not the clinic's
+        },
+    )
+    session.commit()
+    return shown, len(items)
 
 
 def _result_in(row: Interpretation | None, analyte: str) -> dict[str, Any] | None:

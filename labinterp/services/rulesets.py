@@ -10,6 +10,8 @@ from sqlalchemy.orm import Session
 
 from labinterp.domain import Ruleset
 from labinterp.models import Setting
+from labinterp.services import audit
+from labinterp.services.audit import Actor
 from labinterp.services.errors import NotFound
 
 ACTIVE_KEY = "active_ruleset"
@@ -52,15 +54,24 @@ def cached_active_ruleset(
         raise NotFound(f"active ruleset {version}") from None
 
 
-def activate(session: Session, rulesets: dict[str, Ruleset], version: str) -> Ruleset:
-    """Make ``version`` the ruleset new panels are interpreted with. One transaction."""
+def activate(session: Session, actor: Actor, rulesets: dict[str, Ruleset], version: str) -> Ruleset:
+    """Make ``version`` the ruleset new panels are interpreted with. One transaction: the
+    setting and its audit event (``ruleset.activate``, with the version it replaced)."""
     if version not in rulesets:
         raise NotFound(f"ruleset {version}")
     setting = session.get(Setting, ACTIVE_KEY)
     now = dt.datetime.now(dt.UTC)
+    previous = None if setting is None else setting.value  # None: LABINTERP_RULESET
     if setting is None:
         session.add(Setting(key=ACTIVE_KEY, value=version, updated_at=now))
     else:
         setting.value, setting.updated_at = version, now
+    audit.record(
+        session,
+        actor,
+        "ruleset.activate",
+        detail={"version": version, "previous": previous},
+        at=now,
+    )
     session.commit()
     return rulesets[version]
