@@ -6,7 +6,7 @@ import datetime as dt
 import uuid
 from typing import Any
 
-from sqlalchemy import Index, String, Text, Uuid, text
+from sqlalchemy import Index, String, Text, Uuid, event, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from labinterp.models.base import Base, BigIntegerId, UtcDateTime, json_type, utcnow
@@ -41,6 +41,17 @@ class AuditEvent(Base):
 
     def __repr__(self) -> str:
         return f"AuditEvent({self.action!r} by {self.actor!r} at {self.at})"
+
+
+class AuditEventChanged(Exception):
+    """An audit event was changed or deleted through the ORM: the trail is append-only."""
+
+
+@event.listens_for(AuditEvent, "before_update")
+@event.listens_for(AuditEvent, "before_delete")
+def _append_only(_mapper: Any, _connection: Any, target: AuditEvent) -> None:
+    # the ORM's guard; migration 0004's triggers refuse any other UPDATE or DELETE
+    raise AuditEventChanged(f"audit events are append-only: {target!r} was not changed")
 
 
 class Setting(Base):

@@ -30,6 +30,7 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy import table as sa_table
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.types import TypeEngine
 
 from labinterp.db import (
@@ -391,3 +392,55 @@ def _store_two_0001_revisions(engine: Engine) -> None:
                         "body": {},
                     },
                 )
+
+
+def _audit_writes_refused(url: str) -> dict[str, str | None]:
+    """Each change of an existing audit event tried on its own: the database's refusal, or
+    None when it let it through."""
+    attempts = {
+        "UPDATE": "UPDATE audit_events SET actor = 'someone else'",
+        "DELETE": "DELETE FROM audit_events",
+    }
+    engine = make_engine(url)
+    if engine.dialect.name == "postgresql":
+        attempts["TRUNCATE"] = "TRUNCATE audit_events"
+    refused: dict[str, str | None] = {}
+    try:
+        with engine.begin() as connection:
+            connection.execute(
+                text(
+                    "INSERT INTO audit_events (at, actor, role, action) "
+                    "VALUES (CURRENT_TIMESTAMP, 'cli', 'admin', 'test.append')"
+                )
+            )
+        for operation, statement in attempts.items():
+            try:
+                with engine.begin() as connection:
+                    connection.execute(text(statement))
+                    refused[operation] = None
+                    connection.rollback()  # let the next attempt meet the row again
+            except DBAPIError as exc:
+                refused[operation] = str(exc.orig)
+    finally:
+        engine.dispose()
+    return refused
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_the_database_refuses_to_change_or_remove_an_audit_event(
+    backend: str, tmp_path: Path
+) -> None:
+    """0004: an audit event is never updated or deleted (nor the table truncated on
+    PostgreSQL), whatever connects with the application's credentials. Downgrading lifts it,
+    upgrading again restores it: a later migration that rebuilt the table and lost the
+    triggers would fail here."""
+    with upgraded_database(backend, tmp_path) as url:
+        refused = _audit_writes_refused(url)
+        assert refused and all(
+            reason is not None and "audit events are append-only" in reason
+            for reason in refused.values()
+        ), refused
+        command.downgrade(alembic_config(url), "0003")
+        assert set(_audit_writes_refused(url).values()) == {None}
+        upgrade_database(url)
+        assert None not in _audit_writes_refused(url).values()
