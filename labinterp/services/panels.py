@@ -153,6 +153,7 @@ def submit_panel(
         clinic=clinic.name,
         patient_id=panel.patient_id,
         status=PanelStatus.QUEUED,
+        review_status=None,
         failure_code=None,
         failure=None,
         created_at=now,
