@@ -198,7 +198,7 @@ class PageForbidden(Exception):
 
     def __init__(self, actor: Actor, allowed: Collection[str]) -> None:
         needs = " or ".join(sorted(allowed)) or "no role"
-        super().__init__(f"this page is for the role {needs}; you are signed in as {actor.role}")
+        super().__init__(f"This page is for the role {needs}; you are signed in as {actor.role}.")
         self.actor = actor
 
 
