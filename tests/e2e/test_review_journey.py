@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import sync_playwright
 
 from labinterp.app import create_app
 from labinterp.demo import SAMPLE_PANELS
@@ -52,8 +53,6 @@ def site(tmp_path: Path) -> Iterator[str]:
 
 def test_a_clinician_signs_in_reviews_the_critical_panel_and_signs_out(site: str) -> None:
     chromium = require_chromium()
-    from playwright.sync_api import sync_playwright  # a dev dependency: only where it runs
-
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     console: list[str] = []
     with sync_playwright() as playwright:
