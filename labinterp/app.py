@@ -25,6 +25,7 @@ from labinterp.services.errors import (
     InvalidInput,
     NotFound,
 )
+from labinterp.web import install_web
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +83,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     api.register_blueprint(audit.blp)
     finish_spec(api)  # 404/400/413/415, security [] on public routes
     _serve_swagger_assets(app)
+    install_web(app, settings)  # the clinician's pages (labinterp/web)
     install_access_control(app)  # after the last route: deny by default (auth.py)
     install_security_headers(app)
     init_session(app)

@@ -7,6 +7,7 @@ import datetime as dt
 import getpass
 import os
 import re
+import secrets
 import signal
 import subprocess
 import sys
@@ -124,6 +125,10 @@ def main() -> None:
 def serve(port: int, host: str, workers: int, threads: int, no_worker: bool) -> None:
     """Run the API. With no configuration it also runs a worker, on SQLite and a server-less
     broker under ./instance, so a posted panel is interpreted with nothing else started."""
+    # one key for every API process gunicorn starts: a session and its CSRF token signed by
+    # one process must verify in whichever takes the next request. Never written to disk:
+    # without LABINTERP_SECRET_KEY, stopping serve signs everyone out.
+    os.environ.setdefault("LABINTERP_SECRET_KEY", secrets.token_hex(32))
     settings = load_settings()
     _check_rulesets(settings)
     settings.instance_path.mkdir(parents=True, exist_ok=True)
@@ -632,6 +637,47 @@ def users_disable(email: str) -> None:
         except NotFound as exc:
             _fail(str(exc))
         click.echo(f"{user.email} is disabled")
+
+
+DEMO_CLINICIAN = "demo@labinterp.local"
+
+
+@users.command("demo")
+@click.option("--clinic", default="demo-clinic", show_default=True, help="the clinic they review")
+@click.option("--email", default=DEMO_CLINICIAN, show_default=True)
+def users_demo(clinic: str, email: str) -> None:
+    """The demo clinician of the embedded default (SQLite only): created with its clinic if
+    missing, given a new random password each run (printed on the last line)."""
+    from labinterp.services.accounts import create_clinic
+    from labinterp.services.errors import AlreadyExists, InvalidInput, NotFound
+    from labinterp.services.users import create_user, find_user, set_password
+
+    if not load_settings().is_sqlite:
+        _fail(
+            "a demo clinician is made only on the embedded default (SQLite); "
+            "create real users with `labinterp users create`"
+        )
+    password = secrets.token_urlsafe(12)
+    with _session() as session:
+        try:
+            create_clinic(session, clinic, actor=_operator())
+        except AlreadyExists:
+            session.rollback()
+        try:
+            user = find_user(session, email)
+        except NotFound:
+            try:
+                user = create_user(
+                    session, email, password, "clinician", [clinic], actor=_operator()
+                )
+            except InvalidInput as exc:
+                _fail(str(exc))
+        else:
+            if user.disabled_at is not None:
+                _fail(f"{user.email} is disabled")
+            set_password(session, email, password, actor=_operator())
+        click.echo(f"demo clinician {user.email} reviews {clinic}; password, shown only now:")
+    click.echo(password)
 
 
 @main.group()

@@ -38,6 +38,9 @@ class Settings:
     # failed authentications per minute from one address before it is answered 429 (0: off)
     auth_failure_limit_per_minute: int = 20
     broker_transport_options: dict[str, Any] = field(default_factory=dict)
+    # the review pages' session cookie is sent over HTTPS only (LABINTERP_SECURE_COOKIES;
+    # default: on, except on the embedded default, which serves plain HTTP on a laptop)
+    secure_cookies: bool = True
 
     @property
     def embedded_broker(self) -> bool:
@@ -63,6 +66,17 @@ def _whole(env: Mapping[str, str], name: str, default: int) -> int:
     if value < 0:
         raise ConfigError(f"{name} must not be negative, not {text!r}")
     return value
+
+
+def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:
+    text = (env.get(name) or "").strip().lower()
+    if text == "":
+        return default
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name} must be 1/true/yes/on or 0/false/no/off, not {text!r}")
 
 
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
@@ -109,6 +123,9 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         rate_limit_per_minute=_whole(env, "LABINTERP_RATE_LIMIT", 600),
         auth_failure_limit_per_minute=_whole(env, "LABINTERP_AUTH_FAILURE_LIMIT", 20),
         broker_transport_options=transport_options,
+        secure_cookies=_flag(
+            env, "LABINTERP_SECURE_COOKIES", not database_url.startswith("sqlite")
+        ),
     )
 
 

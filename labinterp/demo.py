@@ -76,4 +76,39 @@ SAMPLE_PANELS: list[dict[str, Any]] = [
             "medications": ["metformin"],
         },
     },
+    # earlier panels of two of the patients above: the review pages draw their trends
+    {
+        # P-0107's potassium two months before the critical one: in range
+        "accession": "DEMO-0005",
+        "patient": {"id": "P-0107", "sex": "male", "birth_date": "1951-07-30"},
+        "collected_at": "2026-09-14T07:40:00Z",
+        "specimen": {"type": "serum", "hemolyzed": False},
+        "results": [
+            {"analyte": "potassium", "value": 4.6, "unit": "mmol/L"},
+            {"analyte": "sodium", "value": 140, "unit": "mmol/L"},
+            {"analyte": "magnesium", "value": 0.78, "unit": "mmol/L"},
+        ],
+    },
+    {
+        # ... and a month before: rising, above the interval
+        "accession": "DEMO-0006",
+        "patient": {"id": "P-0107", "sex": "male", "birth_date": "1951-07-30"},
+        "collected_at": "2026-10-19T08:10:00Z",
+        "specimen": {"type": "serum", "hemolyzed": False},
+        "results": [
+            {"analyte": "potassium", "value": 5.6, "unit": "mmol/L"},
+            {"analyte": "sodium", "value": 137, "unit": "mmol/L"},
+            {"analyte": "magnesium", "value": 0.74, "unit": "mmol/L"},
+        ],
+    },
+    {
+        # P-0042's magnesium in the summer, already low
+        "accession": "DEMO-0007",
+        "patient": {"id": "P-0042", "sex": "female", "birth_date": "1984-03-09"},
+        "collected_at": "2026-08-02T09:20:00Z",
+        "results": [
+            {"analyte": "magnesium", "value": 0.62, "unit": "mmol/L"},
+            {"analyte": "potassium", "value": 3.6, "unit": "mmol/L"},
+        ],
+    },
 ]

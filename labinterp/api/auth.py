@@ -6,6 +6,11 @@ app with an endpoint that is neither, and installs a gate that runs before every
 request to a non-public endpoint without a valid token is 401 before anything else happens
 (API.md's order: 401, then 403, then the body's 413, 415, 400, 422, 409), whatever the view
 forgot. ``@roles`` checks again inside the view, without a second lookup.
+
+The clinician's web pages follow the same rules from the same table, signed in with a session
+cookie instead of a token: ``@page_roles(...)`` declares who may see a page; without a
+session the gate redirects to the sign-in page (:class:`SignInRequired`), and a signed-in user
+of another role is refused (:class:`PageForbidden`); the web blueprint renders both.
 """
 
 from __future__ import annotations
@@ -14,18 +19,20 @@ import datetime as dt
 import functools
 import threading
 import time
+import uuid
 from collections.abc import Callable, Collection
 from typing import Any, TypeVar, cast
 
-from flask import Flask, current_app, g, request
+from flask import Flask, current_app, g, request, session
 
 from labinterp.api.openapi import document_roles
 from labinterp.api.problems import Problem
 from labinterp.api.ratelimit import limiter
 from labinterp.api.session import db, runtime
-from labinterp.services.accounts import hash_token, resolve_token
+from labinterp.services.accounts import hash_token, resolve_token, user_actor
 from labinterp.services.audit import Actor
 from labinterp.services.errors import TokenRefused
+from labinterp.services.users import session_user
 
 F = TypeVar("F", bound=Callable[..., Any])
 _CHALLENGE = {"WWW-Authenticate": 'Bearer realm="labinterp"'}
@@ -42,10 +49,14 @@ PUBLIC_ENDPOINTS = frozenset(
         "docs_with_slash",  # /docs/
         "swagger_assets",  # /docs/assets/...
         "static",  # Flask's static files
+        "web.sign_in",  # the sign-in page and its POST (CSRF-protected, rate limited)
     }
 )
 _ROLES_ATTRIBUTE = "_labinterp_roles"
+_PAGE_ATTRIBUTE = "_labinterp_page"  # set by @page_roles: signed in by session, not token
 _ACCESS = "labinterp.access"  # app.extensions key: (endpoint, method) -> roles allowed
+_PAGES = "labinterp.pages"  # app.extensions key: the endpoints signed in by session
+SESSION_USER = "user_id"  # the session key naming the signed-in user
 
 
 class TokenCache:
@@ -170,6 +181,90 @@ def current_actor() -> Actor:
     return cast(Actor, g.actor)
 
 
+# --- pages: signed in with a session cookie ---------------------------------------------------
+
+
+class SignInRequired(Exception):
+    """No signed-in user behind this page request: the web blueprint redirects to sign-in.
+    ``ended`` when there was a session, and its user is disabled or gone."""
+
+    def __init__(self, ended: bool = False) -> None:
+        super().__init__("sign in to see this page")
+        self.ended = ended
+
+
+class PageForbidden(Exception):
+    """A signed-in user whose role may not see this page (403)."""
+
+    def __init__(self, actor: Actor, allowed: Collection[str]) -> None:
+        needs = " or ".join(sorted(allowed)) or "no role"
+        super().__init__(f"This page is for the role {needs}; you are signed in as {actor.role}.")
+        self.actor = actor
+
+
+def start_session(actor: Actor) -> None:
+    """Sign the browser in as ``actor``'s user: a fresh session (nothing carried over from
+    before sign-in, the CSRF token included), kept for PERMANENT_SESSION_LIFETIME."""
+    session.clear()
+    session[SESSION_USER] = str(actor.user_id)
+    session.permanent = True
+
+
+def end_session() -> None:
+    session.clear()
+
+
+def admit_page(allowed: Collection[str]) -> Actor:
+    """The signed-in user's actor if their role is among ``allowed``. The user is read again
+    on every request: a disabled user's open session stops working at its next request, and
+    clinic assignments apply at once."""
+    actor: Actor | None = g.get("actor")
+    if actor is None:
+        user_id = session.get(SESSION_USER)
+        if not user_id:
+            raise SignInRequired()
+        try:
+            user = session_user(db(), uuid.UUID(str(user_id)))
+        except ValueError:
+            user = None
+        if user is None:
+            session.clear()
+            raise SignInRequired(ended=True)
+        actor = user_actor(user, request.remote_addr)
+        g.actor = actor
+    if actor.role not in allowed:
+        raise PageForbidden(actor, allowed)
+    if "rate_limit" not in g:
+        g.rate_limit = limiter.hit(f"user:{actor.user_id}")
+    return actor
+
+
+def page_roles(*allowed: str) -> Callable[[F], F]:
+    """Only signed-in users of these roles may see the page (the same access table as
+    ``@roles``; the gate signs them in from the session cookie)."""
+
+    def decorate(view: F) -> F:
+        @functools.wraps(view)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            admit_page(allowed)
+            return view(*args, **kwargs)
+
+        setattr(wrapper, _ROLES_ATTRIBUTE, frozenset(allowed))
+        setattr(wrapper, _PAGE_ATTRIBUTE, True)
+        return cast(F, wrapper)
+
+    return decorate
+
+
+def page_endpoints(app: Flask) -> frozenset[str]:
+    """The endpoints whose views are pages (``@page_roles``): signed in by session."""
+    return frozenset(
+        endpoint
+        for endpoint, view in app.view_functions.items()
+        if getattr(view, _PAGE_ATTRIBUTE, False)
+    )
+
+
 def _article(word: str) -> str:
     return "an" if word[:1] in ("a", "e", "i", "o", "u") else "a"
 
@@ -226,6 +321,7 @@ def install_access_control(app: Flask) -> None:
     refused to every role (401 without a token, 403 with one): deny by default.
     """
     app.extensions[_ACCESS] = access_table(app)
+    app.extensions[_PAGES] = page_endpoints(app)
 
     @app.before_request
     def _gate() -> None:
@@ -233,4 +329,8 @@ def install_access_control(app: Flask) -> None:
         if endpoint is None or endpoint in PUBLIC_ENDPOINTS:
             return  # no route matched (404, 405 follow), or anyone may call it
         table: dict[tuple[str, str], frozenset[str]] = app.extensions[_ACCESS]
-        admit(table.get((endpoint, request.method), frozenset()))
+        allowed = table.get((endpoint, request.method), frozenset())
+        if endpoint in app.extensions[_PAGES]:
+            admit_page(allowed)  # a page: the session cookie, never a token
+        else:
+            admit(allowed)

@@ -122,6 +122,22 @@ def disable_user(session: Session, email: str, actor: Actor = CLI) -> User:
     return user
 
 
+def set_password(session: Session, email: str, password: str, actor: Actor = CLI) -> User:
+    """Give the user a new password (their open sessions stay). One transaction, audited
+    (never the password)."""
+    _check_password(password)
+    user = find_user(session, email)
+    user.password_hash = _HASHER.hash(password)
+    audit.record(
+        session,
+        actor,
+        "user.password_set",
+        detail={"user_id": str(user.id), "email": user.email},
+    )
+    session.commit()
+    return user
+
+
 def sign_in(session: Session, email: str, password: str, address: str | None) -> Actor:
     """The user's actor when the password is theirs and they are not disabled; else
     SignInRefused (one message whatever the reason). Both outcomes are audited and committed."""

@@ -1,4 +1,5 @@
-"""Deny by default: every endpoint needs a token with a role, except an explicit public list.
+"""Deny by default: every endpoint needs a token with a role, except an explicit public list;
+the clinician's pages need a signed-in session instead (without one: a redirect to sign-in).
 
 The test walks the app's own URL map, so a route added tomorrow is checked without anyone
 remembering to add it here: it answers 401 without a token, or the app refuses to start.
@@ -28,6 +29,15 @@ PUBLIC_RULES = {
     "/docs/",
     "/docs/assets/<path:filename>",
     "/static/<path:filename>",
+    "/sign-in",  # the sign-in page (its POST needs the page's CSRF token)
+}
+# the clinician's pages (labinterp/web): signed in by session cookie, never by token
+PAGE_RULES = {
+    "/",
+    "/review",
+    "/review/panels/<panel_id>",
+    "/review/panels/<panel_id>/reviews",
+    "/sign-out",
 }
 # a plausible value for each kind of path variable (werkzeug converter class name)
 _VALUES = {
@@ -48,6 +58,18 @@ def _path(rule: Rule) -> str:
     for name, converter in rule._converters.items():
         values[name] = _FILES.get(rule.rule) or _VALUES[type(converter).__name__]
     return rule.build(values, append_unknown=False)[1]  # type: ignore[index]
+
+
+def _assert_sign_in_first(response: Any) -> None:
+    assert response.status_code == 302, response.status_code
+    assert response.headers["Location"].startswith("/sign-in")
+
+
+def _assert_public(response: Any, rule: Rule, method: str) -> None:
+    if rule.rule == "/sign-in" and method == "POST":  # no CSRF token: refused, nothing done
+        assert response.status_code == 400
+    else:
+        assert response.status_code < 400, f"{method} {rule.rule}: {response.status_code}"
 
 
 def _assert_401(response: Any, method: str) -> None:
@@ -74,25 +96,31 @@ def test_every_route_but_the_public_list_answers_401_without_a_token(
     walked = _walk(app)
     refused: list[str] = []
     public: set[str] = set()
+    pages: list[str] = []
     for rule, method, path in walked:
         response = client.open(path, method=method)
-        if response.status_code == 401:
+        if rule.rule in PAGE_RULES:
+            _assert_sign_in_first(response)
+            pages.append(f"{method} {rule.rule}")
+        elif response.status_code == 401:
             _assert_401(response, method)
             refused.append(f"{method} {rule.rule}")
         else:
             public.add(rule.rule)
         if rule.rule in PUBLIC_RULES:
-            assert response.status_code < 400, f"{method} {path}: {response.status_code}"
+            _assert_public(response, rule, method)
     report = (
         f"walked {len({r.rule for r, _, _ in walked})} rules, {len(walked)} (rule, method) "
-        f"pairs: {len(refused)} answered 401 without a token, {len(public)} public rules "
+        f"pairs: {len(refused)} answered 401 without a token, {len(pages)} pages sent to "
+        f"sign-in, {len(public)} public rules "
         f"({', '.join(sorted(public))})"
     )
     with capsys.disabled():  # shown with or without -s
         print(f"\n{report}")
     assert public == PUBLIC_RULES, report
-    protected = [(r, m) for r, m, _ in walked if r.rule not in PUBLIC_RULES]
-    assert len(refused) == len(protected), report  # every method of every other rule
+    protected = [(r, m) for r, m, _ in walked if r.rule not in PUBLIC_RULES | PAGE_RULES]
+    assert len(refused) == len(protected), report
+    assert {r.rule for r, _, _ in walked} >= PAGE_RULES, report  # every method of every other rule
     # the API's own routes were walked, not an empty map
     assert {"POST /api/v1/panels", "GET /api/v1/patients/<path:patient_id>/trend"} <= set(
         refused
@@ -105,7 +133,10 @@ def test_a_garbage_token_is_401_on_every_route_that_needs_one(app: Flask) -> Non
         if rule.rule in PUBLIC_RULES:
             continue
         response = client.open(path, method=method, headers=auth("li_not-a-real-token"))
-        _assert_401(response, method)
+        if rule.rule in PAGE_RULES:  # a token means nothing to a page
+            _assert_sign_in_first(response)
+        else:
+            _assert_401(response, method)
 
 
 def test_an_app_with_a_route_that_declares_no_roles_refuses_to_start(app: Flask) -> None:
