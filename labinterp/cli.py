@@ -424,6 +424,59 @@ def clinics_create(name: str, if_not_exists: bool) -> None:
         click.echo(f"created clinic {clinic.name} ({clinic.id})")
 
 
+@clinics.command("webhook")
+@click.argument("name")
+@click.option("--url", default=None, help="where the clinic's critical-value alerts are POSTed")
+@click.option(
+    "--secret-stdin",
+    is_flag=True,
+    help="read the signing secret from standard input (never from the command line)",
+)
+@click.option("--remove", is_flag=True, help="stop sending the clinic alerts")
+def clinics_webhook(name: str, url: str | None, secret_stdin: bool, remove: bool) -> None:
+    """Set, show or remove the webhook a clinic's critical-value alerts are POSTed to, signed
+    with HMAC-SHA256 under its secret. With neither --url nor --remove, shows it. Audited."""
+    from labinterp.services.errors import InvalidInput, NotFound
+    from labinterp.services.webhooks import remove_webhook, set_webhook, show_webhook
+
+    if remove and (url is not None or secret_stdin):
+        _fail("--remove takes neither --url nor --secret-stdin")
+    if secret_stdin and url is None:
+        _fail("--secret-stdin needs --url (give the URL again to keep it)")
+    secret: str | None = None
+    if secret_stdin:  # before the database is touched: a prompt never waits on a connection
+        secret = (
+            click.prompt("secret", hide_input=True, err=True)
+            if sys.stdin.isatty()
+            else sys.stdin.read()
+        )
+    with _session() as session:
+        try:
+            if remove:
+                remove_webhook(session, name, actor=_operator())
+                click.echo(f"clinic {name} has no webhook now: its alerts are no longer sent")
+                return
+            if url is None:
+                shown = show_webhook(session, name)
+                if shown is None:
+                    click.echo(f"clinic {name} has no webhook")
+                else:
+                    click.echo(
+                        f"{shown.url}  (set {shown.updated_at:%Y-%m-%d %H:%M} UTC by "
+                        f"{shown.updated_by or 'unknown'})"
+                    )
+                return
+            webhook = set_webhook(session, name, url, secret, actor=_operator())
+        except (InvalidInput, NotFound) as exc:
+            _fail(str(exc))
+    if not webhook.url.lower().startswith("https://"):
+        click.echo(
+            "warning: alerts carry patient ids; outside a test, use an https:// URL", err=True
+        )
+    kept = "" if secret is not None else " (secret kept)"
+    click.echo(f"clinic {webhook.clinic} sends its critical-value alerts to {webhook.url}{kept}")
+
+
 @main.group()
 def tokens() -> None:
     """API tokens (shown once, stored as hashes)."""
