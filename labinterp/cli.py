@@ -479,6 +479,37 @@ def clinics_webhook(name: str, url: str | None, secret_stdin: bool, remove: bool
 
 
 @main.group()
+def alerts() -> None:
+    """Critical-value alerts sent to clinics' webhooks."""
+
+
+@alerts.command("list")
+@click.option("--undelivered", is_flag=True, help="only alerts still pending or given up")
+@click.option("--limit", default=100, show_default=True, type=click.IntRange(1, 10000))
+def alerts_list(undelivered: bool, limit: int) -> None:
+    """The newest alerts first: id, clinic, accession, status, tries, last error."""
+    from labinterp.models import AlertStatus
+    from labinterp.services.alerts import list_alerts
+
+    with _session() as session:
+        rows = list_alerts(session, undelivered=undelivered, limit=limit)
+    if not rows:
+        click.echo("no undelivered alerts" if undelivered else "no alerts")
+        return
+    for row in rows:
+        if row.delivered_at is not None:
+            when = f"delivered {row.delivered_at:%Y-%m-%d %H:%M:%S}"
+        elif row.next_attempt_at is not None and row.status == AlertStatus.PENDING:
+            when = f"next try {row.next_attempt_at:%Y-%m-%d %H:%M:%S}"
+        else:
+            when = "-"
+        click.echo(
+            f"{row.id}  {row.clinic}  {row.accession}  {row.status}  {row.attempts} tries  "
+            f"{when}  {row.last_error or ''}".rstrip()
+        )
+
+
+@main.group()
 def tokens() -> None:
     """API tokens (shown once, stored as hashes)."""
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 from sqlalchemy import Connection, Table, bindparam, or_, select, update
+from sqlalchemy.orm import Session
 
 from labinterp.models import (
     Alert,
@@ -250,3 +251,44 @@ def stamp_lost(
             .returning(_ALERTS.c.id)
         )
     )
+
+
+@dataclass(frozen=True)
+class AlertRow:
+    """An alert as an operator lists it."""
+
+    id: uuid.UUID
+    clinic: str
+    panel_id: uuid.UUID
+    accession: str
+    status: str
+    attempts: int
+    created_at: dt.datetime
+    next_attempt_at: dt.datetime | None
+    delivered_at: dt.datetime | None
+    last_error: str | None
+
+
+def newest_alerts(session: Session, *, undelivered: bool, limit: int) -> list[AlertRow]:
+    """The newest alerts first (only those not delivered, if ``undelivered``); one query."""
+    stmt = (
+        select(
+            _ALERTS.c.id,
+            _CLINICS.c.name.label("clinic"),
+            _ALERTS.c.panel_id,
+            _PANELS.c.accession,
+            _ALERTS.c.status,
+            _ALERTS.c.attempts,
+            _ALERTS.c.created_at,
+            _ALERTS.c.next_attempt_at,
+            _ALERTS.c.delivered_at,
+            _ALERTS.c.last_error,
+        )
+        .join(_CLINICS, _CLINICS.c.id == _ALERTS.c.clinic_id)
+        .join(_PANELS, _PANELS.c.id == _ALERTS.c.panel_id)
+        .order_by(_ALERTS.c.created_at.desc())
+        .limit(limit)
+    )
+    if undelivered:
+        stmt = stmt.where(_ALERTS.c.status != AlertStatus.DELIVERED.value)
+    return [AlertRow(**row._asdict()) for row in session.execute(stmt)]

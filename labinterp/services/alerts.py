@@ -27,11 +27,12 @@ from typing import Any
 
 import orjson
 from sqlalchemy import Engine
+from sqlalchemy.orm import Session
 
 from labinterp import metrics
 from labinterp.db import write_transaction
 from labinterp.repositories import alerts as repo
-from labinterp.repositories.alerts import ClaimedAlert
+from labinterp.repositories.alerts import AlertRow, ClaimedAlert
 from labinterp.services.dispatch import Dispatcher
 from labinterp.webhook_client import WebhookClient
 from labinterp.webhook_signature import ALERT_ID_HEADER, SIGNATURE_HEADER, signature_header
@@ -223,3 +224,8 @@ def sweep_lost_alerts(
     if ids:
         dispatcher.publish_alerts(ids)
     return ids
+
+
+def list_alerts(session: Session, *, undelivered: bool = False, limit: int = 100) -> list[AlertRow]:
+    """The newest alerts first, for an operator; only those not delivered if ``undelivered``."""
+    return repo.newest_alerts(session, undelivered=undelivered, limit=limit)

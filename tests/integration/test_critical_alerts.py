@@ -8,6 +8,9 @@ import datetime as dt
 import hashlib
 import hmac
 import json
+import os
+import subprocess
+import sys
 import threading
 import uuid
 from collections.abc import Iterator
@@ -37,6 +40,7 @@ from labinterp.webhook_client import WebhookClient
 from tests.api.conftest import auth, clinic_app, sample_panel
 from tests.integration.services import fresh_postgres_database
 from tests.integration.webhook_receiver import webhook_receiver
+from tests.integration.worker_process import REPO
 
 SECRET = "whsec-test-0123456789abcdef"
 PUBLIC_URL = "https://labinterp.example.org"
@@ -382,3 +386,28 @@ def test_the_sweep_publishes_again_an_alert_whose_message_was_lost(tmp_path):
     assert sweep_lost_alerts(engine, dispatcher, 60, later + dt.timedelta(seconds=15)) == []
     assert published() == 1
     runtime.engine.dispose()
+
+
+def test_alerts_list_shows_an_undelivered_alert_with_its_last_error(tmp_path):
+    instance = tmp_path / "instance"
+    runtime, client, token = clinic_app({"LABINTERP_INSTANCE": str(instance)})
+    stack = Stack(runtime, client, token)
+    with webhook_receiver([200]) as receiver:
+        closed = receiver.url
+    register(stack, closed)
+    _, [alert_id] = post_and_interpret(stack, critical_panel("LISTED"))
+    assert deliver(stack, alert_id, now()).outcome is DeliveryOutcome.RETRYING
+    runtime.engine.dispose()
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "CELERY_BROKER_URL")}
+    done = subprocess.run(
+        [sys.executable, "-m", "labinterp", "alerts", "list", "--undelivered"],
+        cwd=REPO,
+        env={**env, "LABINTERP_INSTANCE": str(instance)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    [line] = done.stdout.strip().splitlines()
+    assert line.startswith(f"{alert_id}  c  LISTED  pending  1 tries  next try ")
+    assert line.endswith("connection refused")

@@ -1,5 +1,5 @@
-"""`labinterp clinics webhook` as an admin meets it: the secret only ever on standard input,
-every change audited without it, a bad URL a one-line error."""
+"""`labinterp clinics webhook` and `labinterp alerts list` as an admin meets them: the secret
+only ever on standard input, every change audited without it, a bad URL a one-line error."""
 
 from __future__ import annotations
 
@@ -107,3 +107,9 @@ def test_a_bad_url_or_secret_is_a_one_line_error_and_changes_nothing(tmp_path):
 def test_the_secret_is_never_taken_from_the_command_line(tmp_path):
     done = run(tmp_path, "clinics", "webhook", "north", "--url", "https://x.example/", "--secret")
     assert done.returncode != 0 and "--secret-stdin" in done.stderr
+
+
+def test_alerts_list_says_when_there_are_none(tmp_path):
+    assert run(tmp_path, "db", "upgrade").returncode == 0
+    done = run(tmp_path, "alerts", "list", "--undelivered")
+    assert done.returncode == 0 and done.stdout.strip() == "no undelivered alerts"
