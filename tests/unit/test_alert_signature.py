@@ -5,6 +5,10 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
+import time
+from pathlib import Path
+from typing import Any
 
 from labinterp.webhook_signature import signature_header, verify
 
@@ -40,3 +44,19 @@ def test_any_v1_may_match_and_a_malformed_header_never_does():
     assert verify(SECRET, f"t={T},v1=00ff,{good}", BODY, now=T)
     for header in ("", "v1=abc", f"t={T}", f"t=soon,{good}", "garbage"):
         assert not verify(SECRET, header, BODY, now=T)
+
+
+def test_the_readmes_receiver_snippet_verifies_what_labinterp_signs():
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", readme, flags=re.DOTALL)
+    [snippet] = [b for b in blocks if "def verify(secret: bytes" in b]
+    namespace: dict[str, Any] = {}
+    exec(snippet, namespace)  # noqa: S102 - our own README's example
+    readme_verify = namespace["verify"]
+    now = int(time.time())
+    header = signature_header(SECRET, now, BODY)
+    assert readme_verify(SECRET.encode(), header, BODY)
+    assert not readme_verify(b"another-secret-0123456789", header, BODY)
+    assert not readme_verify(SECRET.encode(), header, BODY + b" ")
+    stale = signature_header(SECRET, now - 3600, BODY)
+    assert not readme_verify(SECRET.encode(), stale, BODY)
