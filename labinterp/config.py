@@ -115,7 +115,10 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         public_url=(env.get("LABINTERP_PUBLIC_URL") or DEFAULT_PUBLIC_URL).rstrip("/"),
         alert_retry_base_seconds=max(1, _whole(env, "LABINTERP_ALERT_RETRY_BASE", 30)),
         alert_retry_cap_seconds=max(1, _whole(env, "LABINTERP_ALERT_RETRY_CAP", 3600)),
-        alert_give_up_seconds=_whole(env, "LABINTERP_ALERT_GIVE_UP", DEFAULT_ALERT_GIVE_UP_SECONDS),
+        # at least a minute: an alert not yet tried when its time is up is given up unsent
+        alert_give_up_seconds=max(
+            60, _whole(env, "LABINTERP_ALERT_GIVE_UP", DEFAULT_ALERT_GIVE_UP_SECONDS)
+        ),
         max_attempts=max(1, _whole(env, "LABINTERP_MAX_ATTEMPTS", 5)),
         statement_timeout_seconds=_whole(env, "LABINTERP_STATEMENT_TIMEOUT", 10),
         token_cache_seconds=_whole(env, "LABINTERP_TOKEN_CACHE", 5),

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+from labinterp.config import load_settings
 from labinterp.services.alerts import RetryPolicy
 
 POLICY = RetryPolicy(base_seconds=30, cap_seconds=3600)
@@ -30,3 +31,9 @@ def test_jitter_varies_a_wait_by_at_most_a_quarter_and_never_past_the_cap():
     assert 37.4 < seconds(POLICY.delay(1, jitter=0.999)) < 37.5
     assert seconds(POLICY.delay(50, jitter=0.999)) == 3600
     assert seconds(POLICY.delay(10_000, jitter=0.0)) == 3600  # no overflow
+
+
+def test_the_give_up_time_is_a_minute_at_least_so_a_first_try_always_fits():
+    assert load_settings({"LABINTERP_ALERT_GIVE_UP": "0"}).alert_give_up_seconds == 60
+    assert load_settings({"LABINTERP_ALERT_GIVE_UP": "600"}).alert_give_up_seconds == 600
+    assert load_settings({}).alert_give_up_seconds == 86400
