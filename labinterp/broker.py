@@ -5,7 +5,8 @@ The API publishes tasks by name; the worker process registers them by importing
 ``worker.tasks`` (named in ``include``, so this package never imports ``worker``).
 
 Queues: interpretation tasks go to ``labinterp``; the sweeper has ``labinterp.sweep`` to itself,
-so a backlog of thousands of panels never stands in front of the task that rescues lost ones.
+so a backlog of thousands of panels never stands in front of the task that rescues lost ones;
+critical-value alerts have ``labinterp.alerts``, so they never wait behind a backlog either.
 """
 
 from __future__ import annotations
@@ -25,8 +26,10 @@ from labinterp.embedded_broker import embedded_broker_options
 INTERPRET_TASK = "labinterp.interpret_panels"  # args: [[panel id, ...]]
 LEGACY_INTERPRET_TASK = "labinterp.interpret_panel"  # args: [panel id]; messages of 0.1
 SWEEP_TASK = "labinterp.sweep_queued_panels"
+ALERT_TASK = "labinterp.send_alert"  # args: [alert id]
 QUEUE = "labinterp"
 SWEEP_QUEUE = "labinterp.sweep"
+ALERT_QUEUE = "labinterp.alerts"
 WORKER_TASKS_MODULE = "worker.tasks"
 
 # a message header: the earliest time (epoch seconds) at which any panel of the message was
@@ -59,7 +62,7 @@ def make_celery(settings: Settings) -> Celery:
         broker_connection_retry_on_startup=True,
         broker_connection_timeout=3,
         task_default_queue=QUEUE,
-        task_routes={SWEEP_TASK: {"queue": SWEEP_QUEUE}},
+        task_routes={SWEEP_TASK: {"queue": SWEEP_QUEUE}, ALERT_TASK: {"queue": ALERT_QUEUE}},
         task_serializer="json",
         accept_content=["json"],
         task_ignore_result=True,

@@ -342,13 +342,14 @@ def worker(
     # a worker on a database it cannot use would say "ready" and fail every task
     _require_schema(settings)
     _share_metrics(settings, wipe=False)
-    from labinterp.broker import QUEUE, SWEEP_QUEUE, make_celery
+    from labinterp.broker import ALERT_QUEUE, QUEUE, SWEEP_QUEUE, make_celery
 
     # Celery's default, celery@HOST, is one name for every worker on a machine: they then
     # answer `celery inspect` as one node and warn of duplicate node names
     name = hostname or f"labinterp-{os.getpid()}@%h"
+    # every worker takes alerts too (from their own queue: never behind a backlog of panels);
     # the worker that runs the beat also takes the sweeper's own queue
-    queues = f"{QUEUE},{SWEEP_QUEUE}" if beat else QUEUE
+    queues = f"{QUEUE},{ALERT_QUEUE},{SWEEP_QUEUE}" if beat else f"{QUEUE},{ALERT_QUEUE}"
     argv = ["worker", f"--loglevel={loglevel}", "-Q", queues, f"--hostname={name}"]
     if pool or settings.embedded_broker:
         argv.append(f"--pool={pool or 'solo'}")
@@ -427,6 +428,90 @@ def clinics_create(name: str, if_not_exists: bool) -> None:
         except InvalidInput as exc:
             _fail(str(exc))
         click.echo(f"created clinic {clinic.name} ({clinic.id})")
+
+
+@clinics.command("webhook")
+@click.argument("name")
+@click.option("--url", default=None, help="where the clinic's critical-value alerts are POSTed")
+@click.option(
+    "--secret-stdin",
+    is_flag=True,
+    help="read the signing secret from standard input (never from the command line)",
+)
+@click.option("--remove", is_flag=True, help="stop sending the clinic alerts")
+def clinics_webhook(name: str, url: str | None, secret_stdin: bool, remove: bool) -> None:
+    """Set, show or remove the webhook a clinic's critical-value alerts are POSTed to, signed
+    with HMAC-SHA256 under its secret. With neither --url nor --remove, shows it. Audited."""
+    from labinterp.services.errors import InvalidInput, NotFound
+    from labinterp.services.webhooks import remove_webhook, set_webhook, show_webhook
+
+    if remove and (url is not None or secret_stdin):
+        _fail("--remove takes neither --url nor --secret-stdin")
+    if secret_stdin and url is None:
+        _fail("--secret-stdin needs --url (give the URL again to keep it)")
+    secret: str | None = None
+    if secret_stdin:  # before the database is touched: a prompt never waits on a connection
+        secret = (
+            click.prompt("secret", hide_input=True, err=True)
+            if sys.stdin.isatty()
+            else sys.stdin.read()
+        )
+    with _session() as session:
+        try:
+            if remove:
+                remove_webhook(session, name, actor=_operator())
+                click.echo(f"clinic {name} has no webhook now: its alerts are no longer sent")
+                return
+            if url is None:
+                shown = show_webhook(session, name)
+                if shown is None:
+                    click.echo(f"clinic {name} has no webhook")
+                else:
+                    click.echo(
+                        f"{shown.url}  (set {shown.updated_at:%Y-%m-%d %H:%M} UTC by "
+                        f"{shown.updated_by or 'unknown'})"
+                    )
+                return
+            webhook = set_webhook(session, name, url, secret, actor=_operator())
+        except (InvalidInput, NotFound) as exc:
+            _fail(str(exc))
+    if not webhook.url.lower().startswith("https://"):
+        click.echo(
+            "warning: alerts carry patient ids; outside a test, use an https:// URL", err=True
+        )
+    kept = "" if secret is not None else " (secret kept)"
+    click.echo(f"clinic {webhook.clinic} sends its critical-value alerts to {webhook.url}{kept}")
+
+
+@main.group()
+def alerts() -> None:
+    """Critical-value alerts sent to clinics' webhooks."""
+
+
+@alerts.command("list")
+@click.option("--undelivered", is_flag=True, help="only alerts still pending or given up")
+@click.option("--limit", default=100, show_default=True, type=click.IntRange(1, 10000))
+def alerts_list(undelivered: bool, limit: int) -> None:
+    """The newest alerts first: id, clinic, accession, status, tries, last error."""
+    from labinterp.models import AlertStatus
+    from labinterp.services.alerts import list_alerts
+
+    with _session() as session:
+        rows = list_alerts(session, undelivered=undelivered, limit=limit)
+    if not rows:
+        click.echo("no undelivered alerts" if undelivered else "no alerts")
+        return
+    for row in rows:
+        if row.delivered_at is not None:
+            when = f"delivered {row.delivered_at:%Y-%m-%d %H:%M:%S}"
+        elif row.next_attempt_at is not None and row.status == AlertStatus.PENDING:
+            when = f"next try {row.next_attempt_at:%Y-%m-%d %H:%M:%S}"
+        else:
+            when = "-"
+        click.echo(
+            f"{row.id}  {row.clinic}  {row.accession}  {row.status}  {row.attempts} tries  "
+            f"{when}  {row.last_error or ''}".rstrip()
+        )
 
 
 @main.group()

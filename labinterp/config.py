@@ -10,6 +10,8 @@ from typing import Any
 
 DEFAULT_MAX_BODY = 1024 * 1024  # 1 MiB (API.md)
 DEFAULT_RULESET = "2026.1"
+DEFAULT_PUBLIC_URL = "http://127.0.0.1:5000"
+DEFAULT_ALERT_GIVE_UP_SECONDS = 24 * 3600
 
 
 @dataclass(frozen=True)
@@ -27,6 +29,13 @@ class Settings:
     # broker's queue, is enqueued again; the sweeper looks every `sweep_every` seconds
     sweep_after_seconds: int = 60
     sweep_every: int = 15
+    # critical-value alerts: the links they carry start with `public_url`; a webhook that
+    # does not answer 2xx is tried again after `alert_retry_base_seconds`, doubling up to
+    # `alert_retry_cap_seconds`, until `alert_give_up_seconds` after the alert was made
+    public_url: str = DEFAULT_PUBLIC_URL
+    alert_retry_base_seconds: int = 30
+    alert_retry_cap_seconds: int = 3600
+    alert_give_up_seconds: int = DEFAULT_ALERT_GIVE_UP_SECONDS
     # a panel whose interpretation was taken up this many times without success is `failed`
     max_attempts: int = 5
     # PostgreSQL aborts any statement running longer (0: no limit)
@@ -117,6 +126,13 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         rulesets_dir=Path(rulesets_dir) if rulesets_dir else None,
         sweep_after_seconds=_whole(env, "LABINTERP_SWEEP_AFTER", 60),
         sweep_every=max(1, _whole(env, "LABINTERP_SWEEP_EVERY", 15)),
+        public_url=(env.get("LABINTERP_PUBLIC_URL") or DEFAULT_PUBLIC_URL).rstrip("/"),
+        alert_retry_base_seconds=max(1, _whole(env, "LABINTERP_ALERT_RETRY_BASE", 30)),
+        alert_retry_cap_seconds=max(1, _whole(env, "LABINTERP_ALERT_RETRY_CAP", 3600)),
+        # at least a minute: an alert not yet tried when its time is up is given up unsent
+        alert_give_up_seconds=max(
+            60, _whole(env, "LABINTERP_ALERT_GIVE_UP", DEFAULT_ALERT_GIVE_UP_SECONDS)
+        ),
         max_attempts=max(1, _whole(env, "LABINTERP_MAX_ATTEMPTS", 5)),
         statement_timeout_seconds=_whole(env, "LABINTERP_STATEMENT_TIMEOUT", 10),
         token_cache_seconds=_whole(env, "LABINTERP_TOKEN_CACHE", 5),

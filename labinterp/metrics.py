@@ -76,6 +76,12 @@ PUBLISH_FAILURES = Counter(
     "labinterp_broker_publish_failures",
     "Attempts to hand interpretation tasks to the broker that failed (retried later).",
 )
+ALERT_DELIVERIES = Counter(
+    "labinterp_alert_deliveries",
+    "Tries at POSTing a critical-value alert to a clinic's webhook, by outcome: delivered, "
+    "retrying (to be tried again), gave_up.",
+    ["outcome"],
+)
 
 
 def record_interpretations(bodies: Sequence[dict[str, Any]], latencies: Iterable[float]) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
 import time
 import uuid
 from typing import Any
@@ -19,11 +20,13 @@ from celery.signals import worker_process_shutdown, worker_ready, worker_shuttin
 from sqlalchemy.exc import DBAPIError
 
 from labinterp import metrics
-from labinterp.broker import INTERPRET_TASK, LEGACY_INTERPRET_TASK, SWEEP_TASK
+from labinterp.broker import ALERT_TASK, INTERPRET_TASK, LEGACY_INTERPRET_TASK, SWEEP_TASK
 from labinterp.relay import Relay
 from labinterp.runtime import Runtime, get_runtime
+from labinterp.services.alerts import DeliveryOutcome, RetryPolicy, deliver_alert, sweep_lost_alerts
 from labinterp.services.interpretation import interpret_panels as interpret_panels_service
 from labinterp.services.sweeper import sweep_queued_panels as sweep_service
+from labinterp.webhook_client import WebhookClient
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +72,7 @@ def _interpret(task: Any, panel_ids: list[str]) -> str:
             [uuid.UUID(i) for i in panel_ids],
             max_attempts=rt.settings.max_attempts,
             retried=redelivered or task.request.retries > 0,
+            alert_give_up=dt.timedelta(seconds=rt.settings.alert_give_up_seconds),
         )
     except Exception as exc:
         if not _is_outage(exc):
@@ -78,6 +82,8 @@ def _interpret(task: Any, panel_ids: list[str]) -> str:
     finally:
         metrics.TASK_DURATION.labels(task.name).observe(time.perf_counter() - started)
     log.info("%d panel(s): %s", len(panel_ids), outcome.summary())
+    if outcome.alerts:  # committed: their own queue from here (an unsent one waits for the sweep)
+        rt.dispatcher.publish_alerts(outcome.alerts)
     return outcome.summary()
 
 
@@ -95,7 +101,56 @@ def sweep_queued_panels(self: Any) -> int:
             len(sweep.enqueued),
             len(sweep.unsent),
         )
+    alerts = sweep_lost_alerts(
+        rt.engine, rt.dispatcher, rt.settings.sweep_after_seconds, dt.datetime.now(dt.UTC)
+    )
+    if alerts:
+        log.warning("re-enqueued %d alert(s) whose message was lost", len(alerts))
     return len(sweep.enqueued)
+
+
+_webhook_client: tuple[int, WebhookClient] | None = None
+
+
+def _client() -> WebhookClient:
+    """This process's webhook client (its connection pools are not shared across a fork)."""
+    global _webhook_client
+    if _webhook_client is None or _webhook_client[0] != os.getpid():
+        _webhook_client = (os.getpid(), WebhookClient())
+    return _webhook_client[1]
+
+
+@shared_task(name=ALERT_TASK, bind=True, max_retries=8)
+def send_alert(self: Any, alert_id: str) -> str:
+    """POST one critical-value alert to its clinic's webhook (labinterp.services.alerts), and
+    publish the next try when it was not delivered.
+
+    Idempotent on the alert id: a duplicate or redelivered message finds the alert leased,
+    delivered or given up, and sends nothing.
+    """
+    rt = _runtime(self)
+    started = time.perf_counter()
+    try:
+        delivery = deliver_alert(
+            rt.engine,
+            uuid.UUID(alert_id),
+            client=_client(),
+            retry=RetryPolicy(
+                rt.settings.alert_retry_base_seconds, rt.settings.alert_retry_cap_seconds
+            ),
+            public_url=rt.settings.public_url,
+        )
+    except Exception as exc:
+        if not _is_outage(exc):
+            raise
+        log.warning("database unavailable (%s); trying the alert again", type(exc).__name__)
+        raise self.retry(countdown=min(60, 2 ** (self.request.retries + 1))) from None
+    finally:
+        metrics.TASK_DURATION.labels(self.name).observe(time.perf_counter() - started)
+    if delivery.outcome is DeliveryOutcome.RETRYING and delivery.retry_at is not None:
+        wait = (delivery.retry_at - dt.datetime.now(dt.UTC)).total_seconds()
+        rt.dispatcher.publish_alerts([uuid.UUID(alert_id)], countdown=max(0.0, wait))
+    return delivery.outcome.value
 
 
 _relay: Relay | None = None

@@ -1,4 +1,5 @@
-"""Hands work to the broker: interpretation tasks, many panels per message.
+"""Hands work to the broker: interpretation tasks, many panels per message, and
+critical-value alerts, one per message.
 
 Called only after the transaction that made the work durable has committed, so a worker can
 never see an id that is not in the database yet. The API's processes never call it: a POST
@@ -15,7 +16,13 @@ from collections.abc import Iterable
 from typing import Any
 
 from labinterp import metrics
-from labinterp.broker import ENQUEUED_AT_HEADER, INTERPRET_TASK, QUEUE, oldest_waiting
+from labinterp.broker import (
+    ALERT_TASK,
+    ENQUEUED_AT_HEADER,
+    INTERPRET_TASK,
+    QUEUE,
+    oldest_waiting,
+)
 from labinterp.services import readiness
 
 log = logging.getLogger(__name__)
@@ -51,6 +58,24 @@ class Dispatcher:
             headers={ENQUEUED_AT_HEADER: enqueued_at},
             retry=False,
         )
+
+    def publish_alerts(
+        self, alert_ids: Iterable[uuid.UUID], countdown: float | None = None
+    ) -> list[uuid.UUID]:
+        """Publish one delivery task per alert (``countdown``: not before that many seconds);
+        returns the ids that could not be sent. Not an error for the caller either: the alerts
+        are durable and pending, and the sweep publishes them again."""
+        ids = list(alert_ids)
+        for n, alert_id in enumerate(ids):
+            try:
+                self.celery.send_task(
+                    ALERT_TASK, args=[str(alert_id)], countdown=countdown, retry=False
+                )
+            except Exception as exc:  # kombu raises a zoo of connection errors
+                metrics.PUBLISH_FAILURES.inc()
+                log.warning("could not enqueue %d alert(s): %s", len(ids) - n, _kind(exc))
+                return ids[n:]
+        return []
 
     def oldest_waiting(self) -> float | None:
         """When the oldest message still waiting in the interpretation queue was enqueued

@@ -12,6 +12,9 @@ exception goes to the worker's log as its type and stack, without its message. A
 up again ``max_attempts`` times without finishing (its worker killed each time) ends `failed`
 too. After a vanished attempt, the batch's panels are retried one transaction each, so one bad
 panel never takes its batch-mates down with it again.
+
+A critical interpretation of a clinic with a webhook gets its alert in the same transaction
+(labinterp.services.alerts); the caller publishes the alerts' tasks once it has returned.
 """
 
 from __future__ import annotations
@@ -27,10 +30,12 @@ from sqlalchemy import Connection, Engine
 
 from labinterp import metrics
 from labinterp.broker import SOFT_TIME_LIMIT
+from labinterp.config import DEFAULT_ALERT_GIVE_UP_SECONDS
 from labinterp.db import write_transaction
-from labinterp.domain import PanelRejected, Ruleset, accept_panel, interpret
+from labinterp.domain import PanelRejected, Priority, Ruleset, accept_panel, interpret
 from labinterp.models import FailureCode, PanelStatus
 from labinterp.redaction import describe_exception
+from labinterp.repositories import alerts as alerts_repo
 from labinterp.repositories import interpretations as repo
 from labinterp.repositories.interpretations import Claim, NewInterpretation, StoredRevision
 from labinterp.services import audit
@@ -39,6 +44,8 @@ from labinterp.services.audit import SYSTEM
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], dt.datetime]
+
+DEFAULT_ALERT_GIVE_UP = dt.timedelta(seconds=DEFAULT_ALERT_GIVE_UP_SECONDS)
 
 
 def _utcnow() -> dt.datetime:
@@ -57,11 +64,13 @@ class BatchOutcome:
     already_done: list[uuid.UUID] = field(default_factory=list)  # interpreted before
     failed: list[tuple[uuid.UUID, FailureCode]] = field(default_factory=list)
     skipped: list[uuid.UUID] = field(default_factory=list)  # not queued (done or unknown)
+    alerts: list[uuid.UUID] = field(default_factory=list)  # made, to publish after the commit
 
     def merge(self, other: BatchOutcome) -> None:
         self.interpreted += other.interpreted
         self.already_done += other.already_done
         self.failed += other.failed
+        self.alerts += other.alerts
 
     def summary(self) -> str:
         return (
@@ -78,6 +87,7 @@ def interpret_panels(
     max_attempts: int,
     retried: bool = False,
     clock: Clock = _utcnow,
+    alert_give_up: dt.timedelta = DEFAULT_ALERT_GIVE_UP,
 ) -> BatchOutcome:
     """Interpret the current revision of each panel that is still `queued`.
 
@@ -88,6 +98,9 @@ def interpret_panels(
     transaction each: a panel that kills its worker every time ends `failed` after
     ``max_attempts`` takes, alone, and never takes its batch-mates down with it. (The sweeper
     counts an attempt too, when it publishes again a panel whose message vanished.)
+
+    The alerts made (``outcome.alerts``, given up ``alert_give_up`` after they are made) are
+    committed when this returns: the caller publishes them.
     """
     outcome = BatchOutcome()
     if not retried:
@@ -99,7 +112,7 @@ def interpret_panels(
                 outcome.merge(_fail_exhausted(conn, exhausted, clock()))
             work = [c for c in claims if c.attempts < max_attempts]
             if work:
-                outcome.merge(_interpret_batch(conn, rulesets, work, clock))
+                outcome.merge(_interpret_batch(conn, rulesets, work, clock, alert_give_up))
         return outcome
     with write_transaction(engine) as conn:
         claims = repo.claim_queued(conn, panel_ids, count=True)
@@ -109,7 +122,7 @@ def interpret_panels(
             if claim.attempts >= max_attempts:
                 outcome.merge(_fail_exhausted(conn, [claim], clock()))
             else:
-                outcome.merge(_interpret_batch(conn, rulesets, [claim], clock))
+                outcome.merge(_interpret_batch(conn, rulesets, [claim], clock, alert_give_up))
     return outcome
 
 
@@ -123,11 +136,12 @@ def _interpret_batch(
     rulesets: Mapping[str, Ruleset],
     claims: Sequence[Claim],
     clock: Clock,
+    alert_give_up: dt.timedelta,
 ) -> BatchOutcome:
     """Judge the current revisions of the claimed panels and store the results, in the
     caller's transaction."""
     stored = repo.current_revisions(conn, [c.panel_id for c in claims])
-    return _judge_and_store(conn, rulesets, claims, stored, clock)
+    return _judge_and_store(conn, rulesets, claims, stored, clock, alert_give_up)
 
 
 def _judge_and_store(
@@ -136,10 +150,11 @@ def _judge_and_store(
     claims: Sequence[Claim],
     stored: Sequence[StoredRevision],
     clock: Clock,
+    alert_give_up: dt.timedelta = DEFAULT_ALERT_GIVE_UP,
 ) -> BatchOutcome:
     """The engine's judgement of each revision read, stored; each panel's status set only if
     the revision judged is still its current one (a correction committed since the read
-    stays `queued` for its own message)."""
+    stays `queued` for its own message), and an alert made for each critical one."""
     outcome = BatchOutcome()
     by_panel = {c.panel_id: c for c in claims}
     fresh: list[NewInterpretation] = []
@@ -157,6 +172,8 @@ def _judge_and_store(
     now = clock()
     stored_now = repo.store_interpretations_with_ids(conn, fresh, now)
     repo.show_newest(conn, stored_now)
+    critical = [(s.id, s.new.panel_id) for s in stored_now if s.priority is Priority.CRITICAL]
+    outcome.alerts = alerts_repo.create_alerts(conn, critical, now, now + alert_give_up)
     written = [s.new for s in stored_now]
     mine = {r.revision_id for r in written}
     raced = [r for r in fresh if r.revision_id not in mine]  # another worker stored it first
