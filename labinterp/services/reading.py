@@ -434,6 +434,8 @@ def patient_trend(
     page: int,
     per_page: int,
     clinic_name: str | None = None,
+    *,
+    audited: bool = True,
 ) -> tuple[list[TrendPoint], int]:
     """One analyte of one patient over time, canonical units, with the interval used.
 
@@ -477,6 +479,8 @@ def patient_trend(
         )
     start = (page - 1) * per_page
     shown = items[start : start + per_page]
+    if not audited:  # the caller records the read with the rest of what it shows
+        return shown, len(items)
     audit.record(
         session,
         actor,

@@ -82,6 +82,7 @@ def read_panel_page(
                 1,
                 _ALL_OF_THEM,
                 clinic_name=panel.clinic.name,
+                audited=False,  # one event for the whole page, below
             )
         except (NotFound, InvalidInput):  # nothing of it stored yet
             continue
