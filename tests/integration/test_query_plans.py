@@ -1,6 +1,7 @@
 """The queries the code runs use the indexes the migrations made for them, checked with
 EXPLAIN on PostgreSQL with enough rows that a sequential scan would be chosen if it were
-cheaper: 20,000 panels of 5,000 patients in 20 clinics, loaded set-based, then analysed.
+cheaper: 20,000 panels of 5,000 patients in 20 clinics, loaded set-based, then analysed;
+40 % of them in the review queue, half of those pending.
 
 The SQL is what the repository functions send, caught on its way to the server, so a change
 in the shape of a query (a join, a function around a column, an ORDER BY the index cannot
@@ -20,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from labinterp.db import make_engine, make_session_factory, upgrade_database
 from labinterp.repositories.panels import PanelFilter, get_by_accession, list_panels
+from labinterp.repositories.review import QueueFilter, queue_counts, queue_page
 from tests.integration.services import fresh_postgres_database
 
 pytestmark = pytest.mark.postgres
@@ -43,6 +45,20 @@ LOAD = [
                  + (hashtext(p.id::text || r) % 300) * INTERVAL '1 day',
                now(), now()
         FROM patients AS p, generate_series(1, {PANELS_PER_PATIENT}) AS r""",
+    # the review queue: 40 % flagged (the rest normal), of which 2 % critical and 10 % urgent;
+    # half of the queue pending, half reviewed
+    """UPDATE panels SET finding_status = q.status, priority = q.priority,
+                         priority_rank = q.rank, review_status = q.review_status
+       FROM (SELECT id,
+                    CASE WHEN h < 600 THEN 'normal' ELSE 'flagged' END AS status,
+                    CASE WHEN h BETWEEN 600 AND 607 THEN 'critical'
+                         WHEN h BETWEEN 608 AND 647 THEN 'urgent' ELSE 'routine' END AS priority,
+                    CASE WHEN h BETWEEN 600 AND 607 THEN 0
+                         WHEN h BETWEEN 608 AND 647 THEN 1 ELSE 2 END AS rank,
+                    CASE WHEN h < 600 THEN NULL
+                         WHEN h % 2 = 0 THEN 'pending' ELSE 'reviewed' END AS review_status
+             FROM (SELECT id, abs(hashtext(id::text)) % 1000 AS h FROM panels) AS hashed) AS q
+       WHERE q.id = panels.id""",
 ]
 
 
@@ -218,3 +234,96 @@ def test_the_statements_checked_are_the_ones_the_repository_sends(
     assert "WHERE panels.clinic_id IN" in flat
     assert "ORDER BY panels.collected_at DESC, panels.id" in flat and "LIMIT" in flat
     assert isinstance(facts["clinics"][0], uuid.UUID)
+
+
+def _sorted_at_most(nodes: list[dict[str, Any]], rows: int, what: str) -> None:
+    """No Sort takes in more than ``rows`` rows (as planned): the index gives the order, and
+    only a page's worth is ever sorted (an Incremental Sort only breaks the index's ties)."""
+    for node in nodes:
+        if node["Node Type"] == "Sort":
+            fed = node["Plans"][0]["Plan Rows"]
+            assert fed <= rows, f"{what}: a Sort of {fed} rows: {_describe(nodes)}"
+
+
+def test_the_pending_queue_reads_its_clinics_index_range_and_counts_from_the_index(
+    loaded: tuple[Engine, dict[str, Any]],
+) -> None:
+    engine, facts = loaded
+    where = QueueFilter(clinic_ids=[facts["clinics"][0]])
+    for page_number in (1, 5):
+        page, count = _plans_of(
+            engine, lambda s, n=page_number: queue_page(s, where, (n - 1) * 20, 20)
+        )
+        print(f"\nqueue page {page_number}: {_describe(page)}\nqueue count: {_describe(count)}")
+        for nodes in (page, count):
+            _assert_no_seq_scan(nodes, "the review queue")
+        assert "ix_panels_review_queue" in _indexes(page), _describe(page)
+        _sorted_at_most(page, page_number * 20, "the review queue")
+        assert any(
+            n["Node Type"] == "Index Only Scan" and n["Index Name"] == "ix_panels_review_queue"
+            for n in count
+        ), _describe(count)
+
+
+def test_a_clinician_of_two_clinics_sorts_each_clinics_first_rows_not_every_pending_row(
+    loaded: tuple[Engine, dict[str, Any]],
+) -> None:
+    engine, facts = loaded
+    where = QueueFilter(clinic_ids=facts["clinics"])
+    page, _count = _plans_of(engine, lambda s: queue_page(s, where, 40, 20))
+    print(f"\ntwo clinics, queue page 3: {_describe(page)}")
+    _assert_no_seq_scan(page, "the review queue of two clinics")
+    scans = [n for n in page if n.get("Index Name") == "ix_panels_review_queue"]
+    assert len(scans) == 2, f"one ordered range per clinic: {_describe(page)}"
+    _sorted_at_most(page, 2 * 60, "the review queue of two clinics")
+
+
+def test_the_queue_of_two_clinics_pages_through_both_in_queue_order(
+    loaded: tuple[Engine, dict[str, Any]],
+) -> None:
+    """Each clinic's rows are merged: page by page, the same ids in the same order as one
+    ORDER BY over both clinics, ties in collection time broken by id."""
+    engine, facts = loaded
+    clinics = facts["clinics"]
+    with make_session_factory(engine)() as session:
+        expected = list(
+            session.scalars(
+                text(
+                    "SELECT id FROM panels WHERE clinic_id IN (:a, :b) AND review_status = "
+                    "'pending' ORDER BY priority_rank, collected_at, id"
+                ),
+                {"a": clinics[0], "b": clinics[1]},
+            )
+        )
+        seen, totals = [], set()
+        for offset in range(0, len(expected) + 30, 30):
+            rows, total = queue_page(session, QueueFilter(clinic_ids=clinics), offset, 30)
+            seen += [row.panel_id for row in rows]
+            totals.add(total)
+    assert len(expected) > 300  # several pages, ties among them
+    assert seen == expected
+    assert totals == {len(expected)}
+
+
+def test_the_filter_counts_read_the_queue_index_only(
+    loaded: tuple[Engine, dict[str, Any]],
+) -> None:
+    engine, facts = loaded
+    clinic = facts["clinics"][0]
+    (nodes,) = _plans_of(engine, lambda s: queue_counts(s, [clinic]))
+    print(f"\nqueue filter counts: {_describe(nodes)}")
+    assert any(
+        n["Node Type"] == "Index Only Scan" and n["Index Name"] == "ix_panels_review_queue"
+        for n in nodes
+    ), _describe(nodes)
+    with make_session_factory(engine)() as session:
+        counts = queue_counts(session, [clinic])
+        plain = session.execute(
+            text(
+                "SELECT CASE review_status WHEN 'pending' THEN priority ELSE review_status END, "
+                "count(*) FROM panels WHERE clinic_id = :c AND review_status IS NOT NULL "
+                "GROUP BY 1"
+            ),
+            {"c": clinic},
+        )
+        assert counts == {str(key): n for key, n in plain}
