@@ -8,8 +8,9 @@ queue: 2 % of those critical, 10 % urgent, the rest routine; half of the queue r
 already), and the NHANES templates (5,905 panels) in a second clinic. Then, in one run:
 
 1. In process, BENCH_REPS times each after a warm-up, for each shape of the queue (pending
-   page 1 and page 200, `status=all`, `priority=critical`, `flag=hypokalemia`, a clinician of
-   both clinics at page 1 and page 200, and the filter links' counts the web page asks for):
+   page 1 and page 200, `status=all`, `priority=critical`, `flag=hypokalemia`,
+   `alert=undelivered`, a clinician of both clinics at page 1 and page 200, and the filter
+   links' counts the web page asks for):
    the service call `services.review.review_queue` (its queries, its audit write and its
    commit: one unit of work), and each statement the repository sends, run alone on a driver
    connection, so that the page and the count are timed apart. Baselines in the same run:
@@ -76,6 +77,7 @@ SHAPES = [
     Shape("all, page 1", False, {"status": "all"}, "?status=all"),
     Shape("priority=critical", False, {"priorities": [Priority.CRITICAL]}, "?priority=critical"),
     Shape("flag=hypokalemia", False, {"flags": ["hypokalemia"]}, "?flag=hypokalemia"),
+    Shape("alert=undelivered", False, {"undelivered_alerts": True}, "?alert=undelivered"),
     Shape("two clinics, page 1", True),
     Shape("two clinics, page 200", True, {"page": 200}, "?page=200"),
     Shape("web page: with the filter counts", False, {"with_counts": True}, None),
