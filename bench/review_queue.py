@@ -192,7 +192,8 @@ def explain(engine: Engine, actors: Mapping[bool, Actor]) -> list[tuple[str, str
                 summary.append((shape.name, label, describe(plan), plan["Execution Time"]))
                 if shape is SHAPES[0]:
                     cursor.execute("EXPLAIN (ANALYZE, BUFFERS) " + statement, parameters)
-                    text = "\n".join(f"    {row[0]}" for row in cursor.fetchall())
+                    # "  : " before each line: run_all.py's paste keeps none of them
+                    text = "\n".join(f"  : {row[0]}" for row in cursor.fetchall())
                     print(f"\nEXPLAIN (ANALYZE, BUFFERS), {shape.name}, {label}:\n{text}")
                 raw.rollback()
     finally:
