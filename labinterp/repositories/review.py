@@ -76,6 +76,10 @@ def _filters(where: QueueFilter) -> list[ColumnElement[bool]]:
         clauses.append(
             exists()
             .where(
+                # by panel too: the few alerts not delivered lead to their panels by primary
+                # key (panels has no index on interpretation_id: without it, every queued row
+                # of the clinic was hashed against them)
+                alert.panel_id == Panel.id,
                 alert.interpretation_id == Panel.interpretation_id,
                 alert.status != AlertStatus.DELIVERED.value,
             )
