@@ -93,6 +93,7 @@ class Panel(Base):
             "review_status",
             "priority_rank",
             "collected_at",
+            "id",  # the order's last key: a page comes straight off the index, unsorted
             postgresql_where=text("review_status IS NOT NULL"),
             sqlite_where=text("review_status IS NOT NULL"),
         ),
@@ -102,6 +103,7 @@ class Panel(Base):
             "clinic_id",
             "priority_rank",
             "collected_at",
+            "id",
             postgresql_where=text("review_status IS NOT NULL"),
             sqlite_where=text("review_status IS NOT NULL"),
         ),

@@ -10,8 +10,8 @@ Create Date: 2026-12-03
   (0 critical, 1 urgent, 2 routine), the finding and red-flag codes; ``review_status``
   (``pending`` or ``reviewed``; NULL for panels outside the queue: normal, or not yet
   interpreted) and the significance digest it was reviewed at (``reviewed_signature``).
-  Two partial indexes serve the queue: (clinic, review status, rank, collection time) for
-  ``pending`` and ``reviewed``, and (clinic, rank, collection time) for ``all``.
+  Two partial indexes serve the queue in its order (rank, collection time, id): under
+  (clinic, review status) for ``pending`` and ``reviewed``, under the clinic for ``all``.
   Existing panels take their newest interpretation's state, and are pending review.
 * ``users.username`` becomes ``users.email``.
 * ``reviews``: the reviewer's user, and the significance digest reviewed.
@@ -58,14 +58,14 @@ def upgrade() -> None:
     op.create_index(
         "ix_panels_review_queue",
         "panels",
-        ["clinic_id", "review_status", "priority_rank", "collected_at"],
+        ["clinic_id", "review_status", "priority_rank", "collected_at", "id"],
         postgresql_where=_IN_QUEUE,
         sqlite_where=_IN_QUEUE,
     )
     op.create_index(
         "ix_panels_review_all",
         "panels",
-        ["clinic_id", "priority_rank", "collected_at"],
+        ["clinic_id", "priority_rank", "collected_at", "id"],
         postgresql_where=_IN_QUEUE,
         sqlite_where=_IN_QUEUE,
     )
