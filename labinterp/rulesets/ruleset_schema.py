@@ -24,6 +24,7 @@ from labinterp.domain.ruleset import (
 )
 from labinterp.domain.units import normalise_unit
 from labinterp.rulesets.analyte_schema import build_analyte, sources_of
+from labinterp.rulesets.ruleset_rules import build_rules  # the context half of the file
 from labinterp.rulesets.schema_tools import Checker, Map, require_sources
 
 TOP_KEYS = (
@@ -190,8 +191,6 @@ def _severity(check: Checker, doc: Map, codes: set[str]) -> Severity:
 
 def build_ruleset(doc: Any, where: str, expected_version: str | None = None) -> Ruleset:
     """Validate ``doc`` (the file ``where``) and build its :class:`Ruleset`."""
-    from labinterp.rulesets.ruleset_rules import build_rules  # the context half of the file
-
     check = Checker(where)
     doc = check.mapping(doc, 1, "a ruleset file")
     check.keys(
