@@ -15,7 +15,7 @@ from labinterp.api.parsing import Blueprint
 from labinterp.api.problems import Problem
 from labinterp.api.session import db, runtime
 from labinterp.domain import Ruleset
-from labinterp.domain.ruleset_schema import finding_codes
+from labinterp.domain.ruleset import finding_codes
 from labinterp.repositories.panels import FINDING_STATUSES, PANEL_STATUSES, PanelFilter
 from labinterp.schemas.common import PageQuery
 from labinterp.schemas.fields import Text, UtcDateTime

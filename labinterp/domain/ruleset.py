@@ -169,6 +169,16 @@ class Analyte:
         return tuple(seen)
 
 
+def finding_codes(analytes: Mapping[str, Analyte]) -> set[str]:
+    """Every finding code the analytes can produce: their low, high and decision-band codes."""
+    codes: set[str] = set()
+    for analyte in analytes.values():
+        codes.update(c for c in (analyte.finding_low, analyte.finding_high) if c)
+        if analyte.decision:
+            codes.update(band.code for band in analyte.decision.bands)
+    return codes
+
+
 @dataclass(frozen=True)
 class RedFlagRule:
     code: str

@@ -10,7 +10,7 @@ import datetime as dt
 
 import pytest
 
-from labinterp.domain.testing import (
+from tests.builders import (
     COLLECTED,
     R1,
     R2,

@@ -8,7 +8,7 @@ import datetime as dt
 import pytest
 
 from labinterp.domain import PanelRejected, RawPanel, accept_panel
-from labinterp.domain.testing import (
+from tests.builders import (
     COLLECTED,
     NOW,
     R1,

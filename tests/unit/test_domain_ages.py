@@ -16,7 +16,7 @@ from labinterp.domain.ages import (
     whole_months,
     whole_years,
 )
-from labinterp.domain.testing import D, finding_of, res, result_of, run
+from tests.builders import D, finding_of, res, result_of, run
 
 COLLECTED_DAY = dt.date(2026, 11, 20)
 

@@ -3,7 +3,7 @@ critical limits on the measured value; pseudohypocalcemia; check_albumin."""
 
 from __future__ import annotations
 
-from labinterp.domain.testing import D, finding_of, res, result_of, run
+from tests.builders import D, finding_of, res, result_of, run
 
 
 def test_low_total_with_low_albumin_is_corrected_payne():

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from labinterp.domain.testing import D, finding_of, res, result_of, run
+from tests.builders import D, finding_of, reject, res, result_of, run
 
 PLUS_TWO = dt.timezone(dt.timedelta(hours=2))
 MINUS_FIVE = dt.timezone(dt.timedelta(hours=-5))
@@ -155,15 +155,11 @@ def test_unknown_sex_uses_the_sex_bands_where_they_agree():
 
 
 def test_an_impossible_value_is_never_shown_rounded_onto_the_limit_it_crossed():
-    from labinterp.domain.testing import reject
-
     message = reject(res("magnesium", "24.31", "mg/dL"))["results.0.value"][0]
     assert "(10.001 mmol/L) is outside the physiologically possible range 0.05–10" in message
 
 
 def test_a_birth_date_older_than_any_patient_is_refused():
-    from labinterp.domain.testing import reject
-
     errors = reject(res("potassium", "4.0", "mmol/L"), birth_date=dt.date(1800, 1, 1))
     assert "older than 130 years" in errors["patient.birth_date"][0]
 

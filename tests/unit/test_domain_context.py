@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from labinterp.domain import Twitching
-from labinterp.domain.testing import TWITCHING, res, run
+from tests.builders import TWITCHING, res, run
 
 NORMAL_K = res("potassium", "4.2", "mmol/L")
 

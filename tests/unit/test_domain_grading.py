@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from labinterp.domain.testing import TWITCHING, D, finding_of, res, run
+from tests.builders import TWITCHING, D, finding_of, res, run
 
 # (analyte, value in canonical unit, expected code, finding, grade, critical)
 CASES = [

@@ -7,7 +7,7 @@ import json
 from decimal import Decimal
 
 from labinterp.domain import Twitching
-from labinterp.domain.testing import R1, D, finding_of, res, result_of, run
+from tests.builders import R1, D, finding_of, res, result_of, run
 
 API_KEYS = {
     "ruleset",

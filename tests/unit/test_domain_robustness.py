@@ -12,7 +12,7 @@ import pytest
 import simplejson
 
 from labinterp.domain import PanelRejected, Twitching, accept_panel, interpret
-from labinterp.domain.testing import NOW, R1, R2, raw_panel, res
+from tests.builders import NOW, R1, R2, raw_panel, res
 
 SHARED = Path(__file__).resolve().parents[2].parent / "shared"
 NHANES = sorted((SHARED / "fixtures" / "nhanes").glob("*.csv"))

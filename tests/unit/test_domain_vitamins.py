@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from labinterp.domain.testing import R2, D, finding_of, res, result_of, run
+from tests.builders import R2, D, finding_of, res, result_of, run
 
 
 @pytest.mark.parametrize(

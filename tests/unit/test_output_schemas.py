@@ -18,11 +18,11 @@ from typing import Any
 import pytest
 
 from labinterp.domain import Interpretation
-from labinterp.domain.testing import res, run
 from labinterp.domain.types import Twitching
 from labinterp.jsontext import dumps
 from labinterp.schemas.output import InterpretationOut
 from labinterp.services.reading import interpretation_view
+from tests.builders import res, run
 
 
 def _json(value: Any) -> Any:

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from labinterp.domain.testing import R1, R2, D
 from labinterp.rulesets import RulesetError, default_directory, load_ruleset, load_rulesets
+from tests.builders import R1, R2, D
 
 REPO = Path(__file__).resolve().parents[2]
 

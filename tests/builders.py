@@ -1,7 +1,6 @@
-"""Builders for tests and demos: a panel in one line, interpreted with the shipped rulesets.
+"""Builders for tests: a panel in one line, interpreted with the shipped rulesets.
 
-Framework-free like the rest of the domain; used by the unit tests, handy in a REPL:
-``run(res("potassium", "2.6", "mmol/L")).summary``.
+Used by the unit tests, handy in a REPL: ``run(res("potassium", "2.6", "mmol/L")).summary``.
 """
 
 from __future__ import annotations
@@ -23,12 +22,11 @@ from labinterp.domain import (
     interpret,
 )
 from labinterp.domain.ruleset import Ruleset
+from labinterp.rulesets import load_rulesets
 
 
 def shipped_rulesets() -> dict[str, Ruleset]:
-    """The repository's rulesets (reading files is the loader's job, hence the late import)."""
-    from labinterp.rulesets import load_rulesets
-
+    """The repository's rulesets, read by the same loader as startup."""
     return load_rulesets()
 
 

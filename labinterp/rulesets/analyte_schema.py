@@ -18,8 +18,8 @@ from labinterp.domain.ruleset import (
     UnitConversion,
     frozen_map,
 )
-from labinterp.domain.schema_tools import Checker, Map
 from labinterp.domain.units import normalise_unit
+from labinterp.rulesets.schema_tools import Checker, Map
 
 ANALYTE_KEYS = (
     "display",

@@ -16,8 +16,8 @@ from typing import Any
 import yaml
 
 from labinterp.domain.ruleset import Ruleset, RulesetError
-from labinterp.domain.ruleset_schema import build_ruleset
-from labinterp.domain.schema_tools import Map, Seq
+from labinterp.rulesets.ruleset_schema import build_ruleset
+from labinterp.rulesets.schema_tools import Map, Seq
 
 __all__ = ["RulesetError", "default_directory", "load_ruleset", "load_rulesets"]
 

@@ -11,7 +11,6 @@ import datetime as dt
 from typing import Any
 
 from labinterp.domain.ages import AgeBound
-from labinterp.domain.analyte_schema import build_analyte, sources_of
 from labinterp.domain.ruleset import (
     SEVERITY_ORDER,
     Analyte,
@@ -20,10 +19,13 @@ from labinterp.domain.ruleset import (
     Ruleset,
     Severity,
     Source,
+    finding_codes,
     frozen_map,
 )
-from labinterp.domain.schema_tools import Checker, Map, require_sources
 from labinterp.domain.units import normalise_unit
+from labinterp.rulesets.analyte_schema import build_analyte, sources_of
+from labinterp.rulesets.ruleset_rules import build_rules  # the context half of the file
+from labinterp.rulesets.schema_tools import Checker, Map, require_sources
 
 TOP_KEYS = (
     "version",
@@ -187,19 +189,8 @@ def _severity(check: Checker, doc: Map, codes: set[str]) -> Severity:
     )
 
 
-def finding_codes(analytes: dict[str, Analyte]) -> set[str]:
-    codes: set[str] = set()
-    for analyte in analytes.values():
-        codes.update(c for c in (analyte.finding_low, analyte.finding_high) if c)
-        if analyte.decision:
-            codes.update(band.code for band in analyte.decision.bands)
-    return codes
-
-
 def build_ruleset(doc: Any, where: str, expected_version: str | None = None) -> Ruleset:
     """Validate ``doc`` (the file ``where``) and build its :class:`Ruleset`."""
-    from labinterp.domain.ruleset_rules import build_rules  # the context half of the file
-
     check = Checker(where)
     doc = check.mapping(doc, 1, "a ruleset file")
     check.keys(
@@ -262,4 +253,4 @@ def build_ruleset(doc: Any, where: str, expected_version: str | None = None) -> 
     )
 
 
-__all__ = ["build_ruleset", "finding_codes"]
+__all__ = ["build_ruleset"]

@@ -1,7 +1,8 @@
 """Small tools for validating a ruleset document that remembers its line numbers.
 
-The YAML reader (:mod:`labinterp.rulesets`) turns mappings into :class:`Map` and sequences into
-:class:`Seq`, both carrying the line of every node, so each error names file and line.
+The YAML reader (:mod:`labinterp.rulesets.loader`) turns mappings into :class:`Map` and
+sequences into :class:`Seq`, both carrying the line of every node, so each error names file and
+line.
 """
 
 from __future__ import annotations

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from labinterp.domain.analyte_schema import sources_of
 from labinterp.domain.ruleset import (
     FactorRelation,
     FollowUpRule,
@@ -13,7 +12,8 @@ from labinterp.domain.ruleset import (
     NoteRule,
     RedFlagRule,
 )
-from labinterp.domain.schema_tools import Checker, Map
+from labinterp.rulesets.analyte_schema import sources_of
+from labinterp.rulesets.schema_tools import Checker, Map
 
 NOTE_FIELDS = {
     "analyte",
