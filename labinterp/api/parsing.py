@@ -11,7 +11,8 @@ from flask import current_app
 from webargs.flaskparser import FlaskParser
 
 from labinterp.api.jsonio import loads
-from labinterp.api.problems import Problem, flatten_messages
+from labinterp.api.problems import Problem
+from labinterp.schemas.messages import flatten_messages
 
 JSON_TYPES = ("application/json", "application/fhir+json")
 
