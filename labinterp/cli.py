@@ -765,6 +765,87 @@ def users_demo(clinic: str, email: str) -> None:
     click.echo(password)
 
 
+@main.command("import")
+@click.argument("file", metavar="FILE")
+@click.option("--clinic", "clinic_name", required=True, help="the clinic the panels belong to")
+@click.option(
+    "--errors",
+    "errors_path",
+    default=None,
+    type=click.Path(dir_okay=False, writable=True),
+    help="write the rejected rows here (CSV: line, accession, field, reason)",
+)
+def import_(file: str, clinic_name: str, errors_path: str | None) -> None:
+    """Import historical results: the CSV of API.md "Command line" (FILE, gzip or not; `-`
+    reads standard input). Each panel is accepted or rejected whole, as the API would; the
+    imported ones are queued for interpretation. Importing a file again changes nothing."""
+    from labinterp.progress import CommandProgress
+    from labinterp.services.accounts import find_clinic
+    from labinterp.services.errors import NotFound
+    from labinterp.services.importing import (
+        ErrorReport,
+        ImportRefused,
+        ImportSummary,
+        import_panels,
+        open_source,
+        read_panels,
+    )
+    from labinterp.services.panels import ClinicRef
+    from labinterp.services.rulesets import cached_active_ruleset
+
+    with _session() as session:
+        try:
+            found = find_clinic(session, clinic_name)
+        except NotFound:
+            _fail(f"no clinic {clinic_name!r}: create it with `labinterp clinics create NAME`")
+        clinic = ClinicRef(found.id, found.name)
+    from labinterp.runtime import get_runtime
+
+    rt = get_runtime()
+    ruleset = cached_active_ruleset(
+        rt.session_factory, rt.active_ruleset, rt.rulesets, rt.settings.default_ruleset
+    )
+
+    def caption(s: ImportSummary, seconds: float) -> str:
+        return (
+            f"{s.rows:,} rows, {s.panels:,} panels ({s.imported:,} imported, "
+            f"{s.already_present:,} already present, {s.conflicting:,} conflicting, "
+            f"{s.rejected:,} rejected), {s.panels / seconds:,.0f} panels/s"
+        )
+
+    try:
+        with contextlib.ExitStack() as stack:
+            source = stack.enter_context(open_source(file))
+            errors_stream = (
+                None
+                if errors_path is None
+                else stack.enter_context(open(errors_path, "w", encoding="utf-8", newline=""))
+            )
+            bar = stack.enter_context(CommandProgress(sys.stderr, source.size))
+            summary = import_panels(
+                rt.engine,
+                _operator(),
+                clinic,
+                read_panels(source.text),
+                ruleset,
+                dt.datetime.now(dt.UTC),
+                ErrorReport(errors_stream),
+                on_panel=lambda s: bar.update(source.position(), caption(s, bar.elapsed())),
+            )
+            bar.update(source.position(), caption(summary, bar.elapsed()), final=True)
+    except ImportRefused as exc:
+        _fail(f"{file}: {exc}")
+    except OSError as exc:
+        _fail(f"{file}: {exc.strerror or exc}")
+    click.echo(
+        f"imported {summary.imported}, already present {summary.already_present}, "
+        f"conflicting {summary.conflicting}, rejected {summary.rejected} "
+        f"({summary.panels} panels, {summary.rows} rows)"
+    )
+    if (summary.conflicting or summary.rejected) and errors_path is None:
+        click.echo("rerun with --errors FILE to see why panels were refused", err=True)
+
+
 @main.group()
 def rulesets() -> None:
     """Ruleset versions: list them, check a file, choose the one new panels use."""
