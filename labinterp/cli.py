@@ -830,7 +830,7 @@ def import_(file: str, clinic_name: str, errors_path: str | None) -> None:
                 ruleset,
                 dt.datetime.now(dt.UTC),
                 ErrorReport(errors_stream),
-                on_panel=lambda s: bar.update(source.position(), caption(s, bar.elapsed())),
+                on_progress=lambda s: bar.update(source.position(), caption(s, bar.elapsed())),
             )
             bar.update(source.position(), caption(summary, bar.elapsed()), final=True)
     except ImportRefused as exc:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, cast
@@ -103,6 +104,25 @@ def store_new_panel(engine: Engine, panel: NewPanel) -> None:
     else:
         with write_transaction(engine) as conn:
             _insert_rows(conn, panel)
+
+
+def store_new_panels(engine: Engine, panels: Sequence[NewPanel]) -> None:
+    """Write several new panels in one transaction (bulk import: one commit, not one per
+    panel). All or nothing: an accession already stored raises ``IntegrityError`` and none of
+    them is written, so the caller may submit them one by one instead."""
+    with write_transaction(engine) as conn:
+        if engine.dialect.name != "postgresql":
+            for panel in panels:
+                _insert_rows(conn, panel)
+            return
+        cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        try:
+            for panel in panels:
+                cursor.execute(_POSTGRES_INSERT, _postgres_parameters(panel))
+        except conn.dialect.loaded_dbapi.Error as exc:
+            raise driver_error(conn.dialect, _POSTGRES_INSERT, exc) from None
+        finally:
+            cursor.close()
 
 
 # Everything goes in as one JSON parameter: psycopg adapts one string instead of forty values

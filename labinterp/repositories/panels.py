@@ -57,6 +57,19 @@ def get_by_accession(session: Session, clinic_id: uuid.UUID, accession: str) -> 
     ).one_or_none()
 
 
+def stored_accessions(
+    session: Session, clinic_id: uuid.UUID, accessions: Collection[str]
+) -> set[str]:
+    """Which of ``accessions`` the clinic has already: one query for a batch of them."""
+    return set(
+        session.scalars(
+            select(Panel.accession).where(
+                Panel.clinic_id == clinic_id, Panel.accession.in_(list(accessions))
+            )
+        )
+    )
+
+
 def get_revision(session: Session, panel_id: uuid.UUID, revision: int) -> PanelRevision | None:
     return session.scalars(
         select(PanelRevision)

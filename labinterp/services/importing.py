@@ -3,10 +3,11 @@
 The file is read as a stream (plain or gzip, a path or standard input) and never held whole:
 rows are grouped while consecutive rows share an accession, each group becomes the panel
 document the API would have received, and that document meets the API's own schema
-(``PanelIn``) and acceptance (``submit_panel``), so an imported panel is accepted or refused
+(``PanelIn``) and acceptance (``submit_panels``), so an imported panel is accepted or refused
 with the API's rules and words. Rejected panels go to the error report, one line per problem;
-good panels are stored ``queued`` and unpublished, and every worker's relay publishes them up
-to 200 panel ids per Celery message (labinterp.services.relay): the interpretation is chunked.
+good panels are stored ``queued`` and unpublished, a batch of them per transaction, and every
+worker's relay publishes them up to 200 panel ids per Celery message
+(labinterp.services.relay): the interpretation is chunked, not one message per panel.
 
 Rows of one accession must be together. A later reappearance of an accession is read as
 another posting of it (remembering every accession seen would make memory grow with the
@@ -37,7 +38,7 @@ from labinterp.schemas.messages import flatten_messages
 from labinterp.schemas.panels import PanelIn
 from labinterp.services.audit import Actor
 from labinterp.services.errors import AccessionConflict, InvalidInput
-from labinterp.services.panels import ClinicRef, submit_panel
+from labinterp.services.panels import ClinicRef, submit_panels
 
 HEADER = (
     "accession",
@@ -305,6 +306,9 @@ class ErrorReport:
             self._writer.writerow((line, accession, field_path, reason))
 
 
+BATCH = 100  # panels per transaction: one commit each, and one query for their accessions
+
+
 def import_panels(
     engine: Engine,
     actor: Actor,
@@ -313,54 +317,76 @@ def import_panels(
     ruleset: Ruleset,
     now: dt.datetime,
     report: ErrorReport,
-    on_panel: Callable[[ImportSummary], None] | None = None,
+    on_progress: Callable[[ImportSummary], None] | None = None,
+    batch: int = BATCH,
 ) -> ImportSummary:
-    """Submit each panel read from the file, as the API would: one transaction per panel
-    (``submit_panel``), so a refused panel never stops the others. Idempotent: the key is
+    """Submit each panel read from the file as the API would, ``batch`` panels per transaction
+    (``submit_panels``): a refused panel never stops the others. Idempotent: the key is
     (clinic, accession) with the content hash, so importing a file again stores nothing and
-    counts its panels as already present."""
+    counts its panels as already present. Holds at most ``batch`` panels at a time."""
     summary = ImportSummary()
+    pending: list[tuple[Candidate, dict[str, Any]]] = []
     for panel, rows in panels:
         summary.rows += rows
         summary.panels += 1
-        _import_one(engine, actor, clinic, panel, ruleset, now, report, summary)
-        if on_panel is not None:
-            on_panel(summary)
+        document = _parsed(panel, report, summary)
+        if document is not None:
+            pending.append((panel, document))
+        if len(pending) >= batch:
+            _submit(engine, actor, clinic, pending, ruleset, now, report, summary)
+            pending = []
+            if on_progress is not None:
+                on_progress(summary)
+    _submit(engine, actor, clinic, pending, ruleset, now, report, summary)
+    if on_progress is not None:
+        on_progress(summary)
     return summary
 
 
-def _import_one(
+def _parsed(panel: Candidate, report: ErrorReport, summary: ImportSummary) -> dict[str, Any] | None:
+    """The panel through the API's schema, or None (counted rejected, reported) when refused."""
+    errors = list(panel.problems)
+    if not errors:
+        try:
+            return cast(dict[str, Any], PanelIn().load(panel.document))
+        except ValidationError as exc:
+            errors = _located(panel, flatten_messages(exc.messages))
+    _reject(panel, errors, report, summary)
+    return None
+
+
+def _submit(
     engine: Engine,
     actor: Actor,
     clinic: ClinicRef,
-    panel: Candidate,
+    pending: list[tuple[Candidate, dict[str, Any]]],
     ruleset: Ruleset,
     now: dt.datetime,
     report: ErrorReport,
     summary: ImportSummary,
 ) -> None:
-    errors: list[tuple[int, str, str]] = list(panel.problems)
-    document: dict[str, Any] | None = None
-    if not errors:
-        try:
-            document = PanelIn().load(panel.document)
-        except ValidationError as exc:
-            errors = _located(panel, flatten_messages(exc.messages))
-    if document is not None:
-        try:
-            submitted = submit_panel(engine, actor, clinic, document, ruleset, now)
-        except InvalidInput as exc:
-            errors = _located(panel, exc.errors)
-        except AccessionConflict as exc:
+    if not pending:
+        return
+    documents = [document for _, document in pending]
+    outcomes = submit_panels(engine, actor, clinic, documents, ruleset, now)
+    for (panel, _), outcome in zip(pending, outcomes, strict=True):
+        if isinstance(outcome, InvalidInput):
+            _reject(panel, _located(panel, outcome.errors), report, summary)
+        elif isinstance(outcome, AccessionConflict):
             summary.conflicting += 1
-            report.add(panel.line, panel.accession, "accession", str(exc))
-            return
+            report.add(panel.line, panel.accession, "accession", str(outcome))
+        elif outcome.created:
+            summary.imported += 1
         else:
-            if submitted.created:
-                summary.imported += 1
-            else:
-                summary.already_present += 1
-            return
+            summary.already_present += 1
+
+
+def _reject(
+    panel: Candidate,
+    errors: list[tuple[int, str, str]],
+    report: ErrorReport,
+    summary: ImportSummary,
+) -> None:
     summary.rejected += 1
     for line, path, reason in errors:
         report.add(line, panel.accession, path, reason)

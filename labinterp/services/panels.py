@@ -6,6 +6,7 @@ import datetime as dt
 import hashlib
 import json
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -164,6 +165,59 @@ def submit_panel(
         created=True,
         document=panel_document(head, panel.revision, None, {ruleset.version: ruleset}),
     )
+
+
+def submit_panels(
+    engine: Engine,
+    actor: Actor,
+    clinic: ClinicRef,
+    documents: Sequence[dict[str, Any]],
+    ruleset: Ruleset,
+    now: dt.datetime,
+) -> list[Submitted | InvalidInput | AccessionConflict]:
+    """:func:`submit_panel` for each of ``documents`` (bulk import), with the same outcome
+    for each, in order; a refused one is returned, not raised, and never stops the others.
+
+    The accessions the clinic does not have yet are stored in one transaction; those it has,
+    or that come twice, go one by one through :func:`submit_panel` (a repeat or a conflict).
+    Should another writer store one of them meanwhile, the transaction writes nothing and
+    every panel of the batch goes one by one. Idempotency key as for :func:`submit_panel`.
+    """
+    outcomes: list[Submitted | InvalidInput | AccessionConflict | None] = [None] * len(documents)
+    fresh: list[tuple[int, new_panels.NewPanel]] = []
+    for index, document in enumerate(documents):
+        try:
+            accepted = _accept(document, ruleset, now)
+        except InvalidInput as exc:
+            outcomes[index] = exc
+            continue
+        digest = content_hash(document)
+        fresh.append((index, _new_panel(actor, clinic, document, accepted, digest, ruleset, now)))
+    with Session(engine) as session:
+        stored = repo.stored_accessions(session, clinic.id, {p.accession for _, p in fresh})
+    batch: list[tuple[int, new_panels.NewPanel]] = []
+    one_by_one: list[int] = []
+    for index, panel in fresh:
+        if panel.accession in stored:
+            one_by_one.append(index)
+        else:
+            stored.add(panel.accession)  # a second one in this batch goes one by one
+            batch.append((index, panel))
+    try:
+        if batch:
+            new_panels.store_new_panels(engine, [panel for _, panel in batch])
+    except IntegrityError:  # stored meanwhile by another writer: each panel on its own
+        one_by_one += [index for index, _ in batch]
+    else:
+        metrics.PANELS_ACCEPTED.labels("new").inc(len(batch))
+        for index, panel in batch:
+            outcomes[index] = Submitted(panel.id, created=True)
+    for index in sorted(one_by_one):
+        try:
+            outcomes[index] = submit_panel(engine, actor, clinic, documents[index], ruleset, now)
+        except (InvalidInput, AccessionConflict) as exc:
+            outcomes[index] = exc
+    return [outcome for outcome in outcomes if outcome is not None]
 
 
 @dataclass(frozen=True)
