@@ -57,17 +57,23 @@ def get_by_accession(session: Session, clinic_id: uuid.UUID, accession: str) -> 
     ).one_or_none()
 
 
-def stored_accessions(
+def current_hashes(
     session: Session, clinic_id: uuid.UUID, accessions: Collection[str]
-) -> set[str]:
-    """Which of ``accessions`` the clinic has already: one query for a batch of them."""
-    return set(
-        session.scalars(
-            select(Panel.accession).where(
-                Panel.clinic_id == clinic_id, Panel.accession.in_(list(accessions))
-            )
+) -> dict[str, tuple[uuid.UUID, str]]:
+    """Which of ``accessions`` the clinic has already, each with its panel id and the content
+    hash of its current revision: one query for a batch of them."""
+    rows = session.execute(
+        select(Panel.accession, Panel.id, PanelRevision.content_hash)
+        .join(
+            PanelRevision,
+            and_(
+                PanelRevision.panel_id == Panel.id,
+                PanelRevision.revision == Panel.current_revision,
+            ),
         )
+        .where(Panel.clinic_id == clinic_id, Panel.accession.in_(list(accessions)))
     )
+    return {accession: (panel_id, digest) for accession, panel_id, digest in rows}
 
 
 def get_revision(session: Session, panel_id: uuid.UUID, revision: int) -> PanelRevision | None:

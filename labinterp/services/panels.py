@@ -178,8 +178,10 @@ def submit_panels(
     """:func:`submit_panel` for each of ``documents`` (bulk import), with the same outcome
     for each, in order; a refused one is returned, not raised, and never stops the others.
 
-    The accessions the clinic does not have yet are stored in one transaction; those it has,
-    or that come twice, go one by one through :func:`submit_panel` (a repeat or a conflict).
+    The accessions the clinic does not have yet are stored in one transaction; those it has
+    with the same content (by hash) are repeats, read in one query; the others, and those that
+    come twice, go one by one through :func:`submit_panel` (a conflict, or an old revision's
+    hash).
     Should another writer store one of them meanwhile, the transaction writes nothing and
     every panel of the batch goes one by one. Idempotency key as for :func:`submit_panel`.
     """
@@ -194,14 +196,22 @@ def submit_panels(
         digest = content_hash(document)
         fresh.append((index, _new_panel(actor, clinic, document, accepted, digest, ruleset, now)))
     with Session(engine) as session:
-        stored = repo.stored_accessions(session, clinic.id, {p.accession for _, p in fresh})
+        stored = repo.current_hashes(session, clinic.id, {p.accession for _, p in fresh})
     batch: list[tuple[int, new_panels.NewPanel]] = []
     one_by_one: list[int] = []
+    seen: set[str] = set()
     for index, panel in fresh:
         if panel.accession in stored:
+            panel_id, digest = stored[panel.accession]
+            if digest == panel.revision.content_hash:  # the same content: a repeat
+                metrics.PANELS_ACCEPTED.labels("repeat").inc()
+                outcomes[index] = Submitted(panel_id, created=False)
+            else:  # a conflict, or a revision hashed by an earlier release
+                one_by_one.append(index)
+        elif panel.accession in seen:  # twice in this batch: the second one after the first
             one_by_one.append(index)
         else:
-            stored.add(panel.accession)  # a second one in this batch goes one by one
+            seen.add(panel.accession)
             batch.append((index, panel))
     try:
         if batch:
