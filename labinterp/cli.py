@@ -806,11 +806,13 @@ def import_(file: str, clinic_name: str, errors_path: str | None) -> None:
         rt.session_factory, rt.active_ruleset, rt.rulesets, rt.settings.default_ruleset
     )
 
-    def caption(s: ImportSummary, seconds: float) -> str:
-        return (
-            f"{s.rows:,} rows, {s.panels:,} panels ({s.imported:,} imported, "
-            f"{s.already_present:,} already present, {s.conflicting:,} conflicting, "
-            f"{s.rejected:,} rejected), {s.panels / seconds:,.0f} panels/s"
+    def show(s: ImportSummary, *, final: bool = False) -> None:
+        bar.update(
+            source.position(),
+            f"{s.rows:,} rows, {s.panels:,} panels, {s.panels / bar.elapsed():,.0f} panels/s",
+            f": {s.imported:,} imported, {s.already_present:,} already present, "
+            f"{s.conflicting:,} conflicting, {s.rejected:,} rejected",
+            final=final,
         )
 
     try:
@@ -830,9 +832,9 @@ def import_(file: str, clinic_name: str, errors_path: str | None) -> None:
                 ruleset,
                 dt.datetime.now(dt.UTC),
                 ErrorReport(errors_stream),
-                on_progress=lambda s: bar.update(source.position(), caption(s, bar.elapsed())),
+                on_progress=show,
             )
-            bar.update(source.position(), caption(summary, bar.elapsed()), final=True)
+            show(summary, final=True)
     except ImportRefused as exc:
         _fail(f"{file}: {exc}")
     except OSError as exc:

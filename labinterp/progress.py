@@ -69,12 +69,14 @@ class CommandProgress:
     def elapsed(self) -> float:
         return max(self._clock() - self._started, 1e-9)
 
-    def update(self, done: int, caption: str, *, final: bool = False) -> None:
+    def update(self, done: int, caption: str, detail: str = "", *, final: bool = False) -> None:
+        """``caption`` beside the bar (keep it short: the bar needs the room), ``detail``
+        after it on the plain lines."""
         if self._bar is not None and self._task is not None:
             self._bar.update(self._task, completed=done, description=caption)
             return
         now = self._clock()
         if final or now - self._last_line >= self._every:
             self._last_line = now
-            share = "" if not self._total else f" ({100 * done / self._total:.0f}% of the input)"
-            print(f"{caption}{share}", file=self._stream, flush=True)
+            share = "" if not self._total else f", {100 * done / self._total:.0f}% of the input"
+            print(f"{caption}{share}{detail}", file=self._stream, flush=True)
