@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 import types
+import uuid
 from pathlib import Path
 
 import pytest
@@ -20,6 +21,7 @@ from labinterp.models import Panel, PanelStatus
 from labinterp.runtime import Runtime
 from labinterp.services.accounts import find_clinic
 from labinterp.services.audit import Actor
+from labinterp.services.dispatch import Dispatcher
 from labinterp.services.importing import (
     HEADER,
     ErrorReport,
@@ -30,6 +32,7 @@ from labinterp.services.importing import (
 )
 from labinterp.services.interpretation import interpret_panels
 from labinterp.services.panels import ClinicRef
+from labinterp.services.relay import relay_unpublished
 from labinterp.services.rulesets import cached_active_ruleset
 from tests.api.conftest import clinic_app
 from tests.integration.services import fresh_postgres_database
@@ -257,19 +260,39 @@ def test_a_file_that_is_not_the_csv_of_api_md_is_refused_in_one_line(tmp_path):
 
 
 @pytest.mark.skipif(not NHANES, reason=f"no NHANES fixtures under {SHARED}/fixtures/nhanes")
-def test_nhanes_imports_as_its_real_panels(app):
+def test_nhanes_imports_as_its_real_panels_published_200_per_message(app):
     """6,401 people: 5,905 with at least one result become panels; the 496 with none are
-    refused as the API refuses them (results: at least one result is required)."""
+    refused as the API refuses them (results: at least one result is required). The relay
+    publishes the imported panels in chunks, and a worker's batch interprets them."""
     runtime, _, _ = app
     summary, report = import_text(runtime, NHANES[0].read_text())
     assert (summary.rows, summary.panels) == (6401, 6401)
     assert (summary.imported, summary.rejected, summary.conflicting) == (5905, 496, 0)
     rows = report_rows(report)
     assert len(rows) == 496 and {row["field"] for row in rows} == {"results"}
-    with runtime.session_factory() as session:
-        sample = session.scalars(select(Panel.id).order_by(Panel.accession).limit(200)).all()
+
+    # the workers' relay hands them to the broker 200 per message, not one message each
+    broker = RecordingCelery()
+    dispatcher = Dispatcher(broker)
+    while relay_unpublished(runtime.engine, dispatcher, dt.datetime.now(dt.UTC)).published:
+        pass
+    published = [panel_id for ids in broker.messages for panel_id in ids]
+    assert len(published) == len(set(published)) == 5905
+    assert len(broker.messages) == 30  # ceil(5,905 / 200)
+
+    sample = [uuid.UUID(panel_id) for panel_id in broker.messages[0]]
     outcome = interpret_panels(runtime.engine, runtime.rulesets, sample, max_attempts=5)
     assert sorted(outcome.interpreted) == sorted(sample), outcome.summary()
+
+
+class RecordingCelery:
+    """Celery as the dispatcher sees it: records each message's panel ids."""
+
+    def __init__(self) -> None:
+        self.messages: list[list[str]] = []
+
+    def send_task(self, name: str, args: list[list[str]], **options: object) -> None:
+        self.messages.append(args[0])
 
 
 def test_the_reader_is_a_stream_whose_memory_does_not_grow_with_the_file(tmp_path):
