@@ -765,6 +765,67 @@ def users_demo(clinic: str, email: str) -> None:
     click.echo(password)
 
 
+@main.group()
+def rulesets() -> None:
+    """Ruleset versions: list them, check a file, choose the one new panels use."""
+
+
+@rulesets.command("list")
+def rulesets_list() -> None:
+    """Every ruleset version in the rulesets folder, its title and date; `*` marks the active."""
+    from labinterp.runtime import get_runtime
+    from labinterp.services.rulesets import active_version
+
+    settings = load_settings()
+    _check_rulesets(settings)
+    with _session() as session:
+        active = active_version(session, settings.default_ruleset)
+    for version, ruleset in sorted(get_runtime().rulesets.items()):
+        mark = "*" if version == active else " "
+        click.echo(f"{mark} {version}  {ruleset.published:%Y-%m-%d}  {ruleset.title}")
+    click.echo(f"active: {active}")
+
+
+@rulesets.command("validate")
+@click.argument("path", metavar="FILE", type=click.Path(dir_okay=False))
+def rulesets_validate(path: str) -> None:
+    """Check one ruleset file with the checks `serve` and `worker` make at startup; an error
+    names the file and the line."""
+    from pathlib import Path
+
+    from labinterp.domain.ruleset import RulesetError
+    from labinterp.rulesets import load_ruleset
+
+    try:
+        ruleset = load_ruleset(Path(path))
+    except RulesetError as exc:
+        _fail(str(exc))
+    click.echo(
+        f"OK {path}: ruleset {ruleset.version} ({ruleset.title}, published "
+        f"{ruleset.published:%Y-%m-%d}): {len(ruleset.analytes)} analytes, "
+        f"{len(ruleset.red_flags)} red flags, {len(ruleset.sources)} sources"
+    )
+
+
+@rulesets.command("activate")
+@click.argument("version")
+def rulesets_activate(version: str) -> None:
+    """Make VERSION the ruleset new panels are interpreted with (earlier interpretations keep
+    theirs). Audited as ruleset.activate; running processes follow within seconds."""
+    from labinterp.runtime import get_runtime
+    from labinterp.services.rulesets import activate, active_version
+
+    settings = load_settings()
+    _check_rulesets(settings)
+    known = get_runtime().rulesets
+    if version not in known:
+        _fail(f"no ruleset {version}; the known versions are {', '.join(sorted(known))}")
+    with _session() as session:
+        previous = active_version(session, settings.default_ruleset)
+        activate(session, _operator(), known, version)
+    click.echo(f"ruleset {version} is active (was {previous})")
+
+
 @main.command("import")
 @click.argument("file", metavar="FILE")
 @click.option("--clinic", "clinic_name", required=True, help="the clinic the panels belong to")
@@ -846,67 +907,6 @@ def import_(file: str, clinic_name: str, errors_path: str | None) -> None:
     )
     if (summary.conflicting or summary.rejected) and errors_path is None:
         click.echo("rerun with --errors FILE to see why panels were refused", err=True)
-
-
-@main.group()
-def rulesets() -> None:
-    """Ruleset versions: list them, check a file, choose the one new panels use."""
-
-
-@rulesets.command("list")
-def rulesets_list() -> None:
-    """Every ruleset version in the rulesets folder, its title and date; `*` marks the active."""
-    from labinterp.runtime import get_runtime
-    from labinterp.services.rulesets import active_version
-
-    settings = load_settings()
-    _check_rulesets(settings)
-    with _session() as session:
-        active = active_version(session, settings.default_ruleset)
-    for version, ruleset in sorted(get_runtime().rulesets.items()):
-        mark = "*" if version == active else " "
-        click.echo(f"{mark} {version}  {ruleset.published:%Y-%m-%d}  {ruleset.title}")
-    click.echo(f"active: {active}")
-
-
-@rulesets.command("validate")
-@click.argument("path", metavar="FILE", type=click.Path(dir_okay=False))
-def rulesets_validate(path: str) -> None:
-    """Check one ruleset file with the checks `serve` and `worker` make at startup; an error
-    names the file and the line."""
-    from pathlib import Path
-
-    from labinterp.domain.ruleset import RulesetError
-    from labinterp.rulesets import load_ruleset
-
-    try:
-        ruleset = load_ruleset(Path(path))
-    except RulesetError as exc:
-        _fail(str(exc))
-    click.echo(
-        f"OK {path}: ruleset {ruleset.version} ({ruleset.title}, published "
-        f"{ruleset.published:%Y-%m-%d}): {len(ruleset.analytes)} analytes, "
-        f"{len(ruleset.red_flags)} red flags, {len(ruleset.sources)} sources"
-    )
-
-
-@rulesets.command("activate")
-@click.argument("version")
-def rulesets_activate(version: str) -> None:
-    """Make VERSION the ruleset new panels are interpreted with (earlier interpretations keep
-    theirs). Audited as ruleset.activate; running processes follow within seconds."""
-    from labinterp.runtime import get_runtime
-    from labinterp.services.rulesets import activate, active_version
-
-    settings = load_settings()
-    _check_rulesets(settings)
-    known = get_runtime().rulesets
-    if version not in known:
-        _fail(f"no ruleset {version}; the known versions are {', '.join(sorted(known))}")
-    with _session() as session:
-        previous = active_version(session, settings.default_ruleset)
-        activate(session, _operator(), known, version)
-    click.echo(f"ruleset {version} is active (was {previous})")
 
 
 @main.group()
