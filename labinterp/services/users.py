@@ -176,3 +176,10 @@ def session_user(session: Session, user_id: uuid.UUID) -> User | None:
     if user is None or user.disabled_at is not None:
         return None
     return user
+
+
+def sign_out(session: Session, actor: Actor) -> None:
+    """Record that the user signed out of the review pages (the caller ends the session).
+    Audited and committed."""
+    audit.record(session, actor, "user.sign_out", detail={"user_id": str(actor.user_id)})
+    session.commit()

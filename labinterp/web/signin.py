@@ -10,7 +10,7 @@ from typing import Any
 
 from flask import flash, redirect, render_template, request, url_for
 
-from labinterp.api.auth import end_session, page_roles, start_session
+from labinterp.api.auth import current_actor, end_session, page_roles, start_session
 from labinterp.api.problems import Problem
 from labinterp.api.ratelimit import limiter
 from labinterp.api.session import db
@@ -55,6 +55,7 @@ def sign_in() -> Any:
 @web.post("/sign-out")
 @page_roles("clinician", "admin")
 def sign_out() -> Any:
+    users_service.sign_out(db(), current_actor())
     end_session()
     flash("You are signed out.", "info")
     return redirect(url_for("web.sign_in"))

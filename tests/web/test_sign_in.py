@@ -107,12 +107,14 @@ def test_sign_in_returns_to_the_page_asked_for_and_never_to_another_site(
         assert response.headers["Location"] == lands, target
 
 
-def test_signing_out_ends_the_session(clinician: FlaskClient) -> None:
+def test_signing_out_ends_the_session_and_is_audited(clinician: FlaskClient, world: World) -> None:
     token = csrf_token(clinician, "/review")
     response = clinician.post("/sign-out", data={"csrf_token": token})
     assert response.status_code == 302 and response.headers["Location"] == "/sign-in"
     assert "You are signed out" in clinician.get("/sign-in").get_data(as_text=True)
     assert clinician.get("/review").status_code == 302
+    [event] = events(world, "user.sign_out")
+    assert event.actor == f"user:{NORTH_CLINICIAN}" and event.address == "127.0.0.1"
 
 
 def test_failed_sign_ins_beyond_the_limit_are_answered_429_before_the_password_is_checked(
