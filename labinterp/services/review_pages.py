@@ -11,7 +11,6 @@ import datetime as dt
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
 from sqlalchemy.orm import Session
 
@@ -23,7 +22,7 @@ from labinterp.repositories.review import QueueFilter
 from labinterp.services import audit, reading
 from labinterp.services.audit import Actor
 from labinterp.services.errors import InvalidInput, NotFound
-from labinterp.services.review import ReviewView, reviews_by_panel
+from labinterp.services.review import ReviewView
 
 # the newest results of an analyte drawn in its trend: a chart, not an archive
 TREND_POINTS = 60
@@ -45,13 +44,13 @@ class InterpretationEntry:
 @dataclass(frozen=True)
 class AnalyteTrend:
     analyte: str
-    points: list[Any]  # reading.patient_trend's points, oldest first (the newest TREND_POINTS)
+    points: list[reading.TrendPoint]  # oldest first (the newest TREND_POINTS)
     total: int  # how many results the patient has for it
 
 
 @dataclass(frozen=True)
 class PanelPage:
-    panel: Any  # reading.read_panel's panel
+    panel: reading.PanelView
     interpretations: list[InterpretationEntry]  # newest first
     reviews: list[ReviewView]  # newest first
     trends: list[AnalyteTrend]  # one per analyte of the panel, in the panel's order
@@ -68,8 +67,7 @@ def read_panel_page(
     if panel is None:
         raise NotFound("panel")
     document = reading.read_panel(session, actor, rulesets, panel.id, audited=False)
-    revision = panels_repo.get_revision(session, panel.id, panel.current_revision)
-    analytes = [] if revision is None else [r.analyte for r in _in_order(revision.results)]
+    analytes = [r.analyte for r in document.results]  # in the panel's order
     trends = []
     for analyte in dict.fromkeys(analytes):
         try:
@@ -87,21 +85,18 @@ def read_panel_page(
         except (NotFound, InvalidInput):  # nothing of it stored yet
             continue
         trends.append(AnalyteTrend(analyte, list(points[-TREND_POINTS:]), total))
-    shown = {str(panel.id)} | {
-        str(_point_panel(point)) for trend in trends for point in trend.points
-    }
+    shown = {str(panel.id)} | {str(point.panel_id) for trend in trends for point in trend.points}
     entries = [
         InterpretationEntry(
             id=row.id,
             revision=row.revision,
             ruleset=row.ruleset,
-            created_at=_aware(row.created_at),
+            created_at=row.created_at,  # aware: models.base.UtcDateTime
             status=FindingStatus(row.status),
             priority=Priority(row.priority),
         )
         for row in panels_repo.interpretations_of(session, panel.id)
     ]
-    reviews = list(reviews_by_panel(session, [panel.id])[panel.id])
     audit.record(
         session,
         actor,
@@ -117,7 +112,7 @@ def read_panel_page(
     )
     status = None if panel.review_status is None else ReviewStatus(panel.review_status)
     session.commit()
-    return PanelPage(document, entries, reviews, trends, status)
+    return PanelPage(document, entries, document.reviews, trends, status)
 
 
 @dataclass(frozen=True)
@@ -138,16 +133,3 @@ def after_review(session: Session, actor: Actor, reviewed: uuid.UUID) -> AfterRe
     session.rollback()  # nothing written: end the read's transaction
     following = next((row.panel_id for row in rows if row.panel_id != reviewed), None)
     return AfterReview(accession, following)
-
-
-def _point_panel(point: Any) -> Any:
-    """A trend point's panel id (a mapping today; an object once reading returns views)."""
-    return point["panel_id"] if isinstance(point, Mapping) else point.panel_id
-
-
-def _in_order(results: Any) -> list[Any]:
-    return sorted(results, key=lambda r: r.position)
-
-
-def _aware(value: dt.datetime) -> dt.datetime:
-    return value if value.tzinfo is not None else value.replace(tzinfo=dt.UTC)
