@@ -6,7 +6,10 @@ The API publishes tasks by name; the worker process registers them by importing
 
 Queues: interpretation tasks go to ``labinterp``; the sweeper has ``labinterp.sweep`` to itself,
 so a backlog of thousands of panels never stands in front of the task that rescues lost ones;
-critical-value alerts have ``labinterp.alerts``, so they never wait behind a backlog either.
+critical-value alerts have ``labinterp.alerts``, so they never wait behind a backlog either;
+re-processing jobs have ``labinterp.reprocess``, so a job's thousands of chunks never stand
+in front of a live panel (a worker takes from its queues in turn: a live panel waits at most
+for one chunk per worker process).
 """
 
 from __future__ import annotations
@@ -27,9 +30,12 @@ INTERPRET_TASK = "labinterp.interpret_panels"  # args: [[panel id, ...]]
 LEGACY_INTERPRET_TASK = "labinterp.interpret_panel"  # args: [panel id]; messages of 0.1
 SWEEP_TASK = "labinterp.sweep_queued_panels"
 ALERT_TASK = "labinterp.send_alert"  # args: [alert id]
+REPROCESS_PLAN_TASK = "labinterp.plan_reprocessing"  # args: [job id]
+REPROCESS_CHUNK_TASK = "labinterp.reprocess_chunk"  # args: [job id, chunk seq]
 QUEUE = "labinterp"
 SWEEP_QUEUE = "labinterp.sweep"
 ALERT_QUEUE = "labinterp.alerts"
+REPROCESS_QUEUE = "labinterp.reprocess"
 WORKER_TASKS_MODULE = "worker.tasks"
 
 # a message header: the earliest time (epoch seconds) at which any panel of the message was
@@ -62,7 +68,12 @@ def make_celery(settings: Settings) -> Celery:
         broker_connection_retry_on_startup=True,
         broker_connection_timeout=3,
         task_default_queue=QUEUE,
-        task_routes={SWEEP_TASK: {"queue": SWEEP_QUEUE}, ALERT_TASK: {"queue": ALERT_QUEUE}},
+        task_routes={
+            SWEEP_TASK: {"queue": SWEEP_QUEUE},
+            ALERT_TASK: {"queue": ALERT_QUEUE},
+            REPROCESS_PLAN_TASK: {"queue": REPROCESS_QUEUE},
+            REPROCESS_CHUNK_TASK: {"queue": REPROCESS_QUEUE},
+        },
         task_serializer="json",
         accept_content=["json"],
         task_ignore_result=True,

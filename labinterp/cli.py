@@ -342,14 +342,15 @@ def worker(
     # a worker on a database it cannot use would say "ready" and fail every task
     _require_schema(settings)
     _share_metrics(settings, wipe=False)
-    from labinterp.broker import ALERT_QUEUE, QUEUE, SWEEP_QUEUE, make_celery
+    from labinterp.broker import ALERT_QUEUE, QUEUE, REPROCESS_QUEUE, SWEEP_QUEUE, make_celery
 
     # Celery's default, celery@HOST, is one name for every worker on a machine: they then
     # answer `celery inspect` as one node and warn of duplicate node names
     name = hostname or f"labinterp-{os.getpid()}@%h"
-    # every worker takes alerts too (from their own queue: never behind a backlog of panels);
-    # the worker that runs the beat also takes the sweeper's own queue
-    queues = f"{QUEUE},{ALERT_QUEUE},{SWEEP_QUEUE}" if beat else f"{QUEUE},{ALERT_QUEUE}"
+    # every worker takes alerts and reprocessing chunks too (each from its own queue: never
+    # behind a backlog of panels, nor a backlog of chunks in front of live panels); the worker
+    # that runs the beat also takes the sweeper's own queue
+    queues = ",".join([QUEUE, ALERT_QUEUE, REPROCESS_QUEUE] + ([SWEEP_QUEUE] if beat else []))
     argv = ["worker", f"--loglevel={loglevel}", "-Q", queues, f"--hostname={name}"]
     if pool or settings.embedded_broker:
         argv.append(f"--pool={pool or 'solo'}")

@@ -50,6 +50,8 @@ class Settings:
     # the review pages' session cookie is sent over HTTPS only (LABINTERP_SECURE_COOKIES;
     # default: on, except on the embedded default, which serves plain HTTP on a laptop)
     secure_cookies: bool = True
+    # panels per re-processing chunk: one task, one transaction, one multi-row INSERT
+    reprocess_chunk_size: int = 500
 
     @property
     def embedded_broker(self) -> bool:
@@ -142,6 +144,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         secure_cookies=_flag(
             env, "LABINTERP_SECURE_COOKIES", not database_url.startswith("sqlite")
         ),
+        reprocess_chunk_size=min(5000, max(1, _whole(env, "LABINTERP_REPROCESS_CHUNK", 500))),
     )
 
 

@@ -20,9 +20,17 @@ from celery.signals import worker_process_shutdown, worker_ready, worker_shuttin
 from sqlalchemy.exc import DBAPIError
 
 from labinterp import metrics
-from labinterp.broker import ALERT_TASK, INTERPRET_TASK, LEGACY_INTERPRET_TASK, SWEEP_TASK
+from labinterp.broker import (
+    ALERT_TASK,
+    INTERPRET_TASK,
+    LEGACY_INTERPRET_TASK,
+    REPROCESS_CHUNK_TASK,
+    REPROCESS_PLAN_TASK,
+    SWEEP_TASK,
+)
 from labinterp.relay import Relay
 from labinterp.runtime import Runtime, get_runtime
+from labinterp.services import reprocessing
 from labinterp.services.alerts import DeliveryOutcome, RetryPolicy, deliver_alert, sweep_lost_alerts
 from labinterp.services.interpretation import interpret_panels as interpret_panels_service
 from labinterp.services.sweeper import sweep_queued_panels as sweep_service
@@ -106,7 +114,55 @@ def sweep_queued_panels(self: Any) -> int:
     )
     if alerts:
         log.warning("re-enqueued %d alert(s) whose message was lost", len(alerts))
+    lost = reprocessing.resume_lost_work(
+        rt.engine, rt.dispatcher, rt.settings.sweep_after_seconds, dt.datetime.now(dt.UTC)
+    )
+    if lost.jobs or lost.chunks:
+        log.warning(
+            "re-enqueued %d reprocessing plan(s) and %d chunk(s) whose message was lost",
+            len(lost.jobs),
+            len(lost.chunks),
+        )
     return len(sweep.enqueued)
+
+
+@shared_task(name=REPROCESS_PLAN_TASK, bind=True, max_retries=8)
+def plan_reprocessing(self: Any, job_id: str) -> int:
+    """Cut a queued reprocessing job into chunks, then publish a task per chunk
+    (labinterp.services.reprocessing). Idempotent on the job: planned once."""
+    rt = _runtime(self)
+    try:
+        seqs = reprocessing.plan_job(
+            rt.engine, rt.rulesets, uuid.UUID(job_id), rt.settings.reprocess_chunk_size
+        )
+    except Exception as exc:
+        if not _is_outage(exc):
+            raise
+        raise self.retry(countdown=min(60, 2 ** (self.request.retries + 1))) from None
+    rt.dispatcher.publish_reprocessing(
+        chunks=[(uuid.UUID(job_id), seq) for seq in seqs], enqueued_at=time.time()
+    )
+    return len(seqs)
+
+
+@shared_task(name=REPROCESS_CHUNK_TASK, bind=True, max_retries=8)
+def reprocess_chunk(self: Any, job_id: str, seq: int) -> str:
+    """Work one chunk of a reprocessing job (labinterp.services.reprocessing.run_chunk).
+    Idempotent on (job, chunk): a redelivered chunk finds it done and does nothing."""
+    rt = _runtime(self)
+    started = time.perf_counter()
+    try:
+        outcome = reprocessing.run_chunk(rt.engine, rt.rulesets, uuid.UUID(job_id), int(seq))
+    except Exception as exc:
+        if not _is_outage(exc):
+            raise
+        log.warning("database unavailable (%s); trying the chunk again", type(exc).__name__)
+        raise self.retry(countdown=min(60, 2 ** (self.request.retries + 1))) from None
+    finally:
+        metrics.TASK_DURATION.labels(self.name).observe(time.perf_counter() - started)
+    if outcome.job_status == "done":
+        log.info("reprocessing job %s is done", job_id)
+    return outcome.state
 
 
 _webhook_client: tuple[int, WebhookClient] | None = None

@@ -2,7 +2,13 @@
 
 from labinterp.models.base import NAMING_CONVENTION, Base, UtcDateTime, json_type, utcnow
 from labinterp.models.interpretations import Interpretation, InterpretationCode
-from labinterp.models.operations import AuditEvent, ReprocessingJob, Setting
+from labinterp.models.operations import (
+    AuditEvent,
+    JobStatus,
+    ReprocessingChunk,
+    ReprocessingJob,
+    Setting,
+)
 from labinterp.models.panels import (
     FailureCode,
     Panel,
@@ -38,11 +44,13 @@ __all__ = [
     "FailureCode",
     "Interpretation",
     "InterpretationCode",
+    "JobStatus",
     "Panel",
     "PanelContext",
     "PanelRevision",
     "PanelStatus",
     "Patient",
+    "ReprocessingChunk",
     "ReprocessingJob",
     "Result",
     "Review",

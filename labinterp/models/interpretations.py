@@ -6,7 +6,7 @@ import datetime as dt
 import uuid
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, String, UniqueConstraint, Uuid
+from sqlalchemy import ForeignKey, Index, String, Uuid, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from labinterp.models.base import Base, UtcDateTime, json_type, utcnow
@@ -18,7 +18,26 @@ class Interpretation(Base):
 
     __tablename__ = "interpretations"
     __table_args__ = (
-        UniqueConstraint("revision_id", "ruleset"),  # the worker's idempotency key
+        # the worker's idempotency key: one interpretation per (revision, ruleset), but for
+        # those a re-processing job writes (labinterp.services.reprocessing)
+        Index(
+            "uq_interpretations_revision_id_ruleset",
+            "revision_id",
+            "ruleset",
+            unique=True,
+            postgresql_where=text("job_id IS NULL"),
+            sqlite_where=text("job_id IS NULL"),
+        ),
+        # a re-processing job's key: one interpretation per panel per job, however many
+        # times a chunk is delivered
+        Index(
+            "uq_interpretations_job_id_panel_id",
+            "job_id",
+            "panel_id",
+            unique=True,
+            postgresql_where=text("job_id IS NOT NULL"),
+            sqlite_where=text("job_id IS NOT NULL"),
+        ),
         Index(None, "panel_id", "created_at"),  # a panel's newest interpretation
     )
 
@@ -33,6 +52,8 @@ class Interpretation(Base):
     status: Mapped[str] = mapped_column(String(20))  # flagged, indeterminate, normal
     priority: Mapped[str] = mapped_column(String(20))  # critical, urgent, routine
     body: Mapped[dict[str, Any]] = mapped_column(json_type())  # the whole document
+    # the re-processing job that wrote it (None: the worker, for a posted or imported panel)
+    job_id: Mapped[uuid.UUID | None] = mapped_column(Uuid())
 
     panel: Mapped[Panel] = relationship(back_populates="interpretations")
     panel_revision: Mapped[PanelRevision] = relationship()

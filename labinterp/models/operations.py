@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Index, String, Text, Uuid, event, text
+from sqlalchemy import ForeignKey, Index, String, Text, Uuid, event, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from labinterp.models.base import Base, BigIntegerId, UtcDateTime, json_type, utcnow
@@ -64,10 +65,30 @@ class Setting(Base):
     updated_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow, onupdate=utcnow)
 
 
+class JobStatus(StrEnum):
+    """Where a re-processing job stands (API.md "Rulesets and reprocessing")."""
+
+    QUEUED = "queued"  # created; its chunks are not planned yet
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def active(self) -> bool:
+        return self in (JobStatus.QUEUED, JobStatus.RUNNING)
+
+
 class ReprocessingJob(Base):
-    """Re-interpreting stored panels with another ruleset, or only counting what would change."""
+    """Re-interpreting stored panels with another ruleset, or only counting what would change.
+
+    Worked in chunks of panel ids (:class:`ReprocessingChunk`); ``processed``, ``changed``,
+    ``failed`` and ``summary`` grow in each chunk's own transaction
+    (labinterp.services.reprocessing).
+    """
 
     __tablename__ = "reprocessing_jobs"
+    __table_args__ = (Index(None, "status", "created_at"),)
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid(), primary_key=True, default=uuid.uuid4)
     ruleset: Mapped[str] = mapped_column(String(20))
@@ -83,6 +104,32 @@ class ReprocessingJob(Base):
     started_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
     finished_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
     created_by: Mapped[str | None] = mapped_column(String(200))
+    # why the job failed (a sentence for an operator), when it did
+    error: Mapped[str | None] = mapped_column(Text())
+    # when its plan was last handed to the broker (the sweeper's clock for a queued job)
+    dispatched_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
 
     def __repr__(self) -> str:
         return f"ReprocessingJob({self.ruleset!r}, status={self.status!r})"
+
+
+class ReprocessingChunk(Base):
+    """The panels of a job with ids from ``first_id`` up to (not including) ``next_id``
+    (None: to the end), worked in one transaction; ``done_at`` is set in that transaction,
+    so a chunk delivered again finds it done and does nothing."""
+
+    __tablename__ = "reprocessing_chunks"
+
+    job_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("reprocessing_jobs.id", ondelete="CASCADE"), primary_key=True
+    )
+    seq: Mapped[int] = mapped_column(primary_key=True)  # 0, 1, ... in id order
+    first_id: Mapped[uuid.UUID] = mapped_column(Uuid())
+    next_id: Mapped[uuid.UUID | None] = mapped_column(Uuid())
+    panels: Mapped[int]  # how many panels the plan counted in it
+    # when its task was last handed to the broker (the sweeper's clock)
+    dispatched_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
+    done_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
+
+    def __repr__(self) -> str:
+        return f"ReprocessingChunk(job_id={self.job_id}, seq={self.seq})"

@@ -82,6 +82,8 @@ _CONTEXTS = cast(Table, PanelContext.__table__)
 _RESULTS = cast(Table, Result.__table__)
 _INTERPRETATIONS = cast(Table, Interpretation.__table__)
 _CODES = cast(Table, InterpretationCode.__table__)
+# the worker's rows: (revision, ruleset) is unique among them (re-processing jobs write more)
+_WORKERS_OWN = _INTERPRETATIONS.c.job_id.is_(None)
 
 # Core statements built once: SQLAlchemy compiles each once and caches it (an expanding IN
 # renders its list at execution), so a batch of one panel costs little more than its round trips.
@@ -317,7 +319,9 @@ def store_interpretations_with_ids(
     stored = set(
         conn.scalars(
             insert(conn, _INTERPRETATIONS)
-            .on_conflict_do_nothing(index_elements=["revision_id", "ruleset"])
+            .on_conflict_do_nothing(
+                index_elements=["revision_id", "ruleset"], index_where=_WORKERS_OWN
+            )
             .returning(_INTERPRETATIONS.c.revision_id, sort_by_parameter_order=True),
             [
                 {

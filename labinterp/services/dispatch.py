@@ -21,6 +21,9 @@ from labinterp.broker import (
     ENQUEUED_AT_HEADER,
     INTERPRET_TASK,
     QUEUE,
+    REPROCESS_CHUNK_TASK,
+    REPROCESS_PLAN_TASK,
+    REPROCESS_QUEUE,
     oldest_waiting,
 )
 from labinterp.services import readiness
@@ -77,10 +80,39 @@ class Dispatcher:
                 return ids[n:]
         return []
 
-    def oldest_waiting(self) -> float | None:
-        """When the oldest message still waiting in the interpretation queue was enqueued
-        (None: the queue is empty); raises when the broker cannot say."""
-        return oldest_waiting(self.celery, QUEUE)
+    def oldest_waiting(self, queue: str = QUEUE) -> float | None:
+        """When the oldest message still waiting in ``queue`` (the interpretation queue) was
+        enqueued (None: the queue is empty); raises when the broker cannot say."""
+        return oldest_waiting(self.celery, queue)
+
+    def publish_reprocessing(
+        self,
+        plans: Iterable[uuid.UUID] = (),
+        chunks: Iterable[tuple[uuid.UUID, int]] = (),
+        enqueued_at: float = 0.0,
+    ) -> int:
+        """Publish re-processing tasks (labinterp.services.reprocessing) to their own queue:
+        a plan per job id, a task per (job id, chunk); returns how many could not be sent.
+        Not an error for the caller: the sweeper sends again what stays undone."""
+        messages: list[tuple[str, list[str | int]]] = [
+            (REPROCESS_PLAN_TASK, [str(job)]) for job in plans
+        ]
+        messages += [(REPROCESS_CHUNK_TASK, [str(job), seq]) for job, seq in chunks]
+        for n, (task, args) in enumerate(messages):
+            try:
+                self.celery.send_task(
+                    task, args=args, headers={ENQUEUED_AT_HEADER: enqueued_at}, retry=False
+                )
+            except Exception as exc:  # kombu raises a zoo of connection errors
+                metrics.PUBLISH_FAILURES.inc()
+                log.warning(
+                    "could not enqueue %d reprocessing task(s): %s", len(messages) - n, _kind(exc)
+                )
+                return len(messages) - n
+        return 0
+
+    def oldest_waiting_reprocessing(self) -> float | None:
+        return oldest_waiting(self.celery, REPROCESS_QUEUE)
 
 
 def _kind(exc: BaseException) -> str:
