@@ -243,7 +243,7 @@ def cancel_job(
     if not JobStatus(job.status).active:
         raise Conflict(
             f"reprocessing job {job_id} is {job.status}: there is nothing left to cancel",
-            extra={"job_id": str(job_id), "status": job.status},
+            extra={"job_id": str(job_id), "job_status": job.status},
         )
     job.status = JobStatus.CANCELLED.value
     job.finished_at = now

@@ -197,6 +197,7 @@ def test_documented_security_is_what_the_api_enforces_without_a_token(client, sp
     for method, path, operation in operations(spec):
         url = (
             path.replace("{panel_id}", str(uuid.uuid4()))
+            .replace("{job_id}", str(uuid.uuid4()))
             .replace("{version}", "2026.2")
             .replace("{patient_id}", "P-0042")
         )
