@@ -15,7 +15,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn, cast
 
 import click
 from sqlalchemy.exc import OperationalError
@@ -908,6 +908,148 @@ def import_(file: str, clinic_name: str, errors_path: str | None) -> None:
     )
     if (summary.conflicting or summary.rejected) and errors_path is None:
         click.echo("rerun with --errors FILE to see why panels were refused", err=True)
+
+
+@main.command()
+@click.option("--ruleset", required=True, help="the ruleset version to interpret them with")
+@click.option("--dry-run", is_flag=True, help="count what would change; write nothing")
+@click.option("--since", default=None, help="only panels collected from DATE (or date-time)")
+@click.option("--until", default=None, help="only panels collected up to DATE (inclusive)")
+@click.option("--clinic", default=None, help="only this clinic's panels")
+@click.option("--wait", is_flag=True, help="follow the job to its end, then print its summary")
+def reprocess(
+    ruleset: str,
+    dry_run: bool,
+    since: str | None,
+    until: str | None,
+    clinic: str | None,
+    wait: bool,
+) -> None:
+    """Interpret stored panels again under another ruleset (a re-processing job, worked in
+    chunks by the workers), or with --dry-run count what would change. Earlier
+    interpretations are kept; panels whose findings change go back to the review queue."""
+    from marshmallow import ValidationError
+
+    from labinterp.runtime import get_runtime
+    from labinterp.schemas.reprocessing import JobFilterIn
+    from labinterp.services import reprocessing as service
+    from labinterp.services.errors import Conflict, InvalidInput
+
+    settings = load_settings()
+    _check_rulesets(settings)
+    _require_schema(settings)
+    try:
+        window = JobFilterIn().load(
+            {
+                key: value
+                for key, value in (("collected_from", since), ("collected_to", until))
+                if value is not None
+            }
+        )
+    except ValidationError as exc:
+        options = {"collected_from": "--since", "collected_to": "--until"}
+        messages = cast(dict[str, list[str]], exc.messages)
+        _fail("; ".join(f"{options.get(k, k)}: {' '.join(v)}" for k, v in messages.items()))
+    rt = get_runtime()
+    request = service.JobRequest(
+        ruleset=ruleset,
+        dry_run=dry_run,
+        clinic=clinic,
+        collected_from=window.get("collected_from"),
+        collected_to=window.get("collected_to"),
+    )
+    names = {"filter.clinic": "--clinic", "filter.collected_to": "--until", "ruleset": "--ruleset"}
+    with _session() as session:
+        try:
+            job = service.start_job(
+                session, rt.dispatcher, _operator(), rt.rulesets, request, dt.datetime.now(dt.UTC)
+            )
+        except InvalidInput as exc:
+            _fail("; ".join(f"{names.get(k, k)}: {' '.join(v)}" for k, v in exc.errors.items()))
+        except Conflict as exc:
+            _fail(str(exc))
+        job_id = job.id
+    kind = "dry run" if dry_run else "job"
+    click.echo(f"reprocessing {kind} {job_id} queued (ruleset {ruleset})")
+    if not wait:
+        click.echo(f"follow it with GET /api/v1/reprocessing-jobs/{job_id}, or rerun with --wait")
+        return
+    final = _follow_job(rt.session_factory, job_id)
+    _print_job_summary(final)
+    if final.status != "done":
+        _fail(f"the job ended {final.status}" + (f": {final.error}" if final.error else ""))
+
+
+def _follow_job(session_factory: Any, job_id: Any, every: float = 0.5) -> Any:
+    """Poll the job until it ends, with a live bar on a terminal (plain lines otherwise)."""
+    from labinterp.models import JobStatus
+    from labinterp.progress import CommandProgress
+    from labinterp.services.reprocessing import get_job
+
+    warned = False
+    with CommandProgress(sys.stderr, None, items=True) as bar:
+        while True:
+            with session_factory() as session:
+                job = get_job(session, job_id)
+                session.expunge(job)
+            rate = job.processed / bar.elapsed()
+            ended = not JobStatus(job.status).active
+            bar.update(
+                job.processed,
+                f"{job.status}: {job.processed:,}/{job.total:,} panels, {rate:,.0f} panels/s",
+                f", {job.changed:,} changed, {job.failed:,} failed",
+                final=ended,
+                total=job.total or None,
+            )
+            if ended:
+                return job
+            if job.status == JobStatus.QUEUED and bar.elapsed() > 15 and not warned:
+                warned = True
+                click.echo(
+                    "no worker has taken the job up yet: is `labinterp serve` or "
+                    "`labinterp worker` running on this database?",
+                    err=True,
+                )
+            time.sleep(every)
+
+
+def _print_job_summary(job: Any) -> None:
+    """The job's counts and its changes by finding code, as a table."""
+    from rich.console import Console
+    from rich.table import Table
+
+    summary = job.summary or {}
+    console = Console(file=sys.stdout, width=100)
+    console.print(
+        f"{'dry run' if job.dry_run else 'reprocessing job'} {job.id} under ruleset "
+        f"{job.ruleset}: {job.status}"
+    )
+    counts = Table()
+    counts.add_column("panels")
+    counts.add_column("count", justify="right")
+    for label, value in (
+        ("total", job.total),
+        ("processed", job.processed),
+        ("changed", job.changed),
+        ("failed", job.failed),
+        ("newly flagged", summary.get("newly_flagged", 0)),
+        ("cleared", summary.get("cleared", 0)),
+        ("severity changed", summary.get("severity_changed", 0)),
+        ("priority changed", summary.get("priority_changed", 0)),
+    ):
+        counts.add_row(label, f"{value:,}")
+    console.print(counts)
+    by_code = summary.get("by_code") or {}
+    if by_code:
+        codes = Table()
+        codes.add_column("finding code")
+        codes.add_column("gained", justify="right")
+        codes.add_column("lost", justify="right")
+        for code, change in sorted(by_code.items()):
+            codes.add_row(code, f"{change['gained']:,}", f"{change['lost']:,}")
+        console.print(codes)
+    for failure in summary.get("failures") or []:
+        console.print(f"failed: panel {failure['panel_id']}: {failure['reason']}")
 
 
 @main.group()
