@@ -107,6 +107,7 @@ _DONE = (
     .where(
         _INTERPRETATIONS.c.revision_id == _REVISIONS.c.id,
         _INTERPRETATIONS.c.ruleset == _REVISIONS.c.ruleset,
+        _WORKERS_OWN,  # the worker's key: its partial unique index answers this
     )
     .exists()
 )
