@@ -152,7 +152,13 @@ def reprocess_chunk(self: Any, job_id: str, seq: int) -> str:
     rt = _runtime(self)
     started = time.perf_counter()
     try:
-        outcome = reprocessing.run_chunk(rt.engine, rt.rulesets, uuid.UUID(job_id), int(seq))
+        outcome = reprocessing.run_chunk(
+            rt.engine,
+            rt.rulesets,
+            uuid.UUID(job_id),
+            int(seq),
+            max_attempts=rt.settings.max_attempts,
+        )
     except Exception as exc:
         if not _is_outage(exc):
             raise

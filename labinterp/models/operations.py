@@ -127,6 +127,8 @@ class ReprocessingChunk(Base):
     first_id: Mapped[uuid.UUID] = mapped_column(Uuid())
     next_id: Mapped[uuid.UUID | None] = mapped_column(Uuid())
     panels: Mapped[int]  # how many panels the plan counted in it
+    # how many times a worker took it up: a chunk that keeps failing fails its job
+    attempts: Mapped[int] = mapped_column(default=0, server_default="0")
     # when its task was last handed to the broker (the sweeper's clock)
     dispatched_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
     done_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())

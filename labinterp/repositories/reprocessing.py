@@ -144,6 +144,16 @@ def store_chunks(
         )
 
 
+def count_attempt(conn: Connection, job_id: uuid.UUID, seq: int) -> int | None:
+    """Count one more take of the chunk if it is not done; its attempts now (None: done)."""
+    return conn.scalar(
+        update(_CHUNKS)
+        .where(_CHUNKS.c.job_id == job_id, _CHUNKS.c.seq == seq, _CHUNKS.c.done_at.is_(None))
+        .values(attempts=_CHUNKS.c.attempts + 1)
+        .returning(_CHUNKS.c.attempts)
+    )
+
+
 def lock_chunk(conn: Connection, job_id: uuid.UUID, seq: int) -> Chunk | None:
     """The chunk if it is not done yet, its row locked until the caller's transaction ends (a
     duplicate delivery waits, then finds it done); None when done or unknown."""

@@ -378,7 +378,7 @@ def _graded(findings: Iterable[Mapping[str, Any]]) -> list[tuple[str, str, str]]
 
 @dataclass(frozen=True)
 class ChunkOutcome:
-    state: str  # done, already_done, not_running, cancelled
+    state: str  # done, already_done, not_running, cancelled, failed (too many attempts)
     impact: ChunkImpact | None = None
     job_status: str | None = None
 
@@ -393,10 +393,34 @@ def run_chunk(
     job_id: uuid.UUID,
     seq: int,
     clock: Clock = _utcnow,
+    max_attempts: int = 5,
 ) -> ChunkOutcome:
     """Work one chunk of a running job, in one transaction (see the module's docstring).
     Idempotent on (job, chunk): a chunk done already, or of a job no longer running, does
-    nothing."""
+    nothing.
+
+    Each take is counted first, in a transaction of its own: a chunk taken up
+    ``max_attempts`` times without finishing (its worker killed, the database failing each
+    time) fails its job, with a reason, rather than being sent again forever."""
+    with write_transaction(engine) as conn:
+        attempts = repo.count_attempt(conn, job_id, seq)
+        if attempts is None:
+            return ChunkOutcome("already_done")
+        if attempts > max_attempts:
+            chunk = repo.lock_chunk(conn, job_id, seq)
+            first = "" if chunk is None else f" (panels from id {chunk.first_id})"
+            job = repo.lock_job(conn, job_id)
+            if job is not None and job.status == JobStatus.RUNNING:
+                repo.update_job(
+                    conn,
+                    job_id,
+                    status=JobStatus.FAILED.value,
+                    finished_at=clock(),
+                    error=f"chunk {seq}{first} was taken up {attempts - 1} times without "
+                    "finishing (its worker stopped, or the database failed, each time; the "
+                    "workers' log says why); what the other chunks did stays",
+                )
+            return ChunkOutcome("failed", job_status=JobStatus.FAILED.value)
     try:
         with write_transaction(engine) as conn:
             chunk = repo.lock_chunk(conn, job_id, seq)

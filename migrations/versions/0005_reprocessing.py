@@ -5,7 +5,8 @@ Revises: 0004
 Create Date: 2026-12-05
 
 * ``reprocessing_chunks``: the panels of a job in id ranges (keyset: from ``first_id`` to
-  ``next_id``), each done in one transaction that sets its ``done_at``.
+  ``next_id``), each done in one transaction that sets its ``done_at``; ``attempts``: how many
+  times a worker took it up (a chunk that keeps failing fails its job).
 * ``reprocessing_jobs``: ``error`` (why a job failed), ``dispatched_at`` (the sweeper's clock),
   an index on (status, created_at).
 * ``interpretations.job_id``: the job that wrote it. The worker's key, one interpretation per
@@ -39,6 +40,7 @@ def upgrade() -> None:
         sa.Column("first_id", sa.Uuid(), nullable=False),
         sa.Column("next_id", sa.Uuid(), nullable=True),
         sa.Column("panels", sa.Integer(), nullable=False),
+        sa.Column("attempts", sa.Integer(), server_default="0", nullable=False),
         sa.Column("dispatched_at", tz, nullable=True),
         sa.Column("done_at", tz, nullable=True),
         sa.ForeignKeyConstraint(

@@ -182,3 +182,30 @@ def test_a_cancelled_job_records_nothing_more_and_a_chunk_delivered_twice_takes_
         job = reprocessing.get_job(session, job_id)
         written = session.scalar(select(func.count()).where(Interpretation.job_id == job_id))
         assert (job.status, job.processed, written) == ("cancelled", 4, 4)
+
+
+def test_a_chunk_taken_up_too_often_without_finishing_fails_its_job_with_a_reason(
+    runtime: Runtime,
+) -> None:
+    """A chunk whose worker dies every time (or whose statements keep failing) must not be
+    sent again forever: after max_attempts takes, the job is `failed` and says why."""
+    load_edges(runtime)
+    with runtime.session_factory() as session:
+        job_id = reprocessing.create_job(
+            session,
+            ADMIN,
+            runtime.rulesets,
+            reprocessing.JobRequest("2026.2", False),
+            dt.datetime.now(dt.UTC),
+        ).id
+    seqs = reprocessing.plan_job(runtime.engine, runtime.rulesets, job_id, 4)
+    with runtime.engine.begin() as conn:  # three takes whose worker died before the commit
+        for _ in range(3):
+            reprocessing.repo.count_attempt(conn, job_id, seqs[1])
+    outcome = reprocessing.run_chunk(
+        runtime.engine, runtime.rulesets, job_id, seqs[1], max_attempts=3
+    )
+    assert outcome.state == "failed"
+    with runtime.session_factory() as session:
+        job = reprocessing.get_job(session, job_id)
+        assert job.status == "failed" and job.error and "taken up 3 times" in job.error
