@@ -1,5 +1,6 @@
 """Set-based queries of re-processing jobs: plan a job's chunks of panel ids, read a chunk's
-panels with their newest interpretation, store a chunk's interpretations in one statement.
+panels with their newest interpretation, store a chunk's interpretations in bulk (COPY on
+PostgreSQL, one multi-row INSERT elsewhere).
 
 Never commits: labinterp.services.reprocessing does. Works on SQLite and PostgreSQL alike.
 """
@@ -24,6 +25,7 @@ from sqlalchemy import (
     update,
 )
 
+from labinterp import jsontext
 from labinterp.models import (
     Interpretation,
     InterpretationCode,
@@ -34,7 +36,7 @@ from labinterp.models import (
     ReprocessingJob,
 )
 from labinterp.repositories import interpretations as interpretations_repo
-from labinterp.repositories.dialects import dialect_name, insert
+from labinterp.repositories.dialects import dialect_name
 from labinterp.repositories.interpretations import (
     NewInterpretation,
     StoredInterpretation,
@@ -282,43 +284,78 @@ def chunk_revisions(
 def store_job_interpretations(
     conn: Connection, job_id: uuid.UUID, rows: Sequence[NewInterpretation], now: dt.datetime
 ) -> list[StoredInterpretation]:
-    """One multi-row INSERT of the chunk's interpretations (never an UPDATE of an earlier
-    one), and one of their filter codes; a panel this job interpreted already is skipped by
-    the (job, panel) key. Returns those stored, with their ids."""
+    """Write the chunk's interpretations (never an UPDATE of an earlier one) and their filter
+    codes, in bulk: on PostgreSQL with COPY (about twice as fast as a multi-row INSERT of
+    bodies this size), elsewhere one multi-row INSERT. The (job, panel) key refuses a second
+    interpretation of a panel by the job; the caller holds the chunk's row lock, so none is
+    ever attempted (one that was would fail the chunk's transaction, leaving nothing of it).
+    Returns them with their ids."""
     if not rows:
         return []
-    ids = {row.panel_id: uuid.uuid4() for row in rows}
-    stored = set(
-        conn.scalars(
-            insert(conn, _INTERPRETATIONS)
-            .on_conflict_do_nothing(
-                index_elements=["job_id", "panel_id"],
-                index_where=_INTERPRETATIONS.c.job_id.is_not(None),
-            )
-            .returning(_INTERPRETATIONS.c.panel_id),
-            [
-                {
-                    "id": ids[row.panel_id],
-                    "panel_id": row.panel_id,
-                    "revision_id": row.revision_id,
-                    "revision": row.revision,
-                    "ruleset": row.ruleset,
-                    "created_at": now,
-                    "status": str(row.body["status"]),
-                    "priority": str(row.body["priority"]),
-                    "body": row.body,
-                    "job_id": job_id,
-                }
-                for row in rows
-            ],
+    stored = [StoredInterpretation(uuid.uuid4(), row) for row in rows]
+    records = [
+        (
+            s.id,
+            s.new.panel_id,
+            s.new.revision_id,
+            s.new.revision,
+            s.new.ruleset,
+            now,
+            str(s.new.body["status"]),
+            str(s.new.body["priority"]),
+            s.new.body,
+            job_id,
         )
-    )
-    mine = [row for row in rows if row.panel_id in stored]
-    codes = [
-        {"interpretation_id": ids[row.panel_id], "code": code, "kind": kind}
-        for row in mine
-        for code, kind in sorted(interpretations_repo.filter_codes(row.body))
+        for s in stored
     ]
+    codes = [
+        (s.id, code, kind)
+        for s in stored
+        for code, kind in sorted(interpretations_repo.filter_codes(s.new.body))
+    ]
+    if dialect_name(conn) == "postgresql":
+        _copy(
+            conn,
+            _INTERPRETATIONS,
+            _COLUMNS,
+            [(*r[:8], jsontext.dumps(r[8]), r[9]) for r in records],
+        )
+        _copy(conn, _CODES, ("interpretation_id", "code", "kind"), codes)
+        return stored
+    conn.execute(
+        _INTERPRETATIONS.insert(),
+        [dict(zip(_COLUMNS, record, strict=True)) for record in records],
+    )
     if codes:
-        conn.execute(_CODES.insert(), codes)
-    return [StoredInterpretation(ids[row.panel_id], row) for row in mine]
+        conn.execute(
+            _CODES.insert(),
+            [{"interpretation_id": i, "code": code, "kind": kind} for i, code, kind in codes],
+        )
+    return stored
+
+
+_COLUMNS = (
+    "id",
+    "panel_id",
+    "revision_id",
+    "revision",
+    "ruleset",
+    "created_at",
+    "status",
+    "priority",
+    "body",
+    "job_id",
+)
+
+
+def _copy(
+    conn: Connection, table: Table, columns: Sequence[str], records: Sequence[Sequence[Any]]
+) -> None:
+    """COPY ``records`` into ``table`` on the connection's own transaction (psycopg)."""
+    if not records:
+        return
+    raw = cast(Any, conn.connection.dbapi_connection)
+    statement = f"COPY {table.name} ({', '.join(columns)}) FROM STDIN"
+    with raw.cursor() as cursor, cursor.copy(statement) as copy:
+        for record in records:
+            copy.write_row(record)

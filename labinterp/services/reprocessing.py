@@ -10,12 +10,13 @@ A job goes through three kinds of unit of work, each one transaction:
   job `running` with its ``total``; the caller then publishes one task per chunk.
 * :func:`run_chunk` (a task per chunk): the chunk's panels read set-based, judged by the pure
   engine under the job's ruleset, compared with each panel's newest interpretation; on a real
-  run the new interpretations inserted in one statement (never an update of an earlier one),
-  each made its panel's newest (the review queue's state with it: a panel whose significance
-  changed goes back to `pending`), and the job's progress and summary, all in one
-  transaction. Idempotency key: the chunk (its ``done_at``, set in that transaction, its row
-  locked while it is worked), and (job, panel) in the database: a chunk delivered twice, or
-  redone after its worker was killed, takes effect once.
+  run the new interpretations written in bulk (COPY on PostgreSQL, one multi-row INSERT
+  elsewhere; never an update of an earlier one), each made its panel's newest (the review
+  queue's state with it: a panel whose significance changed goes back to `pending`), and the
+  job's progress and summary, all in one transaction. Idempotency key: the chunk (its
+  ``done_at``, set in that transaction, its row locked while it is worked), and (job, panel)
+  in the database: a chunk delivered twice, or redone after its worker was killed, takes
+  effect once.
 
 A cancelled job stops within one chunk: a chunk that finds its job cancelled when it comes to
 record its progress rolls back. A panel the engine cannot judge is counted `failed` with a
