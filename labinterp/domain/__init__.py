@@ -7,7 +7,7 @@ and the ruleset are always arguments.
 from labinterp.domain.acceptance import AcceptedPanel, AcceptedResult, accept_panel
 from labinterp.domain.context import ContributingFactor, FollowUp, RedFlag
 from labinterp.domain.findings import Finding
-from labinterp.domain.interpretation import Interpretation, interpret
+from labinterp.domain.interpretation import Interpretation, interpret, interpret_many
 from labinterp.domain.judging import CriticalLimit, Interval, Judgement
 from labinterp.domain.mechanisms import Note
 from labinterp.domain.ruleset import Ruleset, RulesetError
@@ -45,5 +45,6 @@ __all__ = [
     "Twitching",
     "accept_panel",
     "interpret",
+    "interpret_many",
     "significance",
 ]

@@ -7,19 +7,21 @@ Decimal arithmetic throughout: 1.7 mg/dL magnesium x 0.4114 = 0.69938 -> 0.70 mm
 from __future__ import annotations
 
 from decimal import ROUND_HALF_UP, Decimal
+from functools import lru_cache
 
 
+@lru_cache(maxsize=1024)  # senders spell units a few ways each: asked once per spelling
 def normalise_unit(text: str) -> str:
     """Case-insensitive, µ/μ read as u, spaces ignored: 'µmol/L' and 'UMOL / l' match."""
     return "".join(text.split()).replace("\u00b5", "u").replace("\u03bc", "u").casefold()
 
 
+_QUANTA = {places: Decimal(1).scaleb(-places) for places in range(13)}  # 1, 0.1, ... 1E-12
+
+
 def quantize(value: Decimal, places: int) -> Decimal:
-    return value.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP)
-
-
-def to_canonical(value: Decimal, factor: Decimal, places: int) -> Decimal:
-    return quantize(value * factor, places)
+    quantum = _QUANTA.get(places) or Decimal(1).scaleb(-places)
+    return value.quantize(quantum, rounding=ROUND_HALF_UP)
 
 
 def from_canonical(value: Decimal, factor: Decimal) -> Decimal:
