@@ -81,6 +81,8 @@ class CompiledRuleset:
         )
         self._standards: dict[tuple[str, AgeKey, Sex], Standard] = {}
         self._citations: dict[tuple[str, ...], str] = {}
+        # (age in years or None, sex) -> the patient (judging.patient_of); no birth date
+        self.patients: dict[tuple[int | None, str], Patient] = {}
         # (analyte, loinc) as a sender wrote them -> what they identify, for spellings that
         # identified an analyte without any error (acceptance._identify)
         self.identified: dict[tuple[str | None, str | None], Identity] = {}

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from labinterp.domain.acceptance import AcceptedPanel, AcceptedResult
 from labinterp.domain.ages import Age, age_from_bound, age_from_years, age_on, place
@@ -42,12 +42,19 @@ class Patient:
 
 def patient_of(panel: AcceptedPanel, ruleset: Ruleset) -> Patient:
     if panel.birth_date is not None:
-        age, known, years_only = age_on(panel.birth_date, panel.collected_at.date()), True, None
-    elif panel.age_years is not None:
-        age, known, years_only = age_from_years(panel.age_years), True, panel.age_years
-    else:
-        age, known, years_only = age_from_bound(ruleset.unknown_age_assume), False, None
-    return Patient(age, panel.sex, known, years_only, ruleset.compiled.age_key(age))
+        age = age_on(panel.birth_date, panel.collected_at.date())
+        return Patient(age, panel.sex, True, None, ruleset.compiled.age_key(age))
+    # known in whole years, or not at all: a few hundred patients, each built once
+    key = (panel.age_years, panel.sex)
+    patient = ruleset.compiled.patients.get(key)
+    if patient is None:
+        if panel.age_years is not None:
+            age, known = age_from_years(panel.age_years), True
+        else:
+            age, known = age_from_bound(ruleset.unknown_age_assume), False
+        patient = Patient(age, panel.sex, known, panel.age_years, ruleset.compiled.age_key(age))
+        ruleset.compiled.patients[key] = patient
+    return patient
 
 
 @dataclass(frozen=True)
@@ -87,8 +94,9 @@ class CriticalLimit:
         }
 
 
-@dataclass(frozen=True)
-class Judgement:
+class Judgement(NamedTuple):
+    """A result judged; a named tuple for the reason :class:`AcceptedResult` is one."""
+
     result: AcceptedResult
     analyte: Analyte
     interval: Interval | None
