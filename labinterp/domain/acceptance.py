@@ -75,10 +75,10 @@ def _identify(
     if known is not None:
         return known
     before = len(errors)  # no error of results.{i} yet: identifying is the first check
-    found = _identify_words(raw, i, ruleset, errors)
-    if found[0] is not None and len(errors) == before:
-        ruleset.compiled.remember_identity(words, found)
-    return found
+    analyte, loinc = _identify_words(raw, i, ruleset, errors)
+    if analyte is not None and len(errors) == before:
+        ruleset.compiled.remember_identity(words, (analyte, loinc))
+    return analyte, loinc
 
 
 def _identify_words(
@@ -254,13 +254,13 @@ def accept_panel(panel: RawPanel, ruleset: Ruleset, now: dt.datetime) -> Accepte
     Raises :class:`PanelRejected` with every problem found, keyed by field path.
     """
     errors = _Errors()
-    collected_at = _aware(panel.collected_at)
-    if collected_at - _aware(now) > FUTURE_TOLERANCE:
+    collected_at, now = _aware(panel.collected_at), _aware(now)
+    if collected_at - now > FUTURE_TOLERANCE:
         errors.add("collected_at", "collected_at is more than 5 minutes in the future")
     if panel.birth_date is not None:
         if collected_at.date() < panel.birth_date:
             errors.add("collected_at", "collected_at is before the birth date")
-        if panel.birth_date > _aware(now).date():
+        if panel.birth_date > now.date():
             errors.add("patient.birth_date", "birth_date is in the future")
         elif (collected_at.date() - panel.birth_date).days > MAX_AGE_DAYS:
             errors.add(
