@@ -132,6 +132,7 @@ def main() -> None:
         )
     for version in ("2026.1", "2026.2"):
         ruleset = rulesets[version]
+
         def chunked() -> None:
             for answer in interpret_many(panels, ruleset, NOW):  # noqa: B023
                 if isinstance(answer, Interpretation):

@@ -76,8 +76,7 @@ class CompiledRuleset:
         # number changes no placement. So ages capped there are the same patient to every
         # band of the ruleset, and there are few of them (days <= 7, months <= 6, ...).
         self._caps = tuple(
-            max((b.value for b in bounds if b.unit == unit), default=0)
-            for unit in ("d", "mo", "y")
+            max((b.value for b in bounds if b.unit == unit), default=0) for unit in ("d", "mo", "y")
         )
         self._standards: dict[tuple[str, AgeKey, Sex], Standard] = {}
         self._citations: dict[tuple[str, ...], str] = {}
