@@ -102,6 +102,13 @@ class CompiledRuleset:
             and rule.twitching_days_over is None
             and rule.twitching_sites_over is None
         )
+        # the rules that can ask for a follow-up with no finding, red flag or request
+        self.follow_ups_without_cause = tuple(
+            rule
+            for rule in ruleset.follow_ups
+            if not (rule.by_mechanism or rule.any_finding or rule.any_red_flag)
+            and not rule.any_urgent_red_flag
+        )
         order: list[str] = []
         for rule in ruleset.follow_ups:
             if rule.code not in order:

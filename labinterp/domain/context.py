@@ -155,7 +155,10 @@ def follow_ups(
     """One entry per code, reasons joined, in the ruleset's order."""
     reasons: dict[str, list[str]] = {}
     sources: dict[str, list[str]] = {}
-    for rule in ruleset.follow_ups:
+    rules = ruleset.follow_ups
+    if not (findings or flags or requested):
+        rules = ruleset.compiled.follow_ups_without_cause
+    for rule in rules:
         if rule.by_mechanism:
             if rule.code not in requested:
                 continue

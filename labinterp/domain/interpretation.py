@@ -83,6 +83,8 @@ def _symptom_sets(panel: AcceptedPanel, ruleset: Ruleset) -> dict[str, str]:
     """Symptom sets the patient reports, with what put them there: {'neuromuscular': 'cramps'}."""
     ctx = panel.context
     present: dict[str, str] = {}
+    if ctx.twitching is None and not ctx.symptoms:
+        return present
     for name, (twitching, symptoms) in ruleset.symptom_sets.items():
         why = (["twitching"] if twitching and ctx.twitching is not None else []) + [
             s.replace("_", " ") for s in ctx.symptoms if s in symptoms
