@@ -7,7 +7,8 @@ it the same questions again and again — which interval and critical limits app
 is which code. :class:`CompiledRuleset` answers each question the first time it is asked
 and keeps the answer: a dict lookup from then on. It is built on first use by
 ``ruleset.compiled`` (once per loaded ruleset: the worker loads its rulesets at start-up)
-and holds nothing about any patient or panel.
+and holds nothing about any patient or panel. Threads may share it: an answer depends on the
+ruleset alone, so two threads asking the same question at once keep equal answers.
 
 Nothing here decides anything the ruleset's own functions do not: every answer kept is the
 answer :func:`~labinterp.domain.judging.ruleset_interval` and
