@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -46,10 +46,12 @@ from labinterp.interop.intake import (
     Translated,
     clinic_time_zone,
     in_clinic_time,
+    source_of,
     submit_translated,
 )
 from labinterp.models import SourceFormat
 from labinterp.services.audit import Actor
+from labinterp.services.importing import Candidate
 from labinterp.services.panels import ClinicRef
 
 LOINC = "http://loinc.org"
@@ -136,10 +138,11 @@ class Issue:
 class FhirRefused(Exception):
     """The document cannot become a panel: 400 (not a FHIR Bundle at all) or 422."""
 
-    def __init__(self, status: int, issues: list[Issue]):
+    def __init__(self, status: int, issues: list[Issue], accession: str | None = None):
         super().__init__("; ".join(f"{i.expression}: {i.diagnostics}" for i in issues))
         self.status = status
         self.issues = issues
+        self.accession = accession  # when the document named one
 
 
 def outcome(issues: list[Issue]) -> dict[str, Any]:
@@ -433,7 +436,8 @@ def translate(text: str | bytes, ruleset: Ruleset, time_zone: str = "UTC") -> Fh
             )
         )
     if panel.errors:
-        raise FhirRefused(422, panel.errors + document.warnings)
+        accession = panel.document.get("accession")
+        raise FhirRefused(422, panel.errors + document.warnings, accession)
     return FhirPanel(
         Translated(
             document=panel.document,
@@ -866,14 +870,6 @@ def _collected_from_observations(panel: _Panel, time_zone: str) -> None:
     panel.paths["collected_at"] = path
 
 
-def iter_lines(stream: Any) -> Iterator[tuple[int, str]]:
-    """(line number from 1, text) of each non-blank line of an NDJSON stream."""
-    for number, line in enumerate(stream, start=1):
-        text = line.decode("utf-8") if isinstance(line, bytes) else line
-        if text.strip():
-            yield number, text
-
-
 # --- submitting -------------------------------------------------------------------------------
 
 
@@ -909,3 +905,39 @@ def submit_bundle(
         not_interpreted=translated.not_interpreted,
         warnings=fhir_panel.warnings,
     )
+
+
+# --- FHIR NDJSON (labinterp import) ------------------------------------------------------------
+
+
+def ndjson_panels(
+    lines: Iterable[tuple[int, str]], ruleset: Ruleset, time_zone: str = "UTC"
+) -> Iterator[tuple[Candidate, int]]:
+    """Each line of a FHIR NDJSON file (one Bundle per line) as an import candidate: the
+    panel it holds, its errors in FHIRPaths, and what it was (stored beside the revision).
+    A generator: one line at a time."""
+    for number, text in lines:
+        try:
+            fhir_panel = translate(text, ruleset, time_zone)
+        except FhirRefused as exc:
+            candidate = Candidate(exc.accession or "", number, {"results": []})
+            candidate.problems = [
+                (number, issue.expression, issue.diagnostics)
+                for issue in exc.issues
+                if issue.severity == "error"
+            ]
+            yield candidate, 1
+            continue
+        translated = fhir_panel.translated
+        results = translated.document.get("results", [])
+        yield (
+            Candidate(
+                accession=str(translated.document.get("accession", "")),
+                line=number,
+                document=translated.document,
+                result_lines=[number] * len(results),
+                paths=translated.paths,
+                source=source_of(translated),
+            ),
+            1,
+        )
