@@ -52,7 +52,7 @@ def with_sender_flags(
     position) beside ours, and a note for each contradiction. ``body`` itself is unchanged."""
     if not any(sender_flags.values()):
         return body
-    results, notes = [], list(body.get("notes", []))
+    results, notes, disputed = [], list(body.get("notes", [])), []
     for result in body.get("results", []):
         flag = sender_flags.get(result.get("position", -1))
         if flag is None:
@@ -62,7 +62,14 @@ def with_sender_flags(
         results.append({**result, "sender_flag": flag, "sender_flag_disagrees": disagrees})
         if disagrees:
             notes.append(_note(result, flag))
-    return {**body, "results": results, "notes": notes}
+            disputed.append(str(result.get("analyte", "")).replace("_", " "))
+    summary = str(body.get("summary", ""))
+    if disputed:
+        summary = (
+            f"{summary} The sending laboratory's flag disagrees with labinterp's for "
+            f"{', '.join(disputed)} (see the notes)."
+        ).strip()
+    return {**body, "results": results, "notes": notes, "summary": summary}
 
 
 def _note(result: dict[str, Any], flag: str) -> dict[str, Any]:
