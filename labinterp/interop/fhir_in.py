@@ -641,7 +641,8 @@ def _add_observation(
         low = rr.low.value if rr.low is not None else None
         high = rr.high.value if rr.high is not None else None
         limit = rr.low if rr.low is not None and rr.low.value is not None else rr.high
-        range_unit = _unit_of(limit)[0] if limit is not None else None
+        range_unit, range_element = _unit_of(limit) if limit is not None else (None, "code")
+        limit_name = "low" if limit is rr.low else "high"
         if low is None and high is None and rr.text:
             panel.not_interpreted.append(
                 {
@@ -665,7 +666,7 @@ def _add_observation(
                     f"results.{n}.reference_range.low": f"{where}.low.value",
                     f"results.{n}.reference_range.high": f"{where}.high.value",
                     f"results.{n}.reference_range.text": f"{where}.text",
-                    f"results.{n}.reference_range.unit": f"{where}.low.code",
+                    f"results.{n}.reference_range.unit": f"{where}.{limit_name}.{range_element}",
                 }
             )
     flag = _sender_flag(observation)

@@ -389,3 +389,90 @@ def test_a_bundle_round_trip_on_postgresql(tmp_path: Path) -> None:
                 assert [n["code"] for n in revision.not_interpreted or []] == ["2593-2"]
         finally:
             runtime.engine.dispose()
+
+
+PATIENT = {"resourceType": "Patient", "id": "p1", "identifier": [{"value": "MRN-1"}]}
+
+
+def _k(oid: str, **fields: Any) -> dict[str, Any]:
+    return {
+        "resourceType": "Observation",
+        "id": oid,
+        "status": "final",
+        "code": {"coding": [{"system": "http://loinc.org", "code": "2823-3"}]},
+        "subject": {"reference": "Patient/p1"},
+        "effectiveDateTime": COLLECTED,
+        **fields,
+    }
+
+
+def _bundle(*resources: dict[str, Any], **fields: Any) -> dict[str, Any]:
+    return {
+        "resourceType": "Bundle",
+        "type": "collection",
+        "identifier": {"value": "ODD-1"},
+        "entry": [{"resource": r} for r in (PATIENT, *resources)],
+        **fields,
+    }
+
+
+@pytest.mark.parametrize(
+    ("document", "expression", "words"),
+    [
+        ({**_bundle(), "entry": "x"}, "Bundle.entry", "valid list"),
+        (_bundle({"resourceType": "Nope"}), "Bundle.entry[1].resource.resourceType", "Nope"),
+        (
+            _bundle(
+                _k("a", hasMember=[{"reference": "Observation/b"}]),
+                _k("b", hasMember=[{"reference": "Observation/a"}]),
+            ),
+            "Bundle",
+            "no Observation here",
+        ),
+        (
+            _bundle(
+                _k("a", valueQuantity={"value": 4.1, "unit": "mmol/L"}),
+                _k(
+                    "b",
+                    subject={"reference": "Patient/other"},
+                    valueQuantity={"value": 4.0, "unit": "mmol/L"},
+                ),
+            ),
+            "Bundle",
+            "more than one patient",
+        ),
+        (
+            _bundle(
+                _k(
+                    "a",
+                    valueQuantity={"value": 4.1, "unit": "mmol/L"},
+                    referenceRange=[{"low": {"value": 3.5, "unit": "mg/dL"}}],
+                )
+            ),
+            "Bundle.entry[1].resource.referenceRange[0].low.unit",
+            "send the range in the result's unit",
+        ),
+        (
+            _bundle(
+                _k(
+                    "a",
+                    valueQuantity={"value": 4.1, "unit": "mmol/L"},
+                    effectiveDateTime="2026-11-20",
+                )
+            ),
+            "Bundle.entry[1].resource.effectiveDateTime",
+            "has no time of day",
+        ),
+        (
+            _bundle(_k("a", valueQuantity={"value": 4.1}, effectiveDateTime=COLLECTED)),
+            "Bundle.entry[1].resource.valueQuantity.unit",
+            "",
+        ),
+    ],
+)
+def test_odd_bundles_get_an_operation_outcome_naming_the_place_never_a_500(
+    client: FlaskClient, tokens: Tokens, document: dict[str, Any], expression: str, words: str
+) -> None:
+    issues = issues_of(post(client, tokens.clinic, document), 422)
+    assert expression in issues, issues
+    assert words in issues[expression]
