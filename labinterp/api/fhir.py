@@ -14,7 +14,7 @@ from labinterp.api.parsing import Blueprint, read_body
 from labinterp.api.session import runtime
 from labinterp.interop import fhir_in
 from labinterp.interop.fhir_in import FhirRefused, Issue
-from labinterp.schemas.interop import BundleAcceptedOut
+from labinterp.schemas.interop import BundleAcceptedOut, OperationOutcomeOut
 from labinterp.services.errors import AccessionConflict, InvalidInput
 from labinterp.services.panels import ClinicRef
 from labinterp.services.rulesets import cached_active_ruleset
@@ -58,6 +58,24 @@ class BundleIntake(MethodView):
     @blp.response(201, BundleAcceptedOut, description="A new panel, queued for interpretation")
     @blp.alt_response(
         200, schema=BundleAcceptedOut, description="The same accession and content again"
+    )
+    @blp.alt_response(
+        400,
+        schema=OperationOutcomeOut,
+        content_type=FHIR_JSON,
+        description="Not JSON, or not a FHIR Bundle (nor a DiagnosticReport or Observation)",
+    )
+    @blp.alt_response(
+        422,
+        schema=OperationOutcomeOut,
+        content_type=FHIR_JSON,
+        description="No panel in it: each issue names the FHIRPath of a problem",
+    )
+    @blp.alt_response(
+        409,
+        schema=OperationOutcomeOut,
+        content_type=FHIR_JSON,
+        description="The accession was posted before with other content",
     )
     def post(self) -> Any:
         """Post a FHIR R4 Bundle as a panel"""

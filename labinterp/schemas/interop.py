@@ -45,3 +45,10 @@ class BundleAcceptedOut(_Out):
         fields.Nested(IssueOut),
         metadata={"description": "OperationOutcome issues that did not stop the panel"},
     )
+
+
+class OperationOutcomeOut(_Out):
+    """An R4 OperationOutcome: one issue per problem, its expression the FHIRPath."""
+
+    resourceType = fields.String(metadata={"enum": ["OperationOutcome"]})
+    issue = fields.List(fields.Nested(IssueOut))
