@@ -99,8 +99,9 @@ def build_ack(
         if _modern(version):
             for error in errors:
                 ack.add(_err_modern(error, version))
-        else:
-            ack.add(_err_legacy(errors, version))
+        elif any(error.severity == "E" for error in errors):
+            # v2.3/2.4's single ERR has no severity: only errors go in it
+            ack.add(_err_legacy([e for e in errors if e.severity == "E"], version))
     return str(ack.to_er7()) + "\r"
 
 
