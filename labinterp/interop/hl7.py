@@ -119,7 +119,7 @@ def read_header(text: str) -> Header:
     that does not begin with an MSH segment."""
     if not text.startswith("MSH") or len(text) < 8:
         raise Unprocessable(
-            "not an HL7 v2 message: it must begin with an MSH segment (MSH|^~\\&|…)", "100"
+            "not an HL7 v2 message: it must begin with an MSH segment", "100"
         )
     sep = text[3]
     msh = text.split("\r", 1)[0]

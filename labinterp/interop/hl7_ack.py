@@ -94,7 +94,7 @@ def build_ack(
     ack.msa.msa_1 = code
     ack.msa.msa_2 = escape(header.control_id)[:199]
     if text:
-        ack.msa.msa_3 = escape(text)[:80]  # ST(80)
+        ack.msa.msa_3 = escape(text if len(text) <= 80 else text[:79] + "…")  # ST(80)
     if errors:
         if _modern(version):
             for error in errors:
