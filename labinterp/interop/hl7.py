@@ -118,9 +118,7 @@ def read_header(text: str) -> Header:
     still gets an ACK that echoes its control id). Raises :class:`Unprocessable` for text
     that does not begin with an MSH segment."""
     if not text.startswith("MSH") or len(text) < 8:
-        raise Unprocessable(
-            "not an HL7 v2 message: it must begin with an MSH segment", "100"
-        )
+        raise Unprocessable("not an HL7 v2 message: it must begin with an MSH segment", "100")
     sep = text[3]
     msh = text.split("\r", 1)[0]
     fields = msh.split(sep)

@@ -7,8 +7,9 @@ panel through the interop seam, the outcome answered as an ACK.
 - Idempotency: (clinic, accession) plus the content hash, as for the JSON API: the same
   message again (a retransmission, whatever its MSH-10) answers ``AA`` and stores nothing.
 - OBX-11 ``C`` in a group: a correction, stored as a new revision of the accession it names
-  (services.panels.revise_panel); a correction of an accession never received is stored as
-  a new panel.
+  (services.panels.revise_panel). The results of the current revision whose analyte the
+  correction does not name are carried into the new revision (a lab often resends the
+  corrected OBX alone); a correction of an accession never received is stored as a new panel.
 - OBX-11 ``P`` (or ``R``, ``S``): interpreted, and marked preliminary in the panel's
   ``context.notes`` (visible wherever the panel is shown, and part of its content): the final
   results for that accession, when they come, are a new revision rather than a conflict.
@@ -147,6 +148,7 @@ def _store(
         with Session(engine) as session:
             existing = panel_repo.get_by_accession(session, clinic.id, accession)
             if existing is not None:
+                translated = _with_unsent_results(session, existing, translated, ruleset, order)
                 done = _revise(session, actor, existing.id, translated, ruleset, now)
                 return StoredOrder(order.index, accession, done.panel_id, done.created, True)
     try:
@@ -178,6 +180,44 @@ def _revise(
         raise InvalidInput(sender_paths(exc.errors, translated.paths)) from None
     except NotFound:  # pragma: no cover - found by accession in this clinic a moment ago
         raise
+
+
+_RESULT_KEYS = ("analyte", "loinc", "value", "unit", "reference_range", "sender_flag")
+
+
+def _with_unsent_results(
+    session: Session, panel: Panel, translated: Translated, ruleset: Ruleset, order: Order
+) -> Translated:
+    """A correction's results, with the current revision's results of the analytes it does
+    not name carried over: a lab that corrects one OBX often resends that OBX alone, and a
+    result left out of a correction is not a result withdrawn (that is OBX-11 D, which names
+    it). The carried results name the OBR group in an error."""
+
+    def analyte(result: dict[str, Any]) -> str | None:
+        if result.get("analyte"):
+            return ruleset.alias_index.get(str(result["analyte"]).casefold())
+        code = ruleset.loinc_index.get(str(result.get("loinc") or ""))
+        return code.analyte if code is not None else None
+
+    current = panel_repo.get_revision(session, panel.id, panel.current_revision)
+    stored = list(((current.body if current else None) or {}).get("results") or [])
+    results = list(translated.document["results"])
+    named = {analyte(r) for r in results} | {
+        ruleset.loinc_index[item["code"]].analyte
+        for item in translated.not_interpreted
+        if item["code"] in ruleset.loinc_index
+    }
+    paths = dict(translated.paths)
+    for old in stored:
+        if analyte(old) is None or analyte(old) in named:
+            continue
+        carried = {k: old[k] for k in _RESULT_KEYS if old.get(k) is not None}
+        if isinstance(carried.get("reference_range"), dict):
+            kept = {k: v for k, v in carried["reference_range"].items() if v is not None}
+            carried["reference_range"] = kept
+        paths[f"results.{len(results)}"] = f"OBR[{order.index}]"
+        results.append(carried)
+    return replace(translated, document={**translated.document, "results": results}, paths=paths)
 
 
 def _marked_preliminary(order: Order) -> Translated:

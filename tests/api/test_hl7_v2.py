@@ -140,6 +140,25 @@ def test_a_correction_creates_revision_2_and_the_same_accession_without_c_is_ref
     assert str(by_analyte["potassium"]["reported"]["value"]) == "3.4"
 
 
+def test_a_correction_of_one_obx_alone_keeps_the_other_results(
+    client: FlaskClient, tokens: Tokens
+) -> None:
+    """The lab resends only the corrected potassium: magnesium and sodium stay in revision 2
+    (a result left out is not a result withdrawn)."""
+    first = Oru([Obr([MG, K, NA], filler="HL7-C1")]).bytes()
+    assert post(client, tokens.clinic, first).code == "AA"
+    corrected = Obx("2823-3", "Potassium", "LN", "4.2", unit="mmol/L", status="C")
+    assert (
+        post(client, tokens.clinic, Oru([Obr([corrected], filler="HL7-C1")]).bytes()).code == "AA"
+    )
+    stored = panel(client, tokens.clinic, "HL7-C1")
+    assert stored["revision"] == 2
+    values = {r["analyte"]: str(r["reported"]["value"]) for r in stored["results"]}
+    assert values == {"potassium": "4.2", "magnesium": "0.55", "sodium": "138"}
+    flags = {r["analyte"]: r["sender_flag"] for r in stored["results"]}
+    assert flags["sodium"] == "L" and flags["potassium"] is None
+
+
 def test_a_preliminary_is_interpreted_marked_and_its_final_is_a_new_revision(
     client: FlaskClient, tokens: Tokens
 ) -> None:
