@@ -168,14 +168,41 @@ def parse_oru(
             "203",
             header,
         )
+    segments = text.split("\r")
+    if sum(1 for segment in segments if segment[:3] in _READ) > MAX_SEGMENTS:
+        raise Unprocessable(
+            f"the message has more than {MAX_SEGMENTS} PID, OBR and OBX segments: send its "
+            "results in several messages",
+            "207",
+            header,
+        )
     try:
-        message = parse_message(text, find_groups=False)
+        message = parse_message(_what_is_read(segments, header.separators[0]), find_groups=False)
     except (HL7apyException, ValueError, IndexError, KeyError, TypeError) as exc:
         raise Unprocessable(
             f"the message could not be parsed as HL7 v2: {exc}", "102", header
         ) from None
     reader = _Reader(message, header, ruleset, local_analyte, zone, source)
     return OruMessage(header, tuple(reader.orders()))
+
+
+# the fields read of each segment; the rest (performing organisation, addresses, NTE, SPM …)
+# is kept in the stored source but never parsed: hl7apy takes milliseconds per field
+_READ = {"MSH": 12, "PID": 8, "OBR": 7, "OBX": 14}
+MAX_SEGMENTS = 1000  # about a second of hl7apy on a laptop; a JSON panel holds 100 results
+
+
+def _what_is_read(segments: list[str], separator: str) -> str:
+    """The message reduced to the segments and fields :class:`_Reader` reads (the others are
+    dropped, which changes no segment's sequence number: those count segments of one name)."""
+    kept: list[str] = []
+    for segment in segments:
+        last = _READ.get(segment[:3])
+        if last is not None:
+            # MSH-1 is the separator itself: MSH-n is element n - 1 of the split
+            fields = segment.split(separator)[: last if segment[:3] == "MSH" else last + 1]
+            kept.append(separator.join(fields))
+    return "\r".join(kept)
 
 
 class _Reader:

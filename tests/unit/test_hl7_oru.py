@@ -288,3 +288,15 @@ def test_an_ae_names_segment_sequence_and_field_in_the_messages_version(version:
     assert error["text"] == "unit 'mg/dL' is not valid for potassium; use mmol/L"
     msh = ack.message.children[0]
     assert msh.msh_5.to_er7() == "LABSYS" and msh.msh_9.to_er7().startswith("ACK")
+
+
+def test_a_message_of_more_segments_than_are_read_in_reasonable_time_is_an_ar() -> None:
+    """hl7apy takes milliseconds per segment: a message of thousands of results (a body of a
+    megabyte) is refused before it is parsed, with a message that says what to do."""
+    message = Oru([Obr([MG], filler="BIG")]).er7()
+    obx = message.rstrip("\r").rsplit("\r", 1)[1] + "\r"
+    many = (message + obx * 1000).encode()
+    with pytest.raises(Unprocessable) as raised:
+        parse(many)
+    assert raised.value.code == "207" and "several messages" in raised.value.text
+    assert raised.value.header is not None and raised.value.header.control_id
