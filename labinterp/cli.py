@@ -860,12 +860,19 @@ def rulesets_activate(version: str) -> None:
     "errors_path",
     default=None,
     type=click.Path(dir_okay=False, writable=True),
-    help="write the rejected rows here (CSV: line, accession, field, reason)",
+    help="write the rejected rows here (CSV: line, accession, field, reason; the field of a "
+    "FHIR NDJSON line is its FHIRPath)",
 )
 def import_(file: str, clinic_name: str, errors_path: str | None) -> None:
-    """Import historical results: the CSV of API.md "Command line" (FILE, gzip or not; `-`
-    reads standard input). Each panel is accepted or rejected whole, as the API would; the
-    imported ones are queued for interpretation. Importing a file again changes nothing."""
+    """Import historical results: the CSV of API.md "Command line", or FHIR NDJSON (one
+    Bundle per line, as POST /fhir/r4/Bundle takes it; FILE.ndjson, or a first line starting
+    with `{`), gzip or not; `-` reads standard input. Each panel is accepted or rejected whole,
+    as the API would; the imported ones are queued for interpretation. Importing a file again
+    changes nothing."""
+    import functools
+
+    from labinterp.interop.fhir_in import ndjson_panels
+    from labinterp.interop.intake import clinic_time_zone
     from labinterp.progress import CommandProgress
     from labinterp.services.accounts import find_clinic
     from labinterp.services.errors import NotFound
@@ -915,7 +922,15 @@ def import_(file: str, clinic_name: str, errors_path: str | None) -> None:
                 rt.engine,
                 _operator(),
                 clinic,
-                read_panels(source.text),
+                read_panels(
+                    source.text,
+                    ndjson=functools.partial(
+                        ndjson_panels,
+                        ruleset=ruleset,
+                        time_zone=clinic_time_zone(rt.engine, clinic.id),
+                    ),
+                    is_ndjson=file.lower().endswith((".ndjson", ".ndjson.gz")),
+                ),
                 ruleset,
                 dt.datetime.now(dt.UTC),
                 ErrorReport(errors_stream),

@@ -25,7 +25,7 @@ from labinterp.models import Clinic
 from labinterp.schemas.messages import flatten_messages
 from labinterp.schemas.panels import PanelIn
 from labinterp.services.audit import Actor
-from labinterp.services.errors import InvalidInput
+from labinterp.services.errors import InvalidInput, in_sender_terms
 from labinterp.services.panels import ClinicRef, Source, Submitted, submit_panel
 
 
@@ -49,17 +49,7 @@ def sender_paths(errors: dict[str, list[str]], paths: dict[str, str]) -> dict[st
     """``errors`` keyed by the sender's paths: each API path through ``paths``; a path not
     mapped itself takes its nearest mapped parent's (``results.1.reference_range.low`` ->
     ``OBX[2]`` when only ``results.1`` is mapped); with none, the API path stays."""
-    out: dict[str, list[str]] = {}
-    for path, messages in errors.items():
-        parts = path.split(".")
-        mapped = path
-        for end in range(len(parts), 0, -1):
-            prefix = ".".join(parts[:end])
-            if prefix in paths:
-                mapped = paths[prefix]
-                break
-        out.setdefault(mapped, []).extend(messages)
-    return out
+    return in_sender_terms(errors, paths)
 
 
 def load_document(translated: Translated) -> dict[str, Any]:

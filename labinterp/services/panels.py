@@ -177,6 +177,8 @@ def submit_panels(
     documents: Sequence[dict[str, Any]],
     ruleset: Ruleset,
     now: dt.datetime,
+    *,
+    sources: Sequence[Source | None] | None = None,
 ) -> list[Submitted | InvalidInput | AccessionConflict]:
     """:func:`submit_panel` for each of ``documents`` (bulk import), with the same outcome
     for each, in order; a refused one is returned, not raised, and never stops the others.
@@ -187,6 +189,7 @@ def submit_panels(
     hash).
     Should another writer store one of them meanwhile, the transaction writes nothing and
     every panel of the batch goes one by one. Idempotency key as for :func:`submit_panel`.
+    ``sources``: what each document was received as (FHIR NDJSON), in order.
     """
     outcomes: list[Submitted | InvalidInput | AccessionConflict | None] = [None] * len(documents)
     fresh: list[tuple[int, new_panels.NewPanel]] = []
@@ -197,7 +200,10 @@ def submit_panels(
             outcomes[index] = exc
             continue
         digest = content_hash(document)
-        fresh.append((index, _new_panel(actor, clinic, document, accepted, digest, ruleset, now)))
+        source = sources[index] if sources is not None else None
+        fresh.append(
+            (index, _new_panel(actor, clinic, document, accepted, digest, ruleset, now, source))
+        )
     with Session(engine) as session:
         stored = repo.current_hashes(session, clinic.id, {p.accession for _, p in fresh})
     batch: list[tuple[int, new_panels.NewPanel]] = []
@@ -227,7 +233,15 @@ def submit_panels(
             outcomes[index] = Submitted(panel.id, created=True)
     for index in sorted(one_by_one):
         try:
-            outcomes[index] = submit_panel(engine, actor, clinic, documents[index], ruleset, now)
+            outcomes[index] = submit_panel(
+                engine,
+                actor,
+                clinic,
+                documents[index],
+                ruleset,
+                now,
+                source=sources[index] if sources is not None else None,
+            )
         except (InvalidInput, AccessionConflict) as exc:
             outcomes[index] = exc
     return [outcome for outcome in outcomes if outcome is not None]
