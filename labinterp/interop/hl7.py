@@ -101,16 +101,18 @@ def decode(data: bytes | str) -> str:
     """The message as text with CR segment endings: a UTF-8 byte-order mark dropped, LF or
     CRLF endings read as CR, blank lines and the blanks around segments dropped. UTF-8, else
     ISO 8859-1 (which MSH-18 ``8859/1`` names and every byte decodes as)."""
-    if isinstance(data, bytes):
-        try:
-            text = data.decode("utf-8")
-        except UnicodeDecodeError:
-            text = data.decode("latin-1")
-    else:
-        text = data
-    text = text.lstrip(BOM + " \t\r\n\x0b")
+    text = _text(data).lstrip(BOM + " \t\r\n\x0b")
     lines = re.split(r"\r\n|\r|\n", text)
     return "\r".join(line.strip("\x1c\x0b") for line in lines if line.strip(" \t\x1c\x0b"))
+
+
+def _text(data: bytes | str) -> str:
+    if isinstance(data, str):
+        return data
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return data.decode("latin-1")
 
 
 def read_header(text: str) -> Header:
@@ -150,9 +152,13 @@ def parse_oru(
 ) -> OruMessage:
     """Parse an ORU^R01 into one :class:`Order` per OBR group. Raises :class:`Unprocessable`
     for what is not an ORU^R01 of a supported version, or what hl7apy cannot parse."""
-    source = data.decode("utf-8", "replace") if isinstance(data, bytes) else data
+    source = _text(data)
     text = decode(data)
     header = read_header(text)
+    if "\x00" in source:
+        raise Unprocessable(
+            "the message holds a NUL byte, which no HL7 v2 message does", "102", header
+        )
     kind = header.message_type.split(header.separators[1])
     if kind[0] != "ORU" or (len(kind) > 1 and kind[1] not in ("R01", "")):
         raise Unprocessable(
@@ -220,7 +226,7 @@ class _Reader:
         self.ruleset = ruleset
         self.local_analyte = local_analyte
         self.zone = zone
-        self.source = source.lstrip(BOM)
+        self.source = source
         sep = header.separators
         self.separators = {"F": sep[0], "S": sep[1], "R": sep[2], "E": sep[3], "T": sep[4]}
 
@@ -340,6 +346,7 @@ class _Reader:
                     ("value", 5),
                     ("unit", 6),
                     ("reference_range", 7),
+                    ("sender_flag", 8),
                 ):
                     paths[f"{prefix}.{name}"] = f"{obx}-{number}"
                 results.append(result)

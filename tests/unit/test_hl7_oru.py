@@ -113,7 +113,7 @@ def test_the_nist_cbc_message_with_a_byte_order_mark_is_read_and_nothing_in_it_i
         "reason": "LOINC 718-7 is not an analyte labinterp interprets",
     }
     assert "none of the 28 results" in order.errors["OBR[1]"][0]
-    assert not order.translated.source_text.startswith("\ufeff")
+    assert order.translated.source_text == data.decode("utf-8")  # as received, BOM and all
 
 
 # --- built messages --------------------------------------------------------------------------
@@ -260,6 +260,7 @@ def test_a_non_numeric_value_of_an_analyte_of_ours_is_an_error_at_obx5() -> None
         (b"MSH|^~\\&|A|B|C|D|20240101||ORU^R30|X|P|2.5.1\r", "201", "ORU^R01"),
         (b"MSH|^~\\&|A|B|C|D|20240101||ORU^R01|X|P|2.7\r", "203", "2.3, 2.3.1"),
         (b"MSH|^~\\&|A|B|C|D|20240101||ORU^R01|X|P|2.5.1\rPID|||1\r", "100", "no OBR"),
+        (b"MSH|^~\\&|A|B|C|D|20240101||ORU^R01|X|P|2.5.1\rPID|||1\x00\r", "102", "NUL"),
     ],
 )
 def test_what_cannot_be_processed_at_all(data: bytes, code: str, words: str) -> None:
