@@ -25,7 +25,8 @@ FIXTURES = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures" / 
 HL7 = "application/hl7-v2"
 OPERATOR = Actor(name="cli:test", role="admin")
 
-MG = Obx("2601-3", "Magnesium", "LN", "0.55", unit="mmol/L", range="0.70-1.00", flag="L")
+# magnesium as SN (^0.55), as some labs send every numeric result
+MG = Obx("2601-3", "Magnesium", "LN", "^0.55", "SN", unit="mmol/L", range="0.70-1.00", flag="L")
 K = Obx("2823-3", "Potassium", "LN", "3.1", unit="mmol/L", range="3.5 to 5.1", flag="L")
 NA = Obx("2951-2", "Sodium", "LN", "138", unit="mmol/L", range="136_145", flag="L")
 
