@@ -386,8 +386,12 @@ class _Reader:
         paths: dict[str, str],
         error: Callable[[str, str], None],
     ) -> dict[str, Any]:
-        paths.update({"patient.id": "PID-3", "patient.sex": "PID-8", "patient.birth_date": "PID-7"})
-        paths["patient"] = "PID"
+        # the message's n-th PID (PID[2]-3) when there are several; PID-3 for the first
+        at = "PID" if pid is None or pid[1] == 1 else f"PID[{pid[1]}]"
+        paths.update(
+            {"patient": at, "patient.id": f"{at}-3", "patient.sex": f"{at}-8"}
+            | {"patient.birth_date": f"{at}-7", "patient.age_years": f"{at}-7"}
+        )
         if pid is None:
             error("PID", "no PID segment before this OBR: the patient is required")
             return {}
@@ -397,13 +401,13 @@ class _Reader:
         if identifier:
             patient["id"] = identifier
         else:
-            error("PID-3", "no patient identifier: PID-3 (first repetition) is required")
+            error(f"{at}-3", "no patient identifier: PID-3 (first repetition) is required")
         sex = self.first(segment, 8).upper()
         patient["sex"] = {"F": "female", "M": "male"}.get(sex, "unknown")
         try:
             birth = hl7_fields.date_part(self.first(segment, 7))
         except hl7_fields.BadTime as exc:
-            error("PID-7", str(exc))
+            error(f"{at}-7", str(exc))
         else:
             if birth is not None:
                 patient["birth_date"] = birth.isoformat()

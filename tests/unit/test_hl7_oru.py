@@ -301,3 +301,16 @@ def test_a_message_of_more_segments_than_are_read_in_reasonable_time_is_an_ar() 
         parse(many)
     assert raised.value.code == "207" and "several messages" in raised.value.text
     assert raised.value.header is not None and raised.value.header.control_id
+
+
+def test_a_second_patient_in_one_message_is_named_pid_2() -> None:
+    """ORU^R01 repeats PATIENT_RESULT: each OBR belongs to the PID before it, and an error in
+    the second patient names PID[2]."""
+    first = Oru([Obr([MG], filler="A-1")]).er7()
+    second = Oru([Obr([K], filler="A-2")], patient=Patient(id="", birth="19990231")).er7()
+    data = first + "\r".join(second.split("\r")[1:])  # the second message without its MSH
+    one_, two = parse(data).orders
+    assert one_.translated.document["patient"]["id"] == "P-0042" and one_.errors == {}
+    assert set(two.errors) == {"PID[2]-3", "PID[2]-7"}
+    assert two.translated.paths["patient.id"] == "PID[2]-3"
+    assert two.translated.paths["results.0.unit"] == "OBX[2]-6"
