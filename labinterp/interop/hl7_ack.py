@@ -88,7 +88,10 @@ def build_ack(
     if header.sending_facility:
         msh.msh_6 = _component(header.sending_facility)
     msh.msh_7 = moment.strftime("%Y%m%d%H%M%S") + "+0000"
-    msh.msh_9 = "ACK^R01" if version == "2.3" else "ACK^R01^ACK"
+    # the trigger event answered (MSH-9.2 of the message), R01 when it named none
+    parts = header.message_type.split(header.separators[1]) if header.message_type else []
+    trigger = escape(parts[1] if len(parts) > 1 and parts[1] else "R01")[:3]
+    msh.msh_9 = f"ACK^{trigger}" if version == "2.3" else f"ACK^{trigger}^ACK"
     msh.msh_10 = uuid.uuid4().hex[:20]  # ST(20) in v2.3
     msh.msh_11 = escape(header.processing_id or "P")[:3]
     ack.msa.msa_1 = code

@@ -314,3 +314,13 @@ def test_a_second_patient_in_one_message_is_named_pid_2() -> None:
     assert set(two.errors) == {"PID[2]-3", "PID[2]-7"}
     assert two.translated.paths["patient.id"] == "PID[2]-3"
     assert two.translated.paths["results.0.unit"] == "OBX[2]-6"
+
+
+def test_an_ar_answers_the_trigger_event_it_was_sent() -> None:
+    data = b"MSH|^~\\&|A|B|C|D|20240101||ADT^A01|CTL-1|P|2.4\r"
+    with pytest.raises(Unprocessable) as raised:
+        parse(data)
+    assert raised.value.header is not None
+    ack = parse_ack(build_ack(raised.value.header, "AR", raised.value.text))
+    assert (ack.code, ack.control_id) == ("AR", "CTL-1")
+    assert ack.message.children[0].msh_9.to_er7() == "ACK^A01^ACK"
