@@ -271,7 +271,7 @@ def _summary(orders: tuple[Order, ...], stored: list[StoredOrder], noted: list[A
     new = sum(1 for s in stored if s.created)
     parts = [f"{len(stored)} of {len(orders)} OBR groups stored ({new} new)"]
     if noted:
-        parts.append(f"{len(noted)} results not interpreted")
+        parts.append(f"{len(noted)} result{'s' if len(noted) != 1 else ''} not interpreted")
     if len(stored) < len(orders):
         parts.append("see ERR")
     return "; ".join(parts)
