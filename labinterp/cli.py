@@ -441,8 +441,9 @@ def clinics_create(name: str, if_not_exists: bool, time_zone: str) -> None:
 @click.argument("name")
 @click.argument("zone")
 def clinics_time_zone(name: str, zone: str) -> None:
-    """Set the IANA time zone (e.g. Europe/Brussels) in which the clinic's date-times sent
-    without a UTC offset are read (HL7 v2 usually sends local times)."""
+    """Set the time zone in which a clinic's date-times without a UTC offset are read.
+
+    ZONE is an IANA name such as Europe/Brussels (HL7 v2 usually sends local times)."""
     from labinterp.services.accounts import set_clinic_time_zone
     from labinterp.services.errors import InvalidInput, NotFound
 

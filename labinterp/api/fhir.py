@@ -13,7 +13,7 @@ from labinterp.api.auth import current_actor, roles
 from labinterp.api.parsing import Blueprint, read_body
 from labinterp.api.session import runtime
 from labinterp.interop import fhir_in
-from labinterp.interop.fhir_in import FhirRefused, Issue
+from labinterp.interop.fhir_document import FhirRefused, Issue, outcome
 from labinterp.schemas.interop import BundleAcceptedOut, OperationOutcomeOut
 from labinterp.services.errors import AccessionConflict, InvalidInput
 from labinterp.services.panels import ClinicRef
@@ -39,7 +39,7 @@ def _fhir_response(body: dict[str, Any], status: int, headers: dict[str, str] | 
 
 
 def _refused(status: int, issues: list[Issue]):
-    return _fhir_response(fhir_in.outcome(issues), status)
+    return _fhir_response(outcome(issues), status)
 
 
 @blp.route("/Bundle")

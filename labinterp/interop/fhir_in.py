@@ -10,7 +10,7 @@ of our analytes: erythrocyte magnesium (the ruleset refuses 2593-2), albumin by 
 (2862-1, 13980-8 percent), a urine specimen, a value given as text or censored (``<1``), a
 result with a range and no value, and every code the ruleset does not judge.
 
-Choices a sender should know (README "FHIR"):
+Choices a sender should know (README "FHIR R4"):
 
 * A LOINC mass code with a molar unit (magnesium 19123-9 in mmol/L): the unit decides, as a
   careful clinician reads it (a magnesium of 1.0 that the laboratory itself ranges 0.7-1.05 is
@@ -18,9 +18,9 @@ Choices a sender should know (README "FHIR"):
   interpretation notes the mismatch (``loinc_unit_mismatch``).
 * Whole-blood potassium (6298-4, blood-gas analysers) is judged as potassium: the ruleset lists
   it, and a potassium of 7.0 must not go unflagged for the tube it came in.
-* Resources the panel does not read (Specimen aside, Practitioner, Composition …) that fail
-  R4B validation (an R5 element, say) are skipped with a warning; a Patient, Observation or
-  DiagnosticReport that fails is an error.
+* Resources the panel does not read that fail R4B validation (an R5 element in a Specimen)
+  are skipped with a warning; a Patient, Observation or DiagnosticReport that fails is an
+  error (reading and validating: fhir_document.py).
 """
 
 from __future__ import annotations
@@ -31,17 +31,21 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from fhir.resources.R4B import get_fhir_model_class
-from fhir.resources.R4B.bundle import Bundle
 from fhir.resources.R4B.diagnosticreport import DiagnosticReport
 from fhir.resources.R4B.observation import Observation
 from fhir.resources.R4B.patient import Patient
 from fhir.resources.R4B.specimen import Specimen
-from pydantic import ValidationError
 from sqlalchemy import Engine
 
-from labinterp import jsontext
 from labinterp.domain import Ruleset
+from labinterp.interop.fhir_document import (
+    FhirDocument,
+    FhirRefused,
+    Issue,
+    Located,
+    parse_document,
+    read_document,
+)
 from labinterp.interop.intake import (
     Translated,
     clinic_time_zone,
@@ -62,12 +66,9 @@ V3_INTERPRETATION = (
     "http://hl7.org/fhir/v2/0078",
     "http://terminology.hl7.org/CodeSystem/v2-0078",
 )
-BUNDLE_TYPES = ("collection", "transaction", "batch", "document")
 # a birth date before this year is a placeholder for "unknown" (0001-01-01 is common), not a
 # patient older than anyone has lived
 PLACEHOLDER_BIRTH_YEAR = 1900
-# the resources the panel is read from: one that fails validation is an error, not skipped
-READ = ("Patient", "Observation", "DiagnosticReport")
 # statuses with no result to judge
 NO_RESULT_STATUSES = ("registered", "cancelled", "entered-in-error")
 # specimens that are not blood, serum or plasma, by word (English, Dutch, French) or code
@@ -118,260 +119,11 @@ LOOKALIKES = {
 
 
 @dataclass(frozen=True)
-class Issue:
-    """One problem, as an OperationOutcome issue: where (a FHIRPath) and what."""
-
-    expression: str
-    diagnostics: str
-    severity: str = "error"  # error, warning, information
-    code: str = "invalid"  # the FHIR IssueType
-
-    def to_fhir(self) -> dict[str, Any]:
-        return {
-            "severity": self.severity,
-            "code": self.code,
-            "diagnostics": self.diagnostics,
-            "expression": [self.expression],
-        }
-
-
-class FhirRefused(Exception):
-    """The document cannot become a panel: 400 (not a FHIR Bundle at all) or 422."""
-
-    def __init__(self, status: int, issues: list[Issue], accession: str | None = None):
-        super().__init__("; ".join(f"{i.expression}: {i.diagnostics}" for i in issues))
-        self.status = status
-        self.issues = issues
-        self.accession = accession  # when the document named one
-
-
-def outcome(issues: list[Issue]) -> dict[str, Any]:
-    """An R4 OperationOutcome of ``issues``."""
-    return {"resourceType": "OperationOutcome", "issue": [i.to_fhir() for i in issues]}
-
-
-@dataclass(frozen=True)
 class FhirPanel:
     """A Bundle translated: the panel to submit, and the warnings met on the way."""
 
     translated: Translated
     warnings: list[Issue] = field(default_factory=list)
-
-
-# --- reading and validating -------------------------------------------------------------------
-
-
-@dataclass
-class _Located:
-    """A validated resource and its FHIRPath in the document."""
-
-    resource: Any
-    path: str
-    full_url: str | None = None
-    parent: _Located | None = None  # the resource that contains it
-
-
-def parse_document(text: str | bytes) -> Any:
-    """The JSON document, numbers as exact decimals; FhirRefused(400) if it is not JSON."""
-    try:
-        return jsontext.loads(text)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise FhirRefused(
-            400, [Issue("Bundle", f"the body is not valid JSON: {exc}", code="structure")]
-        ) from None
-
-
-def _fhirpath(root: str, loc: tuple[Any, ...]) -> str:
-    path = root
-    for part in loc:
-        if isinstance(part, int):
-            path += f"[{part}]"
-        elif str(part).endswith("__ext"):
-            path += "." + str(part)[: -len("__ext")]
-        else:
-            path += f".{part}"
-    return path
-
-
-def _validation_issues(root: str, exc: ValidationError, severity: str = "error") -> list[Issue]:
-    issues = []
-    for error in exc.errors():
-        message = str(error.get("msg", "is not valid"))
-        given = error.get("input")
-        if "DateTime value string does not match" in message and isinstance(given, str):
-            message = (
-                f"'{given[:40]}' is not a FHIR dateTime: a time of day needs its UTC offset "
-                "(e.g. 2026-11-20T08:30:00+01:00)"
-            )
-        elif error.get("type") == "extra_forbidden":
-            message = "is not an element of FHIR R4 here (an R5 element, or misspelt?)"
-        issues.append(
-            Issue(_fhirpath(root, tuple(error.get("loc", ()))), message, severity, "structure")
-        )
-    return issues
-
-
-def _validate(kind: str, data: dict[str, Any], path: str) -> Any:
-    try:
-        model = get_fhir_model_class(kind)
-    except (ValueError, KeyError):
-        raise FhirRefused(
-            422, [Issue(f"{path}.resourceType", f"{kind!r} is not a FHIR R4 resource type")]
-        ) from None
-    return model.model_validate(data)
-
-
-@dataclass
-class _Document:
-    """The resources of the document, by where they are and by how they are referenced."""
-
-    root: str  # "Bundle", or the lone resource's type
-    bundle: Bundle | None
-    entries: list[_Located] = field(default_factory=list)
-    warnings: list[Issue] = field(default_factory=list)
-    by_reference: dict[str, _Located] = field(default_factory=dict)
-
-    def index(self, located: _Located) -> None:
-        self.entries.append(located)
-        resource = located.resource
-        kind, rid = resource.get_resource_type(), resource.id
-        keys = []
-        if located.full_url:
-            keys.append(located.full_url)
-            tail = located.full_url.rstrip("/").split("/")
-            if len(tail) >= 2:
-                keys.append(f"{tail[-2]}/{tail[-1]}")
-        if rid:
-            keys.append(f"{kind}/{rid}")
-        for key in keys:
-            self.by_reference.setdefault(key, located)
-
-    def resolve(self, reference: str | None, holder: _Located) -> _Located | None:
-        """The resource a reference names: ``#id`` among the holder's (or its container's)
-        contained resources, else an entry by full URL or Type/id."""
-        if not reference:
-            return None
-        if reference.startswith("#"):
-            wanted = reference[1:]
-            for scope in (holder, holder.parent):
-                if scope is None:
-                    continue
-                for index, item in enumerate(scope.resource.contained or []):
-                    if item.id == wanted:
-                        return _Located(item, f"{scope.path}.contained[{index}]", parent=scope)
-            return None
-        reference = reference.split("/_history/")[0]
-        found = self.by_reference.get(reference)
-        if found is None and "/" in reference:
-            parts = reference.rstrip("/").split("/")
-            found = self.by_reference.get(f"{parts[-2]}/{parts[-1]}")
-        return found
-
-    def of_type(self, kind: str) -> list[_Located]:
-        return [e for e in self.entries if e.resource.get_resource_type() == kind]
-
-
-def read_document(data: Any) -> _Document:
-    """Validate the document with fhir.resources, entry by entry: a Bundle, a DiagnosticReport
-    or an Observation (the last two alone). FhirRefused(400) for anything else."""
-    if not isinstance(data, dict):
-        raise FhirRefused(
-            400,
-            [Issue("Bundle", "the body is not a FHIR resource (a JSON object)", code="structure")],
-        )
-    kind = data.get("resourceType")
-    if kind not in ("Bundle", "DiagnosticReport", "Observation"):
-        raise FhirRefused(
-            400,
-            [
-                Issue(
-                    "resourceType",
-                    f"expected a Bundle (collection, transaction, batch or document), got {kind!r}"
-                    if kind
-                    else "no resourceType: this is not a FHIR resource",
-                    code="structure",
-                )
-            ],
-        )
-    if kind != "Bundle":
-        try:
-            resource = _validate(kind, data, kind)
-        except ValidationError as exc:
-            raise FhirRefused(422, _validation_issues(kind, exc)) from None
-        document = _Document(root=kind, bundle=None)
-        document.index(_Located(resource, kind))
-        _index_contained(document, document.entries[0])
-        return document
-    return _read_bundle(data)
-
-
-def _read_bundle(data: dict[str, Any]) -> _Document:
-    entries = data.get("entry")
-    shell = dict(data)
-    if isinstance(entries, list):
-        shell["entry"] = [
-            {k: v for k, v in e.items() if k != "resource"} if isinstance(e, dict) else e
-            for e in entries
-        ]
-    try:
-        bundle = Bundle.model_validate(shell)
-    except ValidationError as exc:
-        raise FhirRefused(422, _validation_issues("Bundle", exc)) from None
-    if bundle.type not in BUNDLE_TYPES:
-        raise FhirRefused(
-            422,
-            [
-                Issue(
-                    "Bundle.type",
-                    f"a {bundle.type!r} Bundle is not taken here; send a collection, "
-                    "transaction, batch or document Bundle",
-                    code="not-supported",
-                )
-            ],
-        )
-    document = _Document(root="Bundle", bundle=bundle)
-    errors: list[Issue] = []
-    for index, entry in enumerate(entries or []):
-        raw = entry.get("resource")
-        path = f"Bundle.entry[{index}].resource"
-        if raw is None:
-            continue
-        kind = raw.get("resourceType") if isinstance(raw, dict) else None
-        if not isinstance(kind, str):
-            errors.append(Issue(f"{path}.resourceType", "is required", code="structure"))
-            continue
-        try:
-            resource = _validate(kind, raw, path)
-        except ValidationError as exc:
-            if kind in READ:
-                errors += _validation_issues(path, exc)
-            else:
-                problems = _validation_issues(path, exc, severity="warning")
-                document.warnings.append(
-                    Issue(
-                        path,
-                        f"{kind} skipped: not valid FHIR R4 ({problems[0].expression}: "
-                        f"{problems[0].diagnostics}); the panel does not read it",
-                        "warning",
-                        "structure",
-                    )
-                )
-            continue
-        located = _Located(resource, path, full_url=entry.get("fullUrl"))
-        document.index(located)
-        _index_contained(document, located)
-    if errors:
-        raise FhirRefused(422, errors)
-    return document
-
-
-def _index_contained(document: _Document, holder: _Located) -> None:
-    """Contained resources are found by ``#id`` from their holder (resolve); a contained
-    Patient or Specimen is reached the same way."""
-    for index, item in enumerate(holder.resource.contained or []):
-        located = _Located(item, f"{holder.path}.contained[{index}]", parent=holder)
-        if item.get_resource_type() == "Observation":
-            document.entries.append(located)
 
 
 # --- translating ------------------------------------------------------------------------------
@@ -451,14 +203,14 @@ def translate(text: str | bytes, ruleset: Ruleset, time_zone: str = "UTC") -> Fh
 
 
 def _observations(
-    document: _Document, report: _Located | None, panel: _Panel
-) -> list[tuple[_Located, _Located | None]]:
+    document: FhirDocument, report: Located | None, panel: _Panel
+) -> list[tuple[Located, Located | None]]:
     """The report's Observations (each with the panel Observation it is a member of), members
     followed; the DiagnosticReport's references that the document does not hold are errors."""
-    found: list[tuple[_Located, _Located | None]] = []
+    found: list[tuple[Located, Located | None]] = []
     seen: set[int] = set()
 
-    def visit(located: _Located, parent: _Located | None) -> None:
+    def visit(located: Located, parent: Located | None) -> None:
         if id(located.resource) in seen:
             return
         seen.add(id(located.resource))
@@ -524,12 +276,12 @@ def _code_of(observation: Observation) -> tuple[int | None, str | None, str]:
     return None, ", ".join(codes) or None, first or display
 
 
-def _kept(located: _Located, reason: str) -> dict[str, str]:
+def _kept(located: Located, reason: str) -> dict[str, str]:
     _, code, display = _code_of(located.resource)
     return {"path": located.path, "code": code or "", "display": display, "reason": reason}
 
 
-def _specimen_word(document: _Document, located: _Located) -> str | None:
+def _specimen_word(document: FhirDocument, located: Located) -> str | None:
     """What the Observation's specimen is, when it is clearly not blood, serum or plasma (a
     urine sample): its words; None otherwise, or when it cannot be told."""
     reference = located.resource.specimen
@@ -550,7 +302,7 @@ def _specimen_word(document: _Document, located: _Located) -> str | None:
 
 
 def _not_judged_reason(
-    document: _Document, located: _Located, code: str | None, ruleset: Ruleset
+    document: FhirDocument, located: Located, code: str | None, ruleset: Ruleset
 ) -> str | None:
     """Why an Observation is not one of our results, or None when it is."""
     observation: Observation = located.resource
@@ -606,9 +358,9 @@ def _unit_of(quantity: Any) -> tuple[str | None, str]:
 
 
 def _add_observation(
-    document: _Document,
-    located: _Located,
-    parent: _Located | None,
+    document: FhirDocument,
+    located: Located,
+    parent: Located | None,
     ruleset: Ruleset,
     panel: _Panel,
 ) -> None:
@@ -694,7 +446,7 @@ def _sender_flag(observation: Observation) -> str | None:
     return None
 
 
-def _report_fields(document: _Document, report: _Located, panel: _Panel) -> None:
+def _report_fields(document: FhirDocument, report: Located, panel: _Panel) -> None:
     resource: DiagnosticReport = report.resource
     identifiers = [i for i in resource.identifier or [] if i.value]
     if identifiers:
@@ -709,7 +461,7 @@ def _report_fields(document: _Document, report: _Located, panel: _Panel) -> None
     panel.paths["results"] = f"{report.path}.result"
 
 
-def _bundle_fields(document: _Document, panel: _Panel, report: _Located | None = None) -> None:
+def _bundle_fields(document: FhirDocument, panel: _Panel, report: Located | None = None) -> None:
     identifier = document.bundle.identifier if document.bundle is not None else None
     if identifier is not None and identifier.value:
         panel.document["accession"] = identifier.value
@@ -739,15 +491,15 @@ def _logical_id(reference: str, kind: str) -> str | None:
 
 
 def _patient_fields(
-    document: _Document,
-    report: _Located | None,
-    observations: list[_Located],
+    document: FhirDocument,
+    report: Located | None,
+    observations: list[Located],
     panel: _Panel,
     warnings: list[Issue],
 ) -> None:
     holders = [report] if report is not None else observations
     subjects = [(h, h.resource.subject) for h in holders if h.resource.subject is not None]
-    patients: dict[int, _Located] = {}
+    patients: dict[int, Located] = {}
     logical: list[tuple[str, str]] = []
     for holder, subject in subjects:
         target = document.resolve(subject.reference, holder)
