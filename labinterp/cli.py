@@ -1076,5 +1076,10 @@ def _shown(url: str) -> str:
     return make_url(url).render_as_string(hide_password=True)
 
 
+from labinterp.cli_hl7 import codes, mllp  # noqa: E402 - they use the helpers above
+
+main.add_command(codes)
+main.add_command(mllp)
+
 if __name__ == "__main__":  # pragma: no cover
     main()
