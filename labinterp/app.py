@@ -8,7 +8,7 @@ import time
 from flask import Flask, Response, g, request
 
 from labinterp import __version__, metrics
-from labinterp.api import audit, operations, panels, review
+from labinterp.api import audit, fhir_read, operations, panels, review
 from labinterp.api.auth import install_access_control
 from labinterp.api.headers import install_security_headers
 from labinterp.api.jsonio import DecimalJSONProvider
@@ -81,6 +81,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     api.register_blueprint(panels.blp)
     api.register_blueprint(review.blp)
     api.register_blueprint(audit.blp)
+    app.register_blueprint(fhir_read.blp)  # FHIR R4 out: its own errors (OperationOutcome)
     finish_spec(api)  # 404/400/413/415, security [] on public routes
     _serve_swagger_assets(app)
     install_web(app, settings)  # the clinician's pages (labinterp/web)
