@@ -20,6 +20,7 @@ from labinterp.domain.ruleset import (
 )
 from labinterp.domain.units import normalise_unit
 from labinterp.rulesets.schema_tools import Checker, Map
+from labinterp.rulesets.unit_index import UnitIndex, ucum_disagreements
 
 ANALYTE_KEYS = (
     "display",
@@ -148,8 +149,9 @@ def _units(
     canonical: str,
     unit_table: dict[str, tuple[str, str]],
     inherited: tuple[str, ...],
-) -> dict[str, UnitConversion]:
-    """Normalised spelling (and alias) -> conversion; the canonical unit has factor 1."""
+) -> UnitIndex:
+    """Normalised spelling (and alias) -> conversion; the canonical unit has factor 1. Any
+    other UCUM unit of a listed unit's kind is resolved on lookup (unit_index.py)."""
 
     def known(name: str, line: int) -> tuple[str, str]:
         entry = unit_table.get(normalise_unit(name))
@@ -180,7 +182,9 @@ def _units(
         for norm, (name, _dimension) in unit_table.items():
             if name == display:
                 index[norm] = conversion
-    return index
+    for problem in ucum_disagreements(index):
+        check.fail(node.line_of("units"), f"analyte {key}: {problem}")
+    return UnitIndex(index)
 
 
 def _grading(
@@ -351,7 +355,7 @@ def build_analyte(
         display=check.text(node, "display", what),
         canonical_unit=canonical,
         precision=precision,
-        units=frozen_map(units),
+        units=units,
         loinc=_loinc(check, node, key),
         accepted_low=low,
         accepted_high=high,
