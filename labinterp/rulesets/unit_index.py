@@ -97,8 +97,9 @@ def ucum_disagreements(listed: Mapping[str, UnitConversion]) -> list[str]:
         ref_unit, ref = first_of_kind[unit.kind]
         expected = unit.factor_to(ref_unit) * ref.factor
         if not _same(conversion.factor, expected):
+            scale = unit.factor_to(ref_unit)
             problems.append(
                 f"unit {conversion.unit} has factor {conversion.factor}, but UCUM makes it "
-                f"{expected.normalize()} ({unit.factor_to(ref_unit)} x {ref.unit}'s {ref.factor})"
+                f"{expected.normalize():f} ({scale:f} x the factor {ref.factor} of {ref.unit})"
             )
     return problems
