@@ -412,14 +412,21 @@ def clinics() -> None:
 @clinics.command("create")
 @click.argument("name")
 @click.option("--if-not-exists", is_flag=True, help="succeed quietly when it already exists")
-def clinics_create(name: str, if_not_exists: bool) -> None:
+@click.option(
+    "--time-zone",
+    default="UTC",
+    show_default=True,
+    help="IANA zone (e.g. Europe/Brussels) in which date-times sent without a UTC offset "
+    "(usual in HL7 v2) are read",
+)
+def clinics_create(name: str, if_not_exists: bool, time_zone: str) -> None:
     """Create a clinic (a tenant); its tokens are made with `tokens create --clinic NAME`."""
     from labinterp.services.accounts import create_clinic
     from labinterp.services.errors import AlreadyExists, InvalidInput
 
     with _session() as session:
         try:
-            clinic = create_clinic(session, name, actor=_operator())
+            clinic = create_clinic(session, name, actor=_operator(), time_zone=time_zone)
         except AlreadyExists as exc:
             if if_not_exists:
                 click.echo(str(exc))
@@ -428,6 +435,25 @@ def clinics_create(name: str, if_not_exists: bool) -> None:
         except InvalidInput as exc:
             _fail(str(exc))
         click.echo(f"created clinic {clinic.name} ({clinic.id})")
+
+
+@clinics.command("time-zone")
+@click.argument("name")
+@click.argument("zone")
+def clinics_time_zone(name: str, zone: str) -> None:
+    """Set the IANA time zone (e.g. Europe/Brussels) in which the clinic's date-times sent
+    without a UTC offset are read (HL7 v2 usually sends local times)."""
+    from labinterp.services.accounts import set_clinic_time_zone
+    from labinterp.services.errors import InvalidInput, NotFound
+
+    with _session() as session:
+        try:
+            clinic = set_clinic_time_zone(session, name, zone, actor=_operator())
+        except (InvalidInput, NotFound) as exc:
+            _fail(str(exc))
+        click.echo(
+            f"clinic {clinic.name}: date-times without an offset are read in {clinic.time_zone}"
+        )
 
 
 @clinics.command("webhook")

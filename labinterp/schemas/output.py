@@ -150,6 +150,13 @@ class PanelResultOut(_Out):
     reference_range = fields.Nested(
         LabRangeOut, allow_none=True, metadata={"description": "the laboratory's own range"}
     )
+    sender_flag = fields.String(
+        allow_none=True,
+        metadata={
+            "description": "the sending laboratory's own flag, verbatim (ours is in the "
+            "interpretation's results)"
+        },
+    )
 
 
 class TwitchingOut(_Out):

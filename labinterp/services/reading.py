@@ -91,6 +91,8 @@ class ResultRow(Protocol):
     def lab_high(self) -> str | None: ...
     @property
     def lab_range_text(self) -> str | None: ...
+    @property
+    def sender_flag(self) -> str | None: ...
 
 
 class ContextRow(Protocol):
@@ -203,6 +205,7 @@ class ResultView:
     value: Decimal  # canonical, at the ruleset's reporting precision
     unit: str
     reference_range: LabRange | None
+    sender_flag: str | None = None  # the sender's own flag, verbatim
 
 
 @dataclass(frozen=True)
@@ -283,6 +286,7 @@ def panel_document(
                     text=r.lab_range_text,
                     unit=r.reported_unit,
                 ),
+                sender_flag=r.sender_flag,
             )
             for r in sorted(revision.results, key=lambda r: r.position)
         ],
