@@ -152,9 +152,8 @@ def _observation(
 ) -> dict[str, Any]:
     interpretation = view.interpretation
     extensions = [{"url": REPORTED_QUANTITY, "valueQuantity": _quantity(*_reported(result))}]
-    sender_flag = getattr(result, "sender_flag", None)  # kept by the intake seam, when sent
-    if sender_flag:
-        extensions.append(_sender_flag(sender_flag))
+    if result.sender_flag:  # the sending laboratory's own flag (FHIR, HL7 OBX-8, JSON)
+        extensions.append(_sender_flag(result.sender_flag))
     observation: dict[str, Any] = {
         "resourceType": "Observation",
         "id": f"result-{n}",

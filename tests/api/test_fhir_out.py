@@ -18,6 +18,7 @@ from labinterp.interop.fhir_out import (
     ANALYTE_SYSTEM,
     FINDING_SYSTEM,
     REPORTED_QUANTITY,
+    SENDER_INTERPRETATION,
     V3_INTERPRETATION,
 )
 from tests.api.conftest import Tokens, auth, sample_panel
@@ -177,6 +178,29 @@ def test_critical_low_unjudgeable_and_a_lab_range_normal(
     assert quantity(lab.low) == (Decimal("0.66"), "10*-3.mol/L", "10*-3.mol/L")
     assert "laboratory" in lab.text
     assert reported(obs["magnesium"]) == (Decimal("0.8"), "10*-3.mol/L", "10*-3.mol/L")
+
+
+def test_the_senders_flag_is_shown_beside_ours(
+    client: FlaskClient, tokens: Tokens, work: Any
+) -> None:
+    """Sodium 138 flagged L by its lab inside the lab's own 136-145 (a real lab report): ours
+    says N, the sender's L is kept beside it, never as ours."""
+    body = sample_panel(accession="LAB-3", context=None)
+    body["results"] = [
+        {"analyte": "sodium", "value": 138, "unit": "mmol/L", "sender_flag": "L",
+         "reference_range": {"low": 136, "high": 145}},
+        {"analyte": "potassium", "value": 4.1, "unit": "mmol/L"},
+    ]  # fmt: skip
+    panel_id = post(client, tokens.clinic, body)
+    work(panel_id)
+    obs = observations(report(client, tokens.clinic, panel_id))
+    assert flag(obs["sodium"]) == "N"
+    (sender,) = [e for e in obs["sodium"].extension if e.url == SENDER_INTERPRETATION]
+    assert sender.valueCodeableConcept.text == "L"
+    assert [(c.system, c.code) for c in sender.valueCodeableConcept.coding] == [
+        (V3_INTERPRETATION, "L")
+    ]
+    assert not [e for e in obs["potassium"].extension if e.url == SENDER_INTERPRETATION]
 
 
 def test_a_queued_panel_is_registered_without_interpretation(
