@@ -39,6 +39,11 @@ _SPELLINGS = {
 _SUPERSCRIPT = str.maketrans({"\u00b5": "u", "\u03bc": "u"})
 
 
+def plain(value: Decimal) -> Decimal:
+    """Without trailing zeros or an exponent: 10.0000 -> 10, 1.000E-3 -> 0.001."""
+    return Decimal(format(value.normalize(), "f"))
+
+
 @dataclass(frozen=True)
 class UcumUnit:
     """A unit string read as UCUM: its code, what it measures and its size in base units."""
@@ -56,7 +61,7 @@ class UcumUnit:
         """x in this unit is x * factor in ``other`` (same kind only)."""
         if self.kind != other.kind:
             raise ValueError(f"{self.code} ({self.kind}) is not {other.code} ({other.kind})")
-        return _DIGITS.divide(self.magnitude, other.magnitude).normalize()
+        return plain(_DIGITS.divide(self.magnitude, other.magnitude))
 
 
 _EQUIVALENTS = "[equivalents]"

@@ -24,7 +24,7 @@ from collections.abc import Iterator, Mapping
 from decimal import Decimal
 
 from labinterp.domain.ruleset import UnitConversion
-from labinterp.ucum import UcumUnit, read_unit
+from labinterp.ucum import UcumUnit, plain, read_unit
 
 _TOLERANCE = Decimal("1e-9")  # relative: factors are written to 4 significant digits at most
 
@@ -100,6 +100,6 @@ def ucum_disagreements(listed: Mapping[str, UnitConversion]) -> list[str]:
             scale = unit.factor_to(ref_unit)
             problems.append(
                 f"unit {conversion.unit} has factor {conversion.factor}, but UCUM makes it "
-                f"{expected.normalize():f} ({scale:f} x the factor {ref.factor} of {ref.unit})"
+                f"{plain(expected)} ({scale} x the factor {ref.factor} of {ref.unit})"
             )
     return problems

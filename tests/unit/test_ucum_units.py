@@ -130,12 +130,31 @@ def test_read_unit_gives_the_ucum_code_and_its_size() -> None:
     assert mg_dl.concentration == "mass" and read_unit("mL").concentration is None  # type: ignore[union-attr]
 
 
-def test_a_ruleset_whose_factor_contradicts_ucum_does_not_load(tmp_path: Path) -> None:
+def test_same_kind_factors_come_from_ucum_and_only_mass_to_moles_from_the_ruleset() -> None:
+    albumin, mma, b12 = (R1.analytes[k] for k in ("albumin", "methylmalonic_acid", "vitamin_b12"))
+    assert albumin.units["g/dl"].factor == Decimal("10")
+    assert albumin.units["g/dl"].sources == ("ucum",)
+    assert mma.units["nmol/l"].factor == Decimal("0.001")
+    assert b12.units["ng/l"].factor == b12.units["pg/ml"].factor == Decimal("0.7378")
+    assert b12.units["pg/ml"].sources == ("baspath_b12",)  # a molar mass: the ruleset's
+
+
+def test_a_unit_without_factor_needs_a_unit_of_its_kind_before_it(tmp_path: Path) -> None:
     text = (REPO / "reference_ranges" / "2026.1.yaml").read_text(encoding="utf-8")
-    old = "g/dL: {factor: 10, source: si_table_csmu}"
+    old = "mg/dL: {factor: 0.3229, source: si_table_elephant}"
     assert text.count(old) == 1
     path = tmp_path / "2026.1.yaml"
-    path.write_text(text.replace(old, "g/dL: {factor: 100, source: si_table_csmu}"))
+    path.write_text(text.replace(old, "mg/dL: {source: ucum}"))
+    with pytest.raises(RulesetError, match="analyte phosphate unit mg/dL: no factor, and no unit"):
+        load_ruleset(path)
+
+
+def test_a_ruleset_whose_factor_contradicts_ucum_does_not_load(tmp_path: Path) -> None:
+    text = (REPO / "reference_ranges" / "2026.1.yaml").read_text(encoding="utf-8")
+    old = "g/dL: {source: ucum}"
+    assert text.count(old) == 1
+    path = tmp_path / "2026.1.yaml"
+    path.write_text(text.replace(old, "g/dL: {factor: 100, source: ucum}"))
     with pytest.raises(
         RulesetError, match=r"albumin: unit g/dL has factor 100, but UCUM makes it 10"
     ):
