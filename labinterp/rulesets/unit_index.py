@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from decimal import Decimal
+from typing import Any
 
 from labinterp.domain.ruleset import UnitConversion
 from labinterp.ucum import UcumUnit, plain, read_unit
@@ -45,16 +46,21 @@ class UnitIndex(Mapping[str, UnitConversion]):
                 self._read.append((unit, conversion))
         self._resolved: dict[str, UnitConversion | None] = {}
 
-    def __getitem__(self, key: str) -> UnitConversion:
+    def get(self, key: str, default: Any = None) -> Any:
+        """The engine's lookup: one dict hit for a listed spelling (no KeyError round trip)."""
         found = self._listed.get(key)
         if found is not None:
             return found
         if key not in self._resolved:
             self._resolved[key] = self._through_ucum(key)
         resolved = self._resolved[key]
-        if resolved is None:
+        return default if resolved is None else resolved
+
+    def __getitem__(self, key: str) -> UnitConversion:
+        found = self.get(key)
+        if found is None:
             raise KeyError(key)
-        return resolved
+        return found
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._listed)
