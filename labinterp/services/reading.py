@@ -118,6 +118,8 @@ class RevisionRow(Protocol):
     @property
     def collected_at(self) -> dt.datetime: ...
     @property
+    def collected_utc_offset(self) -> int: ...
+    @property
     def sex(self) -> str: ...
     @property
     def birth_date(self) -> dt.date | None: ...
@@ -243,6 +245,7 @@ class PanelView:
     reviews: list[ReviewView]
     created_at: dt.datetime
     updated_at: dt.datetime
+    collected_utc_offset: int = 0  # minutes: the offset collected_at was sent with
 
 
 def panel_document(
@@ -292,6 +295,7 @@ def panel_document(
         reviews=list(reviews),
         created_at=_aware(head.created_at),
         updated_at=_aware(head.updated_at),
+        collected_utc_offset=revision.collected_utc_offset,
     )
 
 
