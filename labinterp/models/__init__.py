@@ -17,6 +17,7 @@ from labinterp.models.panels import (
     PanelStatus,
     Patient,
     Result,
+    SourceFormat,
 )
 from labinterp.models.review import (
     Alert,
@@ -27,7 +28,14 @@ from labinterp.models.review import (
     Review,
     ReviewStatus,
 )
-from labinterp.models.tenancy import ApiToken, ApiTokenClinic, Clinic, User, UserClinic
+from labinterp.models.tenancy import (
+    ApiToken,
+    ApiTokenClinic,
+    Clinic,
+    ClinicCode,
+    User,
+    UserClinic,
+)
 
 __all__ = [
     "NAMING_CONVENTION",
@@ -39,6 +47,7 @@ __all__ = [
     "AuditEvent",
     "Base",
     "Clinic",
+    "ClinicCode",
     "ClinicWebhook",
     "Decision",
     "FailureCode",
@@ -56,6 +65,7 @@ __all__ = [
     "Review",
     "ReviewStatus",
     "Setting",
+    "SourceFormat",
     "User",
     "UserClinic",
     "UtcDateTime",

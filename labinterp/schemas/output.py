@@ -60,6 +60,15 @@ class JudgedResultOut(_Out):
     critical = fields.Boolean()
     reported = fields.Nested(QuantityOut)
     reference_range = fields.Nested(IntervalOut, allow_none=True)
+    sender_flag = fields.String(
+        metadata={"description": "the sending laboratory's own flag, verbatim (when it sent one)"}
+    )
+    sender_flag_disagrees = fields.Boolean(
+        metadata={
+            "description": "the sender's flag contradicts ours (a note says so); only with "
+            "sender_flag"
+        }
+    )
 
 
 class FindingOut(_Out):
@@ -149,6 +158,13 @@ class PanelResultOut(_Out):
     unit = fields.String()
     reference_range = fields.Nested(
         LabRangeOut, allow_none=True, metadata={"description": "the laboratory's own range"}
+    )
+    sender_flag = fields.String(
+        allow_none=True,
+        metadata={
+            "description": "the sending laboratory's own flag, verbatim (ours is in the "
+            "interpretation's results)"
+        },
     )
 
 
