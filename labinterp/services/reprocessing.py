@@ -38,6 +38,7 @@ from sqlalchemy.orm import Session
 
 from labinterp.db import write_transaction
 from labinterp.domain import FindingStatus, PanelRejected, Ruleset, accept_panel, interpret
+from labinterp.domain.disagreements import with_sender_flags
 from labinterp.models import Clinic, JobStatus, ReprocessingJob
 from labinterp.redaction import describe_exception
 from labinterp.repositories import interpretations as interpretations_repo
@@ -472,6 +473,7 @@ def _judge(revision: StoredRevision, ruleset: Ruleset) -> NewInterpretation | st
     try:
         accepted = accept_panel(revision.raw, ruleset, revision.created_at)
         body = interpret(accepted, ruleset).to_dict()
+        body = with_sender_flags(body, revision.sender_flags)  # as the worker does
     except PanelRejected as exc:
         return (
             f"the results do not pass the acceptance rules of ruleset {ruleset.version} "

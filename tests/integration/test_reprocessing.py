@@ -17,10 +17,14 @@ from labinterp.config import load_settings
 from labinterp.db import upgrade_database
 from labinterp.models import Decision, Interpretation, Panel, ReprocessingJob, Result, ReviewStatus
 from labinterp.runtime import Runtime, build_runtime
+from labinterp.schemas.panels import PanelIn
 from labinterp.services import reprocessing
+from labinterp.services.accounts import create_clinic
 from labinterp.services.audit import Actor
+from labinterp.services.interpretation import interpret_panels
+from labinterp.services.panels import ClinicRef, submit_panel
 from labinterp.services.review import submit_review
-from tests.integration.reprocessing_data import EDGES, load_edges
+from tests.integration.reprocessing_data import ADULT, EDGES, load_edges
 from tests.integration.services import fresh_postgres_database
 
 pytestmark = [pytest.mark.postgres]
@@ -209,3 +213,48 @@ def test_a_chunk_taken_up_too_often_without_finishing_fails_its_job_with_a_reaso
     with runtime.session_factory() as session:
         job = reprocessing.get_job(session, job_id)
         assert job.status == "failed" and job.error and "taken up 3 times" in job.error
+
+
+def test_a_reprocessed_panel_still_shows_the_senders_flag_and_its_disagreement(
+    runtime: Runtime,
+) -> None:
+    """A sodium of 138 that the sending laboratory flagged L inside its own 136-145 range: the
+    interpretation a job writes says so, as the worker's did."""
+    with runtime.session_factory() as session:
+        found = create_clinic(session, "flags")
+        clinic = ClinicRef(found.id, found.name)
+    document = PanelIn().load(
+        {
+            "accession": "FLAG-1",
+            "patient": {"id": "P-FLAG", "sex": "female", "birth_date": ADULT},
+            "collected_at": "2025-03-01T08:30:00Z",
+            "results": [
+                {
+                    "analyte": "sodium",
+                    "value": 138,
+                    "unit": "mmol/L",
+                    "reference_range": {"low": 136, "high": 145},
+                    "sender_flag": "L",
+                },
+                {"analyte": "magnesium", "value": 0.80, "unit": "mmol/L"},
+            ],
+        }
+    )
+    now = dt.datetime.now(dt.UTC)
+    submitted = submit_panel(
+        runtime.engine, ADMIN, clinic, document, runtime.rulesets["2026.1"], now
+    )
+    interpret_panels(runtime.engine, runtime.rulesets, [submitted.panel_id], max_attempts=5)
+
+    real = run(runtime, dry_run=False)
+
+    assert real.changed == 1  # the magnesium of 0.80 is low under 2026.2
+    with runtime.session_factory() as session:
+        panel = session.get(Panel, submitted.panel_id)
+        assert panel is not None
+        newest = session.get(Interpretation, panel.interpretation_id)
+        assert newest is not None and newest.ruleset == "2026.2"
+        sodium = next(r for r in newest.body["results"] if r["analyte"] == "sodium")
+    assert sodium["sender_flag"] == "L"
+    assert sodium["sender_flag_disagrees"] is True
+    assert "disagrees" in newest.body["summary"]
