@@ -136,7 +136,7 @@ def submit_panel(
     panel = _new_panel(actor, clinic, document, accepted, digest, ruleset, now)
     for last_try in (False, True):
         try:
-            new_panels.store_new_panel(engine, panel)
+            new_panels.store_new_panel_grouped(engine, panel)
             break
         except IntegrityError:  # the accession is stored already: a retry, or a conflict
             with Session(engine) as session:
