@@ -134,11 +134,14 @@ def _group_commit(engine: Engine) -> GroupCommit:
 class _Waiting:
     """A panel waiting in a :class:`GroupCommit`, and what became of it."""
 
-    __slots__ = ("batch_size", "error", "event", "outcome", "panel")
+    __slots__ = ("batch_size", "error", "outcome", "panel", "ready")
 
     def __init__(self, panel: NewPanel) -> None:
         self.panel = panel
-        self.event = threading.Event()
+        # held until the panel's outcome is set: a plain lock is cheaper to make than an Event
+        # (its Condition), and only one thread ever waits on it
+        self.ready = threading.Lock()
+        self.ready.acquire()
         self.outcome = ""  # "stored", "failed" (error, batch_size set) or "lead"
         self.error: BaseException | None = None
         self.batch_size = 0
@@ -177,7 +180,7 @@ class GroupCommit:
             if lead:
                 self._leading = True
         if not lead:
-            me.event.wait()
+            me.ready.acquire()
             if me.outcome == "lead":  # the previous leader passed the lead on
                 lead = True
         if lead:
@@ -198,13 +201,13 @@ class GroupCommit:
                 finally:
                     for waiting in batch:
                         if waiting is not me:
-                            waiting.event.set()
+                            waiting.ready.release()
         finally:
             with self._lock:
                 if self._waiting:
                     successor = self._waiting[0]
                     successor.outcome = "lead"
-                    successor.event.set()
+                    successor.ready.release()
                 else:
                     self._leading = False
 
@@ -239,22 +242,25 @@ class GroupCommit:
         except BaseException as exc:  # each panel then goes on its own
             for waiting in batch:
                 waiting.outcome, waiting.error, waiting.batch_size = "failed", exc, len(batch)
+            _BATCHES.append((len(batch), False))
             if not isinstance(exc, Exception):
                 raise
         else:
             for waiting in batch:
                 waiting.outcome = "stored"
-            _BATCH_SIZES.append(len(batch))
+            _BATCHES.append((len(batch), True))
 
 
 _GROUPS: weakref.WeakKeyDictionary[Engine, GroupCommit] = weakref.WeakKeyDictionary()
 _GROUPS_LOCK = threading.Lock()
-_BATCH_SIZES: collections.deque[int] = collections.deque(maxlen=10_000)  # the last batches
+# this process's last batches: (panels, written); a batch not written went panel by panel
+_BATCHES: collections.deque[tuple[int, bool]] = collections.deque(maxlen=10_000)
 
 
-def recent_batch_sizes() -> list[int]:
-    """The sizes of this process's last group-committed batches (for benchmarks and tests)."""
-    return list(_BATCH_SIZES)
+def recent_batches() -> list[tuple[int, bool]]:
+    """This process's last group-commit batches, oldest first: (panels, whether the batch was
+    written; if not, each of its panels was written on its own). For tests and benchmarks."""
+    return list(_BATCHES)
 
 
 def store_new_panels(engine: Engine, panels: Sequence[NewPanel]) -> None:

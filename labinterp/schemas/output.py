@@ -273,7 +273,7 @@ def dump_new_panel(view: Any) -> dict[str, Any] | None:
     """``PanelOut().dump(view)`` for a panel just stored (a ``reading.PanelView`` with no
     interpretation and no reviews), written out field by field: the answer to every new
     panel, where marshmallow's dump was a tenth of the request's CPU. None for any other
-    view (dump it with ``PanelOut``). tests/unit/test_fast_panel_dump.py holds the two equal."""
+    view (dump it with ``PanelOut``). tests/api/test_fast_panel_dump.py holds the two equal."""
     if view.interpretation is not None or view.reviews:
         return None
     patient, specimen, context = view.patient, view.specimen, view.context
