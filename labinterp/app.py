@@ -10,7 +10,8 @@ from typing import Any
 from flask import Flask, Response, g, request
 
 from labinterp import __version__, metrics
-from labinterp.api import audit, operations, panels, review
+from labinterp.api import audit, fhir, fhir_read, operations, panels, review
+from labinterp.api import hl7 as hl7_api
 from labinterp.api.auth import install_access_control
 from labinterp.api.headers import install_security_headers
 from labinterp.api.jsonio import DecimalJSONProvider
@@ -98,6 +99,9 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     api.register_blueprint(panels.blp)
     api.register_blueprint(review.blp)
     api.register_blueprint(audit.blp)
+    api.register_blueprint(fhir.blp)
+    api.register_blueprint(hl7_api.blp)  # HL7 v2 in (POST /hl7/v2)
+    app.register_blueprint(fhir_read.blp)  # FHIR R4 out: its own errors (OperationOutcome)
     finish_spec(api)  # 404/400/413/415, security [] on public routes
     _serve_swagger_assets(app)
     install_web(app, settings)  # the clinician's pages (labinterp/web)

@@ -419,14 +419,21 @@ def clinics() -> None:
 @clinics.command("create")
 @click.argument("name")
 @click.option("--if-not-exists", is_flag=True, help="succeed quietly when it already exists")
-def clinics_create(name: str, if_not_exists: bool) -> None:
+@click.option(
+    "--time-zone",
+    default="UTC",
+    show_default=True,
+    help="IANA zone (e.g. Europe/Brussels) in which date-times sent without a UTC offset "
+    "(usual in HL7 v2) are read",
+)
+def clinics_create(name: str, if_not_exists: bool, time_zone: str) -> None:
     """Create a clinic (a tenant); its tokens are made with `tokens create --clinic NAME`."""
     from labinterp.services.accounts import create_clinic
     from labinterp.services.errors import AlreadyExists, InvalidInput
 
     with _session() as session:
         try:
-            clinic = create_clinic(session, name, actor=_operator())
+            clinic = create_clinic(session, name, actor=_operator(), time_zone=time_zone)
         except AlreadyExists as exc:
             if if_not_exists:
                 click.echo(str(exc))
@@ -435,6 +442,26 @@ def clinics_create(name: str, if_not_exists: bool) -> None:
         except InvalidInput as exc:
             _fail(str(exc))
         click.echo(f"created clinic {clinic.name} ({clinic.id})")
+
+
+@clinics.command("time-zone")
+@click.argument("name")
+@click.argument("zone")
+def clinics_time_zone(name: str, zone: str) -> None:
+    """Set the time zone in which a clinic's date-times without a UTC offset are read.
+
+    ZONE is an IANA name such as Europe/Brussels (HL7 v2 usually sends local times)."""
+    from labinterp.services.accounts import set_clinic_time_zone
+    from labinterp.services.errors import InvalidInput, NotFound
+
+    with _session() as session:
+        try:
+            clinic = set_clinic_time_zone(session, name, zone, actor=_operator())
+        except (InvalidInput, NotFound) as exc:
+            _fail(str(exc))
+        click.echo(
+            f"clinic {clinic.name}: date-times without an offset are read in {clinic.time_zone}"
+        )
 
 
 @clinics.command("webhook")
@@ -841,12 +868,19 @@ def rulesets_activate(version: str) -> None:
     "errors_path",
     default=None,
     type=click.Path(dir_okay=False, writable=True),
-    help="write the rejected rows here (CSV: line, accession, field, reason)",
+    help="write the rejected rows here (CSV: line, accession, field, reason; the field of a "
+    "FHIR NDJSON line is its FHIRPath)",
 )
 def import_(file: str, clinic_name: str, errors_path: str | None) -> None:
-    """Import historical results: the CSV of API.md "Command line" (FILE, gzip or not; `-`
-    reads standard input). Each panel is accepted or rejected whole, as the API would; the
-    imported ones are queued for interpretation. Importing a file again changes nothing."""
+    """Import historical results: the CSV of API.md "Command line", or FHIR NDJSON (one
+    Bundle per line, as POST /fhir/r4/Bundle takes it; FILE.ndjson, or a first line starting
+    with `{`), gzip or not; `-` reads standard input. Each panel is accepted or rejected whole,
+    as the API would; the imported ones are queued for interpretation. Importing a file again
+    changes nothing."""
+    import functools
+
+    from labinterp.interop.fhir_in import ndjson_panels
+    from labinterp.interop.intake import clinic_time_zone
     from labinterp.progress import CommandProgress
     from labinterp.services.accounts import find_clinic
     from labinterp.services.errors import NotFound
@@ -896,7 +930,15 @@ def import_(file: str, clinic_name: str, errors_path: str | None) -> None:
                 rt.engine,
                 _operator(),
                 clinic,
-                read_panels(source.text),
+                read_panels(
+                    source.text,
+                    ndjson=functools.partial(
+                        ndjson_panels,
+                        ruleset=ruleset,
+                        time_zone=clinic_time_zone(rt.engine, clinic.id),
+                    ),
+                    is_ndjson=file.lower().endswith((".ndjson", ".ndjson.gz")),
+                ),
                 ruleset,
                 dt.datetime.now(dt.UTC),
                 ErrorReport(errors_stream),
@@ -1040,6 +1082,11 @@ def _shown(url: str) -> str:
 
     return make_url(url).render_as_string(hide_password=True)
 
+
+from labinterp.cli_hl7 import codes, mllp  # noqa: E402 - they use the helpers above
+
+main.add_command(codes)
+main.add_command(mllp)
 
 if __name__ == "__main__":  # pragma: no cover
     main()

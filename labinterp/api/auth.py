@@ -50,6 +50,7 @@ PUBLIC_ENDPOINTS = frozenset(
         "swagger_assets",  # /docs/assets/...
         "static",  # Flask's static files
         "web.sign_in",  # the sign-in page and its POST (CSRF-protected, rate limited)
+        "fhir_read.metadata",  # /fhir/r4/metadata: the FHIR CapabilityStatement
     }
 )
 _ROLES_ATTRIBUTE = "_labinterp_roles"

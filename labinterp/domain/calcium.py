@@ -84,17 +84,17 @@ def _corrected(
     rule = total.analyte.albumin_correction
     assert rule is not None
     side, interval = side_of(total, corrected)
-    lead = (
-        f"Albumin-corrected calcium {value_text(total, corrected)} (measured "
-        f"{value_text(total, joiner=' = {}')}; albumin {albumin} g/L; corrected = Ca + "
-        f"{rule.factor} × ({rule.reference} − albumin), {ruleset.cite(rule.sources)})"
-    )
     critical = total.critical
     critical_side = (
         None if critical is None else ("low" if critical.direction == "below" else "high")
     )
     finding_side = side or critical_side
     if finding_side is not None:
+        lead = (
+            f"Albumin-corrected calcium {value_text(total, corrected)} (measured "
+            f"{value_text(total, joiner=' = {}')}; albumin {albumin} g/L; corrected = Ca + "
+            f"{rule.factor} × ({rule.reference} − albumin), {ruleset.cite(rule.sources)})"
+        )
         code = total.analyte.finding_low if finding_side == "low" else total.analyte.finding_high
         assert code is not None
         matches = critical is not None and critical_side == finding_side

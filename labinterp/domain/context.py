@@ -101,7 +101,10 @@ def _red_flag(rule: RedFlagRule, context: Context, ruleset: Ruleset) -> RedFlag 
 
 
 def red_flags(context: Context, ruleset: Ruleset) -> tuple[RedFlag, ...]:
-    found = (_red_flag(rule, context, ruleset) for rule in ruleset.red_flags)
+    rules = ruleset.red_flags
+    if context.twitching is None and not context.symptoms:
+        rules = ruleset.compiled.red_flags_without_context
+    found = (_red_flag(rule, context, ruleset) for rule in rules)
     return tuple(flag for flag in found if flag is not None)
 
 
@@ -150,19 +153,24 @@ def follow_ups(
     ruleset: Ruleset,
 ) -> tuple[FollowUp, ...]:
     """One entry per code, reasons joined, in the ruleset's order."""
-    reasons: dict[str, list[str]] = {code: [] for code in ruleset.follow_up_order()}
-    sources: dict[str, list[str]] = {code: [] for code in reasons}
-    for rule in ruleset.follow_ups:
+    reasons: dict[str, list[str]] = {}
+    sources: dict[str, list[str]] = {}
+    rules = ruleset.follow_ups
+    if not (findings or flags or requested):
+        rules = ruleset.compiled.follow_ups_without_cause
+    for rule in rules:
         if rule.by_mechanism:
             if rule.code not in requested:
                 continue
             reason = rule.reason
         else:
-            matched = [c for c in rule.any_finding if c in findings]
-            if rule.any_finding and not matched:
+            if rule.any_finding and findings.isdisjoint(rule.any_finding):
+                continue
+            if (rule.any_red_flag or rule.any_urgent_red_flag) and not flags:
                 continue
             if any(a in measured for a in rule.not_measured):
                 continue
+            matched = [c for c in rule.any_finding if c in findings]
             matched_flags = [
                 f for f in flags if "*" in rule.any_red_flag or f.code in rule.any_red_flag
             ]
@@ -176,11 +184,12 @@ def follow_ups(
                 findings=join_and([_words(c) for c in matched]),
                 red_flags="; ".join(f.detail for f in matched_flags),
             )
-        if reason not in reasons[rule.code]:
-            reasons[rule.code].append(reason)
-            sources[rule.code].append(ruleset.cite(rule.sources))
+        texts = reasons.setdefault(rule.code, [])
+        if reason not in texts:
+            texts.append(reason)
+            sources.setdefault(rule.code, []).append(ruleset.cite(rule.sources))
     return tuple(
-        FollowUp(code, "; ".join(texts), "; ".join(dict.fromkeys(sources[code])))
-        for code, texts in reasons.items()
-        if texts
+        FollowUp(code, "; ".join(reasons[code]), "; ".join(dict.fromkeys(sources[code])))
+        for code in ruleset.follow_up_order()
+        if code in reasons
     )

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections import defaultdict
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from labinterp.domain.acceptance import AcceptedPanel
+from labinterp.domain.acceptance import AcceptedPanel, accept_panel
 from labinterp.domain.calcium import calcium
 from labinterp.domain.context import (
     ContributingFactor,
@@ -21,6 +23,7 @@ from labinterp.domain.judging import Interval, Judgement, Patient, judge, patien
 from labinterp.domain.mechanisms import Note, Outcome
 from labinterp.domain.ruleset import Ruleset
 from labinterp.domain.summary import summarize
+from labinterp.domain.types import RawPanel
 from labinterp.domain.units import join_and, normalise_unit
 from labinterp.domain.vitamins import decision_finding
 from labinterp.domain.vocabulary import FindingStatus, Priority
@@ -80,6 +83,8 @@ def _symptom_sets(panel: AcceptedPanel, ruleset: Ruleset) -> dict[str, str]:
     """Symptom sets the patient reports, with what put them there: {'neuromuscular': 'cramps'}."""
     ctx = panel.context
     present: dict[str, str] = {}
+    if ctx.twitching is None and not ctx.symptoms:
+        return present
     for name, (twitching, symptoms) in ruleset.symptom_sets.items():
         why = (["twitching"] if twitching and ctx.twitching is not None else []) + [
             s.replace("_", " ") for s in ctx.symptoms if s in symptoms
@@ -222,3 +227,21 @@ def interpret(panel: AcceptedPanel, ruleset: Ruleset) -> Interpretation:
         notes,
         summary,
     )
+
+
+def interpret_many(
+    panels: Iterable[RawPanel], ruleset: Ruleset, now: dt.datetime
+) -> Iterator[Interpretation | Exception]:
+    """Accept and interpret each panel with ``ruleset``, in order, one answer per panel: its
+    :class:`Interpretation`, or the exception that stopped it — :class:`PanelRejected` when
+    the panel does not pass this ruleset's acceptance, anything else an engine failure — so
+    that one bad panel never stops a chunk (re-processing calls this on chunks of panels).
+
+    ``now`` is the acceptance's clock (the "not in the future" checks): for history, the
+    time the job started. Lazy: answers come as the panels are read.
+    """
+    for panel in panels:
+        try:
+            yield interpret(accept_panel(panel, ruleset, now), ruleset)
+        except Exception as exc:  # handed back, one per panel, to be counted
+            yield exc

@@ -17,10 +17,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from labinterp.domain.acceptance import AcceptedPanel, AcceptedResult
 from labinterp.domain.ages import Age, age_from_bound, age_from_years, age_on, place
+from labinterp.domain.compiled import AgeKey, Standard
 from labinterp.domain.ruleset import Analyte, Band, Ruleset
 from labinterp.domain.types import Sex
 
@@ -34,14 +35,26 @@ class Patient:
     sex: Sex
     age_known: bool  # False: no birth date or age; the adult band was assumed
     age_years_only: int | None  # known only in whole years (no birth date)
+    # the age as the ruleset's bands see it (CompiledRuleset.age_key): what its standards
+    # are looked up by
+    age_key: AgeKey = ((0, 0), (0, 0), (0, 0))
 
 
 def patient_of(panel: AcceptedPanel, ruleset: Ruleset) -> Patient:
     if panel.birth_date is not None:
-        return Patient(age_on(panel.birth_date, panel.collected_at.date()), panel.sex, True, None)
-    if panel.age_years is not None:
-        return Patient(age_from_years(panel.age_years), panel.sex, True, panel.age_years)
-    return Patient(age_from_bound(ruleset.unknown_age_assume), panel.sex, False, None)
+        age = age_on(panel.birth_date, panel.collected_at.date())
+        return Patient(age, panel.sex, True, None, ruleset.compiled.age_key(age))
+    # known in whole years, or not at all: a few hundred patients, each built once
+    key = (panel.age_years, panel.sex)
+    patient = ruleset.compiled.patients.get(key)
+    if patient is None:
+        if panel.age_years is not None:
+            age, known = age_from_years(panel.age_years), True
+        else:
+            age, known = age_from_bound(ruleset.unknown_age_assume), False
+        patient = Patient(age, panel.sex, known, panel.age_years, ruleset.compiled.age_key(age))
+        ruleset.compiled.patients[key] = patient
+    return patient
 
 
 @dataclass(frozen=True)
@@ -81,8 +94,9 @@ class CriticalLimit:
         }
 
 
-@dataclass(frozen=True)
-class Judgement:
+class Judgement(NamedTuple):
+    """A result judged; a named tuple for the reason :class:`AcceptedResult` is one."""
+
     result: AcceptedResult
     analyte: Analyte
     interval: Interval | None
@@ -152,7 +166,7 @@ def select_band(bands: tuple[Band, ...], patient: Patient) -> tuple[Band | None,
     return None, False
 
 
-def _critical_bounds(
+def critical_bounds(
     analyte: Analyte, patient: Patient
 ) -> tuple[Decimal | None, Decimal | None, tuple[str, ...]]:
     band, ambiguous = select_band(analyte.critical, patient)
@@ -168,17 +182,6 @@ def _critical_bounds(
     highs = [b.high for b in possible if b.high is not None]
     sources = tuple(dict.fromkeys(s for b in possible for s in b.sources))
     return (max(lows) if lows else None), (min(highs) if highs else None), sources
-
-
-def critical_limit(
-    analyte: Analyte, value: Decimal, patient: Patient, ruleset: Ruleset
-) -> CriticalLimit | None:
-    low, high, sources = _critical_bounds(analyte, patient)
-    if low is not None and value < low:
-        return CriticalLimit(low, analyte.canonical_unit, "below", ruleset.cite(sources))
-    if high is not None and value > high:
-        return CriticalLimit(high, analyte.canonical_unit, "above", ruleset.cite(sources))
-    return None
 
 
 def ruleset_interval(
@@ -207,6 +210,20 @@ def ruleset_interval(
         ruleset.cite(band.sources),
         population,
     ), False
+
+
+def standard_of(analyte: Analyte, patient: Patient, ruleset: Ruleset) -> Standard:
+    """The ruleset's interval and critical limits of ``analyte`` for ``patient``; asked once
+    per kind of patient through ``ruleset.compiled.standard``."""
+    interval, ambiguous = ruleset_interval(analyte, patient, ruleset)
+    low, high, sources = critical_bounds(analyte, patient)
+    unit, citation = analyte.canonical_unit, ruleset.cite(sources)
+    return Standard(
+        interval,
+        ambiguous,
+        None if low is None else CriticalLimit(low, unit, "below", citation),
+        None if high is None else CriticalLimit(high, unit, "above", citation),
+    )
 
 
 def lab_interval(result: AcceptedResult) -> Interval | None:
@@ -238,7 +255,8 @@ def _lab_then_ruleset(
 def judge(
     result: AcceptedResult, analyte: Analyte, patient: Patient, ruleset: Ruleset
 ) -> Judgement:
-    interval, ambiguous = ruleset_interval(analyte, patient, ruleset)
+    standard = ruleset.compiled.standard(analyte, patient)
+    interval, ambiguous = standard.interval, standard.ambiguous
     by_ruleset_interval = interval
     lab = lab_interval(result)
     side: Side | None = None
@@ -255,7 +273,7 @@ def judge(
             interval, ambiguous = lab, False
     elif interval is not None:
         side = compare(result.value, interval.low, interval.high)
-    critical = critical_limit(analyte, result.value, patient, ruleset)
+    critical = standard.critical(result.value)
     code: Code
     if critical is not None:
         code = "LL" if critical.direction == "below" else "HH"

@@ -10,10 +10,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
+from functools import cached_property
 from types import MappingProxyType
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from labinterp.domain.ages import AgeBound
+
+if TYPE_CHECKING:
+    from labinterp.domain.compiled import CompiledRuleset
 
 Dimension = Literal["mass", "substance"]
 BandSex = Literal["any", "female", "male"]
@@ -261,16 +265,19 @@ class Ruleset:
     def analyte(self, key: str) -> Analyte:
         return self.analytes[key]
 
+    @cached_property
+    def compiled(self) -> CompiledRuleset:
+        """This ruleset's lookup structures, built on first use (:mod:`.compiled`)."""
+        from labinterp.domain.compiled import CompiledRuleset
+
+        return CompiledRuleset(self)
+
     def cite(self, keys: tuple[str, ...]) -> str:
         """Short labels of sources, joined: 'Kost 1990; Banner NoCo potassium'."""
-        return "; ".join(self.sources[k].label for k in keys if k in self.sources)
+        return self.compiled.cite(keys)
 
     def follow_up_order(self) -> tuple[str, ...]:
-        order: list[str] = []
-        for rule in self.follow_ups:
-            if rule.code not in order:
-                order.append(rule.code)
-        return tuple(order)
+        return self.compiled.follow_up_order
 
     def describe(self) -> dict[str, Any]:
         """JSON-ready description for ``GET /api/v1/rulesets``."""

@@ -43,20 +43,18 @@ def summarize(
     judged: list[Judgement],
     version: str,
 ) -> str:
-    displays = {j.result.analyte: j.analyte.display for j in judged}
-    phrases = [_finding_phrase(f, displays.get(f.analyte, f.analyte)) for f in findings]
-    critical = [p for f, p in zip(findings, phrases, strict=True) if f.critical is not None]
-    # a life-threatening value that is not critical still comes before any red flag
-    grave = [
-        p
-        for f, p in zip(findings, phrases, strict=True)
-        if f.critical is None and f.severity == "life_threatening"
-    ]
-    others = [
-        p
-        for f, p in zip(findings, phrases, strict=True)
-        if f.critical is None and f.severity != "life_threatening"
-    ]
+    critical: list[str] = []
+    grave: list[str] = []  # life-threatening, not critical: still before any red flag
+    others: list[str] = []
+    displays = {j.result.analyte: j.analyte.display for j in judged} if findings else {}
+    for f in findings:
+        text = _finding_phrase(f, displays.get(f.analyte, f.analyte))
+        if f.critical is not None:
+            critical.append(text)
+        elif f.severity == "life_threatening":
+            grave.append(text)
+        else:
+            others.append(text)
     urgent = [f for f in flags if f.urgent]
     plain = [f for f in flags if not f.urgent]
     unjudged = [j.analyte.display.lower() for j in judged if j.code == "IND"]

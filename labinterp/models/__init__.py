@@ -11,6 +11,7 @@ from labinterp.models.panels import (
     PanelStatus,
     Patient,
     Result,
+    SourceFormat,
 )
 from labinterp.models.review import (
     Alert,
@@ -21,7 +22,14 @@ from labinterp.models.review import (
     Review,
     ReviewStatus,
 )
-from labinterp.models.tenancy import ApiToken, ApiTokenClinic, Clinic, User, UserClinic
+from labinterp.models.tenancy import (
+    ApiToken,
+    ApiTokenClinic,
+    Clinic,
+    ClinicCode,
+    User,
+    UserClinic,
+)
 
 __all__ = [
     "NAMING_CONVENTION",
@@ -33,6 +41,7 @@ __all__ = [
     "AuditEvent",
     "Base",
     "Clinic",
+    "ClinicCode",
     "ClinicWebhook",
     "Decision",
     "FailureCode",
@@ -48,6 +57,7 @@ __all__ = [
     "Review",
     "ReviewStatus",
     "Setting",
+    "SourceFormat",
     "User",
     "UserClinic",
     "UtcDateTime",

@@ -29,6 +29,14 @@ if TYPE_CHECKING:
     from labinterp.models.interpretations import Interpretation
 
 
+class SourceFormat(StrEnum):
+    """What a revision was received as."""
+
+    JSON = "json"
+    FHIR = "fhir"
+    HL7V2 = "hl7v2"
+
+
 class PanelStatus(StrEnum):
     """Where a panel is in processing (its interpretation's own status is about findings)."""
 
@@ -188,6 +196,13 @@ class PanelRevision(Base):
     body: Mapped[dict[str, Any]] = mapped_column(json_type())  # the request as parsed, for audit
     created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
     created_by: Mapped[str | None] = mapped_column(String(100))  # token id or name
+    # what it was received as (SourceFormat: json, fhir, hl7v2; None: JSON stored before
+    # interop existed), the document exactly as received (FHIR and HL7 v2 only; JSON is
+    # ``body``), and what it held that was kept but not judged ([{"path", "code", "display",
+    # "reason"}])
+    source_format: Mapped[str | None] = mapped_column(String(20))
+    source_document: Mapped[str | None] = mapped_column(Text())
+    not_interpreted: Mapped[list[dict[str, str]] | None] = mapped_column(json_type())
 
     panel: Mapped[Panel] = relationship(back_populates="revisions")
     results: Mapped[list[Result]] = relationship(
@@ -226,6 +241,8 @@ class Result(Base):
     lab_low: Mapped[str | None] = mapped_column(String(40))  # the lab's range, verbatim
     lab_high: Mapped[str | None] = mapped_column(String(40))
     lab_range_text: Mapped[str | None] = mapped_column(Text())
+    # the sender's own flag (L, HH, A, N …), verbatim, kept beside ours
+    sender_flag: Mapped[str | None] = mapped_column(String(20))
 
     revision: Mapped[PanelRevision] = relationship(back_populates="results")
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 
-from sqlalchemy import ForeignKey, String, Uuid
+from sqlalchemy import ForeignKey, String, UniqueConstraint, Uuid
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from labinterp.models.base import Base, UtcDateTime, utcnow
+from labinterp.models.base import Base, BigIntegerId, UtcDateTime, utcnow
 
 
 class Clinic(Base):
@@ -17,9 +17,27 @@ class Clinic(Base):
     id: Mapped[uuid.UUID] = mapped_column(Uuid(), primary_key=True, default=uuid.uuid4)
     name: Mapped[str] = mapped_column(String(200), unique=True)
     created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    # the IANA zone a date-time sent without a UTC offset is read in (HL7 v2 sends local times)
+    time_zone: Mapped[str] = mapped_column(String(64), default="UTC", server_default="UTC")
 
     def __repr__(self) -> str:
         return f"Clinic({self.name!r})"
+
+
+class ClinicCode(Base):
+    """A clinic's own result code (HL7 v2 OBX-3 that is not LOINC) and the analyte it names."""
+
+    __tablename__ = "clinic_codes"
+    __table_args__ = (UniqueConstraint("clinic_id", "system", "code"),)
+
+    id: Mapped[int] = mapped_column(BigIntegerId, primary_key=True, autoincrement=True)
+    clinic_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("clinics.id"))
+    system: Mapped[str] = mapped_column(String(40))  # the coding system as sent, e.g. "L", "99LAB"
+    code: Mapped[str] = mapped_column(String(60))
+    analyte: Mapped[str] = mapped_column(String(60))  # an analyte key of the ruleset
+
+    def __repr__(self) -> str:
+        return f"ClinicCode({self.system!r}, {self.code!r} -> {self.analyte!r})"
 
 
 class User(Base):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, cast
 
@@ -74,6 +74,9 @@ class StoredRevision:
     created_at: dt.datetime
     raw: RawPanel
     interpreted: bool  # an interpretation under its ruleset exists already
+    # the sender's own flag of each result, by position (FHIR, HL7 v2, or the JSON API's
+    # sender_flag): shown beside ours (domain.disagreements)
+    sender_flags: dict[int, str | None] = field(default_factory=dict)
 
 
 _PANELS = cast(Table, Panel.__table__)
@@ -149,6 +152,7 @@ _RESULTS_OF = (
         _RESULTS.c.lab_low,
         _RESULTS.c.lab_high,
         _RESULTS.c.lab_range_text,
+        _RESULTS.c.sender_flag,
     )
     .where(_RESULTS.c.revision_id.in_(bindparam("ids", expanding=True)))
     .order_by(_RESULTS.c.revision_id, _RESULTS.c.position)
@@ -215,8 +219,11 @@ def current_revisions(conn: Connection, panel_ids: Sequence[uuid.UUID]) -> list[
         return []
     revisions = conn.execute(_CURRENT_REVISIONS, {"ids": list(panel_ids)}).all()
     results: dict[uuid.UUID, list[RawResult]] = {row.id: [] for row in revisions}
+    flags: dict[uuid.UUID, dict[int, str | None]] = {row.id: {} for row in revisions}
     if results:
         for row in conn.execute(_RESULTS_OF, {"ids": list(results)}):
+            if row.sender_flag is not None:  # positions as the engine counts them, from 0
+                flags[row.revision_id][len(results[row.revision_id])] = row.sender_flag
             results[row.revision_id].append(_raw_result(row))
     return [
         StoredRevision(
@@ -227,6 +234,7 @@ def current_revisions(conn: Connection, panel_ids: Sequence[uuid.UUID]) -> list[
             created_at=row.created_at,
             raw=_raw_panel(row, results[row.id]),
             interpreted=bool(row.interpreted),
+            sender_flags=flags[row.id],
         )
         for row in revisions
     ]

@@ -50,6 +50,7 @@ class NewResult:
     lab_low: str | None
     lab_high: str | None
     lab_range_text: str | None
+    sender_flag: str | None = None  # the sender's own flag, verbatim
 
 
 @dataclass(frozen=True)
@@ -79,6 +80,11 @@ class NewRevision:
     created_by: str
     results: tuple[NewResult, ...]
     context: NewContext
+    # what it was received as (models.SourceFormat), the document as received (FHIR, HL7 v2)
+    # and what it held that was kept but not judged
+    source_format: str | None = None
+    source_document: str | None = None
+    not_interpreted: list[dict[str, str]] | None = None
 
 
 @dataclass(frozen=True)
@@ -309,22 +315,25 @@ WITH doc AS (
 ), revision AS (
     INSERT INTO panel_revisions (id, panel_id, revision, content_hash, collected_at, sex,
                                  birth_date, age_years, hemolyzed, specimen_type, ruleset,
-                                 collected_utc_offset, body, created_at, created_by)
+                                 collected_utc_offset, body, created_at, created_by,
+                                 source_format, source_document, not_interpreted)
     SELECT (j->>'revision_id')::uuid, panel.id, 1, j->>'content_hash',
            (j->>'collected_at')::timestamptz, j->>'sex', (j->>'birth_date')::date,
            (j->>'age_years')::int, (j->>'hemolyzed')::boolean, j->>'specimen_type',
            j->>'ruleset', (j->>'collected_utc_offset')::int, j->'body',
-           (j->>'now')::timestamptz, j->>'created_by'
+           (j->>'now')::timestamptz, j->>'created_by', j->>'source_format',
+           j->>'source_document', NULLIF(j->'not_interpreted', 'null'::jsonb)
     FROM doc, panel
     RETURNING id
 ), results AS (
     INSERT INTO results (revision_id, position, analyte, loinc, reported_value, reported_unit,
-                         value, unit, lab_low, lab_high, lab_range_text)
+                         value, unit, lab_low, lab_high, lab_range_text, sender_flag)
     SELECT revision.id, r.position, r.analyte, r.loinc, r.reported_value, r.reported_unit,
-           r.value, r.unit, r.lab_low, r.lab_high, r.lab_range_text
+           r.value, r.unit, r.lab_low, r.lab_high, r.lab_range_text, r.sender_flag
     FROM doc, revision, jsonb_to_recordset(doc.j->'results') AS r(
         position int, analyte text, loinc text, reported_value text, reported_unit text,
-        value numeric, unit text, lab_low text, lab_high text, lab_range_text text)
+        value numeric, unit text, lab_low text, lab_high text, lab_range_text text,
+        sender_flag text)
 ), context AS (
     INSERT INTO panel_contexts (revision_id, twitching, symptoms, factors, medications, notes)
     SELECT revision.id, NULLIF(j->'twitching', 'null'::jsonb), j->'symptoms', j->'factors',
@@ -372,23 +381,26 @@ WITH doc AS (
 ), revision AS (
     INSERT INTO panel_revisions (id, panel_id, revision, content_hash, collected_at, sex,
                                  birth_date, age_years, hemolyzed, specimen_type, ruleset,
-                                 collected_utc_offset, body, created_at, created_by)
+                                 collected_utc_offset, body, created_at, created_by,
+                                 source_format, source_document, not_interpreted)
     SELECT (j->>'revision_id')::uuid, panel.id, 1, j->>'content_hash',
            (j->>'collected_at')::timestamptz, j->>'sex', (j->>'birth_date')::date,
            (j->>'age_years')::int, (j->>'hemolyzed')::boolean, j->>'specimen_type',
            j->>'ruleset', (j->>'collected_utc_offset')::int, j->'body',
-           (j->>'now')::timestamptz, j->>'created_by'
+           (j->>'now')::timestamptz, j->>'created_by', j->>'source_format',
+           j->>'source_document', NULLIF(j->'not_interpreted', 'null'::jsonb)
     FROM doc JOIN panel ON panel.id = (j->>'panel_id')::uuid
     RETURNING id
 ), results AS (
     INSERT INTO results (revision_id, position, analyte, loinc, reported_value, reported_unit,
-                         value, unit, lab_low, lab_high, lab_range_text)
+                         value, unit, lab_low, lab_high, lab_range_text, sender_flag)
     SELECT revision.id, r.position, r.analyte, r.loinc, r.reported_value, r.reported_unit,
-           r.value, r.unit, r.lab_low, r.lab_high, r.lab_range_text
+           r.value, r.unit, r.lab_low, r.lab_high, r.lab_range_text, r.sender_flag
     FROM doc JOIN revision ON revision.id = (doc.j->>'revision_id')::uuid,
          jsonb_to_recordset(doc.j->'results') AS r(
         position int, analyte text, loinc text, reported_value text, reported_unit text,
-        value numeric, unit text, lab_low text, lab_high text, lab_range_text text)
+        value numeric, unit text, lab_low text, lab_high text, lab_range_text text,
+        sender_flag text)
 ), context AS (
     INSERT INTO panel_contexts (revision_id, twitching, symptoms, factors, medications, notes)
     SELECT revision.id, NULLIF(j->'twitching', 'null'::jsonb), j->'symptoms', j->'factors',
@@ -436,6 +448,9 @@ def _postgres_document(panel: NewPanel) -> dict[str, Any]:
         "collected_utc_offset": revision.collected_utc_offset,
         "body": revision.body,
         "created_by": revision.created_by,
+        "source_format": revision.source_format,
+        "source_document": revision.source_document,
+        "not_interpreted": revision.not_interpreted,
         "results": [vars(r) for r in revision.results],
         "twitching": context.twitching,
         "symptoms": context.symptoms,
@@ -561,6 +576,9 @@ def _insert_rows(conn: Connection, panel: NewPanel) -> None:
                     "body": revision.body,
                     "created_at": now,
                     "created_by": revision.created_by,
+                    "source_format": revision.source_format,
+                    "source_document": revision.source_document,
+                    "not_interpreted": revision.not_interpreted,
                 },
             ),
             *(("result", {"revision_id": revision.id, **vars(r)}) for r in revision.results),

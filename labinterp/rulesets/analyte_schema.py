@@ -20,6 +20,8 @@ from labinterp.domain.ruleset import (
 )
 from labinterp.domain.units import normalise_unit
 from labinterp.rulesets.schema_tools import Checker, Map
+from labinterp.rulesets.unit_index import UnitIndex, ucum_disagreements
+from labinterp.ucum import plain, read_unit
 
 ANALYTE_KEYS = (
     "display",
@@ -148,8 +150,9 @@ def _units(
     canonical: str,
     unit_table: dict[str, tuple[str, str]],
     inherited: tuple[str, ...],
-) -> dict[str, UnitConversion]:
-    """Normalised spelling (and alias) -> conversion; the canonical unit has factor 1."""
+) -> UnitIndex:
+    """Normalised spelling (and alias) -> conversion; the canonical unit has factor 1. Any
+    other UCUM unit of a listed unit's kind is resolved on lookup (unit_index.py)."""
 
     def known(name: str, line: int) -> tuple[str, str]:
         entry = unit_table.get(normalise_unit(name))
@@ -165,8 +168,11 @@ def _units(
         line = units.line_of(name)
         display, dimension = known(name, line)
         spec = check.mapping(spec, line, f"analyte {key} unit {name}")
-        check.keys(spec, f"analyte {key} unit {name}", required=("factor",), optional=("source",))
-        factor = check.number(spec, "factor", f"analyte {key} unit {name}", positive=True)
+        check.keys(spec, f"analyte {key} unit {name}", optional=("factor", "source"))
+        if "factor" in spec:
+            factor = check.number(spec, "factor", f"analyte {key} unit {name}", positive=True)
+        else:  # a unit of a kind already listed: UCUM knows the factor (g/dL = 10 x g/L)
+            factor = _ucum_factor(check, line, f"analyte {key} unit {name}", display, conversions)
         if display in conversions:
             check.fail(line, f"analyte {key}: unit {name} is listed twice")
         conversions[display] = UnitConversion(
@@ -180,7 +186,26 @@ def _units(
         for norm, (name, _dimension) in unit_table.items():
             if name == display:
                 index[norm] = conversion
-    return index
+    for problem in ucum_disagreements(index):
+        check.fail(node.line_of("units"), f"analyte {key}: {problem}")
+    return UnitIndex(index)
+
+
+def _ucum_factor(
+    check: Checker, line: int, what: str, unit: str, known: dict[str, UnitConversion]
+) -> Decimal:
+    """The factor of ``unit`` through a unit of its kind listed before it (the canonical unit
+    first): only mass <-> substance and equivalents <-> moles need a factor in the file."""
+    read = read_unit(unit)
+    for conversion in known.values():
+        other = read_unit(conversion.unit)
+        if read is not None and other is not None and read.kind == other.kind:
+            return plain(read.factor_to(other) * conversion.factor)
+    check.fail(
+        line,
+        f"{what}: no factor, and no unit of its kind before it to convert through with UCUM; "
+        "give its factor",
+    )
 
 
 def _grading(
@@ -351,7 +376,7 @@ def build_analyte(
         display=check.text(node, "display", what),
         canonical_unit=canonical,
         precision=precision,
-        units=frozen_map(units),
+        units=units,
         loinc=_loinc(check, node, key),
         accepted_low=low,
         accepted_high=high,

@@ -63,6 +63,15 @@ class JudgedResultOut(_Out):
     critical = fields.Boolean()
     reported = fields.Nested(QuantityOut)
     reference_range = fields.Nested(IntervalOut, allow_none=True)
+    sender_flag = fields.String(
+        metadata={"description": "the sending laboratory's own flag, verbatim (when it sent one)"}
+    )
+    sender_flag_disagrees = fields.Boolean(
+        metadata={
+            "description": "the sender's flag contradicts ours (a note says so); only with "
+            "sender_flag"
+        }
+    )
 
 
 class FindingOut(_Out):
@@ -152,6 +161,13 @@ class PanelResultOut(_Out):
     unit = fields.String()
     reference_range = fields.Nested(
         LabRangeOut, allow_none=True, metadata={"description": "the laboratory's own range"}
+    )
+    sender_flag = fields.String(
+        allow_none=True,
+        metadata={
+            "description": "the sending laboratory's own flag, verbatim (ours is in the "
+            "interpretation's results)"
+        },
     )
 
 
@@ -310,6 +326,7 @@ def dump_new_panel(view: Any) -> dict[str, Any] | None:
                     "source": r.reference_range.source,
                     "text": r.reference_range.text,
                 },
+                "sender_flag": r.sender_flag,
             }
             for r in view.results
         ],

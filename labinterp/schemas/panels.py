@@ -101,6 +101,16 @@ class ResultIn(_In):
         metadata={"spec_required": True, "example": "mmol/L"},
     )
     reference_range = fields.Nested(RangeIn, load_default=None, allow_none=True)
+    sender_flag = fields.String(
+        load_default=None,
+        allow_none=True,
+        validate=validate.Length(max=20),
+        metadata={
+            "description": "the sending laboratory's own flag (e.g. L, HH, N, A), kept "
+            "verbatim beside ours; where it contradicts ours the interpretation says so",
+            "example": "L",
+        },
+    )
 
 
 class TwitchingIn(_In):
@@ -303,6 +313,7 @@ def _result(value: Any) -> dict[str, Any]:
         "value": _number(value.get("value")),
         "unit": _optional_string(value.get("unit"), 40),
         "reference_range": _range(value.get("reference_range")),
+        "sender_flag": _optional_string(value.get("sender_flag"), 20),
     }
 
 

@@ -11,6 +11,7 @@ import hashlib
 import logging
 import secrets
 import uuid
+import zoneinfo
 from dataclasses import dataclass, replace
 
 from sqlalchemy import or_, select, update
@@ -37,21 +38,60 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def create_clinic(session: Session, name: str, actor: Actor = CLI) -> Clinic:
-    """One transaction, audited. A clinic name is unique."""
+def valid_time_zone(name: str) -> str:
+    """``name`` when it is an IANA time zone zoneinfo knows; InvalidInput naming it if not."""
+    name = name.strip()
+    try:
+        zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise InvalidInput(
+            {
+                "time_zone": [
+                    f"unknown time zone {name!r}; use an IANA name such as Europe/Brussels or UTC"
+                ]
+            }
+        ) from None
+    return name
+
+
+def create_clinic(
+    session: Session, name: str, actor: Actor = CLI, *, time_zone: str = "UTC"
+) -> Clinic:
+    """One transaction, audited. A clinic name is unique. ``time_zone``: where a date-time
+    sent without a UTC offset (HL7 v2) is read."""
     name = name.strip()
     if not name:
         raise InvalidInput({"name": ["a clinic needs a name"]})
+    time_zone = valid_time_zone(time_zone)
     if session.scalars(select(Clinic).where(Clinic.name == name)).first() is not None:
         raise AlreadyExists(f"clinic {name!r} already exists")
-    clinic = Clinic(id=uuid.uuid4(), name=name, created_at=dt.datetime.now(dt.UTC))
+    clinic = Clinic(
+        id=uuid.uuid4(), name=name, created_at=dt.datetime.now(dt.UTC), time_zone=time_zone
+    )
     session.add(clinic)
     audit.record(
         session,
         actor,
         "clinic.create",
         clinic_id=clinic.id,
-        detail={"clinic_id": str(clinic.id), "name": name},
+        detail={"clinic_id": str(clinic.id), "name": name, "time_zone": time_zone},
+    )
+    session.commit()
+    return clinic
+
+
+def set_clinic_time_zone(session: Session, name: str, time_zone: str, actor: Actor = CLI) -> Clinic:
+    """One transaction, audited: the zone a clinic's date-times without an offset are read in."""
+    time_zone = valid_time_zone(time_zone)
+    clinic = find_clinic(session, name)
+    before = clinic.time_zone
+    clinic.time_zone = time_zone
+    audit.record(
+        session,
+        actor,
+        "clinic.time_zone",
+        clinic_id=clinic.id,
+        detail={"clinic_id": str(clinic.id), "from": before, "to": time_zone},
     )
     session.commit()
     return clinic

@@ -23,6 +23,24 @@ class InvalidInput(ServiceError):
         self.errors = errors
 
 
+def in_sender_terms(errors: dict[str, list[str]], paths: dict[str, str]) -> dict[str, list[str]]:
+    """``errors`` keyed by the sender's paths (a FHIRPath, an HL7 v2 field): each API path
+    through ``paths``; a path not mapped itself takes its nearest mapped parent's
+    (``results.1.reference_range.low`` -> ``OBX[2]`` when only ``results.1`` is mapped); with
+    none, the API path stays. Messages that land on one path are merged."""
+    out: dict[str, list[str]] = {}
+    for path, messages in errors.items():
+        parts = path.split(".")
+        mapped = path
+        for end in range(len(parts), 0, -1):
+            prefix = ".".join(parts[:end])
+            if prefix in paths:
+                mapped = paths[prefix]
+                break
+        out.setdefault(mapped, []).extend(messages)
+    return out
+
+
 class AccessionConflict(ServiceError):
     def __init__(self, accession: str, panel_id: uuid.UUID, differences: list[str] | None = None):
         what = f" ({', '.join(differences[:8])} differ)" if differences else ""

@@ -9,6 +9,11 @@ good panels are stored ``queued`` and unpublished, a batch of them per transacti
 worker's relay publishes them up to 200 panel ids per Celery message
 (labinterp.services.relay): the interpretation is chunked, not one message per panel.
 
+FHIR NDJSON (one Bundle per line; told by a first non-blank line that starts with ``{``, or
+by the caller) is read line by line the same way: each line is translated by the reader the
+caller passes (labinterp.interop.fhir_in.ndjson_panels), and its errors name the line and the
+FHIRPath of the field.
+
 Rows of one accession must be together. A later reappearance of an accession is read as
 another posting of it (remembering every accession seen would make memory grow with the
 file): identical content counts as already present, anything else as conflicting, and the
@@ -22,10 +27,11 @@ import csv
 import datetime as dt
 import gzip
 import io
+import itertools
 import os
 import re
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import IO, Any, TextIO, cast
@@ -37,8 +43,9 @@ from labinterp.domain import Ruleset
 from labinterp.schemas.messages import flatten_messages
 from labinterp.schemas.panels import PanelIn
 from labinterp.services.audit import Actor
-from labinterp.services.errors import AccessionConflict, InvalidInput
+from labinterp.services.errors import AccessionConflict, InvalidInput, in_sender_terms
 from labinterp.services.panels import ClinicRef, submit_panels
+from labinterp.services.panels import Source as RevisionSource
 
 HEADER = (
     "accession",
@@ -94,6 +101,9 @@ class Candidate:
     document: dict[str, Any]
     result_lines: list[int] = field(default_factory=list)
     problems: list[tuple[int, str, str]] = field(default_factory=list)  # line, field, reason
+    # FHIR NDJSON: API path -> the sender's path (a FHIRPath), and what the line was
+    paths: dict[str, str] = field(default_factory=dict)
+    source: RevisionSource | None = None
 
     def line_of(self, path: str) -> int:
         """The line a field path (``results.2.unit``) came from."""
@@ -157,10 +167,32 @@ def open_source(path: str, stdin: IO[bytes] | None = None) -> Iterator[Source]:
             raw.close()
 
 
-def read_panels(text: TextIO) -> Iterator[tuple[Candidate, int]]:
+# a reader of FHIR NDJSON: (line number, text) of each non-blank line in, panels out
+NdjsonReader = Callable[[Iterable[tuple[int, str]]], Iterator[tuple[Candidate, int]]]
+
+
+def read_panels(
+    text: TextIO, *, ndjson: NdjsonReader | None = None, is_ndjson: bool = False
+) -> Iterator[tuple[Candidate, int]]:
     """Each panel of the file with the number of rows it took: a generator, holding one
-    panel's rows at a time."""
-    reader = csv.reader(text)
+    panel's rows at a time. FHIR NDJSON (``is_ndjson``, or a first non-blank line starting
+    with ``{``) goes to ``ndjson``, line by line."""
+    skipped: list[str] = []
+    first = text.readline()
+    while first and not first.strip():
+        skipped.append(first)
+        first = text.readline()
+    if is_ndjson or first.lstrip().startswith("{"):
+        if ndjson is None:
+            raise ImportRefused("a FHIR NDJSON file, and no FHIR reader was given")
+        lines = itertools.chain([first], text) if first else iter(())
+        yield from ndjson(
+            (number, line)
+            for number, line in enumerate(lines, start=len(skipped) + 1)
+            if line.strip()
+        )
+        return
+    reader = csv.reader(itertools.chain(skipped, [first], text))
     try:
         header = next(reader, None)
     except (UnicodeDecodeError, csv.Error, EOFError, OSError) as exc:
@@ -368,7 +400,16 @@ def _submit(
     if not pending:
         return
     documents = [document for _, document in pending]
-    outcomes = submit_panels(engine, actor, clinic, documents, ruleset, now)
+    sources = [panel.source for panel, _ in pending]
+    outcomes = submit_panels(
+        engine,
+        actor,
+        clinic,
+        documents,
+        ruleset,
+        now,
+        sources=sources if any(s is not None for s in sources) else None,
+    )
     for (panel, _), outcome in zip(pending, outcomes, strict=True):
         if isinstance(outcome, InvalidInput):
             _reject(panel, _located(panel, outcome.errors), report, summary)
@@ -393,6 +434,9 @@ def _reject(
 
 
 def _located(panel: Candidate, errors: dict[str, list[str]]) -> list[tuple[int, str, str]]:
-    return sorted(
-        (panel.line_of(path), path, reason) for path, texts in errors.items() for reason in texts
-    )
+    """Each error with its line and its field in the sender's terms (a FHIRPath for NDJSON)."""
+    located = []
+    for path, texts in errors.items():
+        where = next(iter(in_sender_terms({path: texts}, panel.paths)))
+        located += [(panel.line_of(path), where, reason) for reason in texts]
+    return sorted(located)

@@ -33,6 +33,7 @@ from labinterp.broker import SOFT_TIME_LIMIT
 from labinterp.config import DEFAULT_ALERT_GIVE_UP_SECONDS
 from labinterp.db import write_transaction
 from labinterp.domain import PanelRejected, Priority, Ruleset, accept_panel, interpret
+from labinterp.domain.disagreements import with_sender_flags
 from labinterp.models import FailureCode, PanelStatus
 from labinterp.redaction import describe_exception
 from labinterp.repositories import alerts as alerts_repo
@@ -207,6 +208,7 @@ def _judge(
     try:
         accepted = accept_panel(revision.raw, ruleset, revision.created_at)
         body = interpret(accepted, ruleset).to_dict()
+        body = with_sender_flags(body, revision.sender_flags)  # the sender's flags beside ours
     except PanelRejected as exc:  # valid when received: a ruleset file changed since?
         return Failure(
             FailureCode.REJECTED_BY_RULESET,

@@ -121,6 +121,8 @@ def submit_panel(
     document: dict[str, Any],
     ruleset: Ruleset,
     now: dt.datetime,
+    *,
+    source: Source | None = None,
 ) -> Submitted:
     """Store a new accession, `queued` for its interpretation (a worker's relay publishes it:
     labinterp.services.relay).
@@ -129,11 +131,12 @@ def submit_panel(
     plus the content hash — the same content again is a no-op answering the existing panel;
     different content is a conflict. A connection found dead is replaced and the write tried
     once more (it cannot have written anything, or the retry meets the accession and answers
-    as for a repeat).
+    as for a repeat). ``source``: what a FHIR or HL7 v2 document was received as
+    (labinterp.interop.intake), stored beside the revision.
     """
     accepted = _accept(document, ruleset, now)
     digest = content_hash(document)
-    panel = _new_panel(actor, clinic, document, accepted, digest, ruleset, now)
+    panel = _new_panel(actor, clinic, document, accepted, digest, ruleset, now, source)
     for last_try in (False, True):
         try:
             new_panels.store_new_panel_grouped(engine, panel)
@@ -174,6 +177,8 @@ def submit_panels(
     documents: Sequence[dict[str, Any]],
     ruleset: Ruleset,
     now: dt.datetime,
+    *,
+    sources: Sequence[Source | None] | None = None,
 ) -> list[Submitted | InvalidInput | AccessionConflict]:
     """:func:`submit_panel` for each of ``documents`` (bulk import), with the same outcome
     for each, in order; a refused one is returned, not raised, and never stops the others.
@@ -184,6 +189,7 @@ def submit_panels(
     hash).
     Should another writer store one of them meanwhile, the transaction writes nothing and
     every panel of the batch goes one by one. Idempotency key as for :func:`submit_panel`.
+    ``sources``: what each document was received as (FHIR NDJSON), in order.
     """
     outcomes: list[Submitted | InvalidInput | AccessionConflict | None] = [None] * len(documents)
     fresh: list[tuple[int, new_panels.NewPanel]] = []
@@ -194,7 +200,10 @@ def submit_panels(
             outcomes[index] = exc
             continue
         digest = content_hash(document)
-        fresh.append((index, _new_panel(actor, clinic, document, accepted, digest, ruleset, now)))
+        source = sources[index] if sources is not None else None
+        fresh.append(
+            (index, _new_panel(actor, clinic, document, accepted, digest, ruleset, now, source))
+        )
     with Session(engine) as session:
         stored = repo.current_hashes(session, clinic.id, {p.accession for _, p in fresh})
     batch: list[tuple[int, new_panels.NewPanel]] = []
@@ -224,7 +233,15 @@ def submit_panels(
             outcomes[index] = Submitted(panel.id, created=True)
     for index in sorted(one_by_one):
         try:
-            outcomes[index] = submit_panel(engine, actor, clinic, documents[index], ruleset, now)
+            outcomes[index] = submit_panel(
+                engine,
+                actor,
+                clinic,
+                documents[index],
+                ruleset,
+                now,
+                source=sources[index] if sources is not None else None,
+            )
         except (InvalidInput, AccessionConflict) as exc:
             outcomes[index] = exc
     return [outcome for outcome in outcomes if outcome is not None]
@@ -236,6 +253,16 @@ class ClinicRef:
     name: str
 
 
+@dataclass(frozen=True)
+class Source:
+    """What a revision was received as, kept beside it: the format (models.SourceFormat), the
+    document exactly as received, and what it held that was kept but not judged."""
+
+    format: str
+    document: str | None = None
+    not_interpreted: list[dict[str, str]] | None = None
+
+
 def _new_panel(
     actor: Actor,
     clinic: ClinicRef,
@@ -244,6 +271,7 @@ def _new_panel(
     digest: str,
     ruleset: Ruleset,
     now: dt.datetime,
+    source: Source | None = None,
 ) -> new_panels.NewPanel:
     patient = document["patient"]
     return new_panels.NewPanel(
@@ -255,7 +283,7 @@ def _new_panel(
         patient_birth_date=patient.get("birth_date"),
         collected_at=accepted.collected_at,
         created_at=now,
-        revision=_new_revision(1, accepted, document, digest, actor, ruleset, now),
+        revision=_new_revision(1, accepted, document, digest, actor, ruleset, now, source),
         actor=actor.name,
         role=actor.role,
         address=actor.address,
@@ -271,9 +299,11 @@ def _new_revision(
     actor: Actor,
     ruleset: Ruleset,
     now: dt.datetime,
+    source: Source | None = None,
 ) -> new_panels.NewRevision:
     offset = accepted.collected_at.utcoffset()
     ctx = accepted.context
+    sent = document["results"]
     return new_panels.NewRevision(
         id=uuid.uuid4(),
         revision=number,
@@ -301,6 +331,7 @@ def _new_revision(
                 lab_low=_text(r.reference_range.low if r.reference_range else None),
                 lab_high=_text(r.reference_range.high if r.reference_range else None),
                 lab_range_text=r.reference_range.text if r.reference_range else None,
+                sender_flag=sent[r.position].get("sender_flag"),
             )
             for r in accepted.results
         ),
@@ -317,6 +348,9 @@ def _new_revision(
             medications=list(ctx.medications),
             notes=ctx.notes,
         ),
+        source_format=None if source is None else source.format,
+        source_document=None if source is None else source.document,
+        not_interpreted=None if source is None else source.not_interpreted,
     )
 
 
@@ -331,6 +365,8 @@ def revise_panel(
     document: dict[str, Any],
     ruleset: Ruleset,
     now: dt.datetime,
+    *,
+    source: Source | None = None,
 ) -> Submitted:
     """Store corrected results as a new revision, `queued` for its interpretation (a worker's
     relay publishes it); earlier ones stay readable.
@@ -370,7 +406,9 @@ def revise_panel(
     panel.updated_at = now
     panel.enqueued_at = None  # for a worker's relay to publish
     _add_revision(
-        session, panel, _new_revision(number, accepted, document, digest, actor, ruleset, now)
+        session,
+        panel,
+        _new_revision(number, accepted, document, digest, actor, ruleset, now, source),
     )
     audit.record(
         session,
@@ -437,6 +475,9 @@ def _add_revision(session: Session, panel: Panel, new: new_panels.NewRevision) -
         body=new.body,
         created_at=new.created_at,
         created_by=new.created_by,
+        source_format=new.source_format,
+        source_document=new.source_document,
+        not_interpreted=new.not_interpreted,
     )
     session.add(revision)
     for r in new.results:

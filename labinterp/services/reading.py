@@ -91,6 +91,8 @@ class ResultRow(Protocol):
     def lab_high(self) -> str | None: ...
     @property
     def lab_range_text(self) -> str | None: ...
+    @property
+    def sender_flag(self) -> str | None: ...
 
 
 class ContextRow(Protocol):
@@ -115,6 +117,8 @@ class RevisionRow(Protocol):
     def ruleset(self) -> str: ...
     @property
     def collected_at(self) -> dt.datetime: ...
+    @property
+    def collected_utc_offset(self) -> int: ...
     @property
     def sex(self) -> str: ...
     @property
@@ -201,6 +205,7 @@ class ResultView:
     value: Decimal  # canonical, at the ruleset's reporting precision
     unit: str
     reference_range: LabRange | None
+    sender_flag: str | None = None  # the sender's own flag, verbatim
 
 
 @dataclass(frozen=True)
@@ -240,6 +245,7 @@ class PanelView:
     reviews: list[ReviewView]
     created_at: dt.datetime
     updated_at: dt.datetime
+    collected_utc_offset: int = 0  # minutes: the offset collected_at was sent with
 
 
 def panel_document(
@@ -280,6 +286,7 @@ def panel_document(
                     text=r.lab_range_text,
                     unit=r.reported_unit,
                 ),
+                sender_flag=r.sender_flag,
             )
             for r in sorted(revision.results, key=lambda r: r.position)
         ],
@@ -288,6 +295,7 @@ def panel_document(
         reviews=list(reviews),
         created_at=_aware(head.created_at),
         updated_at=_aware(head.updated_at),
+        collected_utc_offset=revision.collected_utc_offset,
     )
 
 

@@ -30,6 +30,7 @@ PUBLIC_RULES = {
     "/docs/assets/<path:filename>",
     "/static/<path:filename>",
     "/sign-in",  # the sign-in page (its POST needs the page's CSRF token)
+    "/fhir/r4/metadata",  # the FHIR CapabilityStatement
 }
 # the clinician's pages (labinterp/web): signed in by session cookie, never by token
 PAGE_RULES = {
@@ -72,9 +73,18 @@ def _assert_public(response: Any, rule: Rule, method: str) -> None:
         assert response.status_code < 400, f"{method} {rule.rule}: {response.status_code}"
 
 
-def _assert_401(response: Any, method: str) -> None:
+def _assert_401(response: Any, method: str, rule: Rule) -> None:
+    # FHIR out (labinterp/api/fhir_read.py) answers its errors as an OperationOutcome
+    fhir = rule.endpoint.startswith("fhir_read.")
     if method == "HEAD":  # the same answer, without its body
-        assert response.status_code == 401 and response.mimetype == "application/problem+json"
+        assert response.status_code == 401 and response.mimetype == (
+            "application/fhir+json" if fhir else "application/problem+json"
+        )
+    elif fhir:
+        assert response.status_code == 401 and response.mimetype == "application/fhir+json"
+        outcome = response.get_json(force=True)
+        assert outcome["resourceType"] == "OperationOutcome"
+        assert "token" in outcome["issue"][0]["diagnostics"]
     else:
         assert "token" in assert_problem(response, 401)["detail"]
     assert response.headers["WWW-Authenticate"].startswith("Bearer")
@@ -103,7 +113,7 @@ def test_every_route_but_the_public_list_answers_401_without_a_token(
             _assert_sign_in_first(response)
             pages.append(f"{method} {rule.rule}")
         elif response.status_code == 401:
-            _assert_401(response, method)
+            _assert_401(response, method, rule)
             refused.append(f"{method} {rule.rule}")
         else:
             public.add(rule.rule)
@@ -136,7 +146,7 @@ def test_a_garbage_token_is_401_on_every_route_that_needs_one(app: Flask) -> Non
         if rule.rule in PAGE_RULES:  # a token means nothing to a page
             _assert_sign_in_first(response)
         else:
-            _assert_401(response, method)
+            _assert_401(response, method, rule)
 
 
 def test_an_app_with_a_route_that_declares_no_roles_refuses_to_start(app: Flask) -> None:

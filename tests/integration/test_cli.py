@@ -329,7 +329,11 @@ def test_clinic_and_token_creation_and_revocation_are_audited_without_the_secret
     assert {e.actor for e in events} == {f"cli:{getpass.getuser()}"}
     assert {e.role for e in events} == {"admin"}
     details = [json.loads(e.detail) for e in events]
-    assert details[0] == {"clinic_id": str(uuid.UUID(clinic_id)), "name": "north"}
+    assert details[0] == {
+        "clinic_id": str(uuid.UUID(clinic_id)),
+        "name": "north",
+        "time_zone": "UTC",
+    }
     assert details[1]["token_id"] == token_id and details[1]["role"] == "clinic"
     assert details[1]["clinic_ids"] == [str(uuid.UUID(clinic_id))] and details[1]["expires_at"]
     assert details[2]["token_id"] == token_id

@@ -115,6 +115,7 @@ def test_concurrent_posts_are_written_together_and_each_answered_as_if_alone(pos
     before = new_panels.recent_batches()
     first = _panel("GC-FIRST", "GC-P-HELD")
     fresh = [_panel(f"GC-{n}", f"GC-P-{n}") for n in range(1, 7)]
+    fresh[2]["results"][0]["sender_flag"] = "L"  # kept verbatim by the batch's statement too
     same_patient = _panel("GC-SAME-PATIENT", "GC-P-1", magnesium=1.6)  # GC-1's patient
     twice = [_panel("GC-TWICE", "GC-P-T"), _panel("GC-TWICE", "GC-P-T")]  # one accession, twice
     invalid = {**_panel("GC-INVALID", "GC-P-X"), "results": []}
@@ -135,6 +136,7 @@ def test_concurrent_posts_are_written_together_and_each_answered_as_if_alone(pos
         read = client.get(response.headers["Location"], headers=auth(token)).get_json()
         assert read["patient"]["id"] == body["patient"]["id"]
         assert str(read["results"][0]["reported"]["value"]) == str(body["results"][0]["value"])
+        assert read["results"][0]["sender_flag"] == body["results"][0].get("sender_flag")
 
     engine = runtime.engine
     # GC-STORED, GC-FIRST, six fresh, GC-SAME-PATIENT, GC-TWICE: nothing lost, nothing twice
