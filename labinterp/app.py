@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
+from typing import Any
 
 from flask import Flask, Response, g, request
 
@@ -31,12 +33,27 @@ from labinterp.web import install_web
 log = logging.getLogger(__name__)
 
 
+class _LabFlask(Flask):
+    """Flask, asking once per function whether it is a coroutine function: Flask asks on every
+    call of every hook and view (``inspect`` on each, ten times a request), and labinterp has
+    no async views."""
+
+    _sync: dict[Any, bool] = {}
+
+    def ensure_sync(self, func: Callable[..., Any]) -> Callable[..., Any]:
+        key = getattr(func, "__func__", func)  # a bound method: its function
+        is_sync = self._sync.get(key)
+        if is_sync is None:
+            is_sync = self._sync[key] = super().ensure_sync(func) is func
+        return func if is_sync else super().ensure_sync(func)
+
+
 def create_app(settings: Settings | None = None, runtime: Runtime | None = None) -> Flask:
     settings = settings or (runtime.settings if runtime else load_settings())
     runtime = runtime or build_runtime(settings)
     set_runtime(runtime)
 
-    app = Flask(
+    app = _LabFlask(
         "labinterp",
         instance_path=str(settings.instance_path),
         static_folder="web/static",

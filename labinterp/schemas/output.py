@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import datetime as dt
+from decimal import Decimal
 from enum import StrEnum
+from typing import Any
 
 from marshmallow import Schema, fields
 
@@ -280,3 +283,82 @@ RulesetPage = page_schema(
     "RulesetPage",
     active=fields.String(metadata={"description": "the version new panels are interpreted with"}),
 )
+
+
+def dump_new_panel(view: Any) -> dict[str, Any] | None:
+    """``PanelOut().dump(view)`` for a panel just stored (a ``reading.PanelView`` with no
+    interpretation and no reviews), written out field by field: the answer to every new
+    panel, where marshmallow's dump was a tenth of the request's CPU. None for any other
+    view (dump it with ``PanelOut``). tests/api/test_fast_panel_dump.py holds the two equal."""
+    if view.interpretation is not None or view.reviews:
+        return None
+    patient, specimen, context = view.patient, view.specimen, view.context
+    return {
+        "id": str(view.id),
+        "accession": view.accession,
+        "clinic": view.clinic,
+        "patient": {
+            "id": patient.id,
+            "sex": patient.sex,
+            "birth_date": None if patient.birth_date is None else patient.birth_date.isoformat(),
+            "age_years": None if patient.age_years is None else int(patient.age_years),
+        },
+        "collected_at": _utc_text(view.collected_at),
+        "specimen": {"type": specimen.type, "hemolyzed": bool(specimen.hemolyzed)},
+        "revision": int(view.revision),
+        "status": view.status,
+        "review_status": view.review_status,
+        "failure_code": view.failure_code,
+        "failure": view.failure,
+        "results": [
+            {
+                "analyte": r.analyte,
+                "loinc": r.loinc,
+                "reported": {"value": _number(r.reported.value), "unit": r.reported.unit},
+                "value": _number(r.value),
+                "unit": r.unit,
+                "reference_range": None
+                if r.reference_range is None
+                else {
+                    "low": _number(r.reference_range.low),
+                    "high": _number(r.reference_range.high),
+                    "unit": r.reference_range.unit,
+                    "source": r.reference_range.source,
+                    "text": r.reference_range.text,
+                },
+                "sender_flag": r.sender_flag,
+            }
+            for r in view.results
+        ],
+        "context": None
+        if context is None
+        else {
+            "twitching": None
+            if context.twitching is None
+            else {
+                "sites": list(context.twitching.sites),
+                "duration_days": None
+                if context.twitching.duration_days is None
+                else int(context.twitching.duration_days),
+                "frequency": context.twitching.frequency,
+            },
+            "symptoms": list(context.symptoms),
+            "factors": list(context.factors),
+            "medications": list(context.medications),
+            "notes": context.notes,
+        },
+        "interpretation": None,
+        "reviews": [],
+        "created_at": _utc_text(view.created_at),
+        "updated_at": _utc_text(view.updated_at),
+    }
+
+
+def _number(value: Any) -> Decimal | None:
+    return None if value is None else Decimal(str(value))
+
+
+def _utc_text(value: dt.datetime) -> str:
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=dt.UTC)
+    return value.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")

@@ -139,7 +139,7 @@ def submit_panel(
     panel = _new_panel(actor, clinic, document, accepted, digest, ruleset, now, source)
     for last_try in (False, True):
         try:
-            new_panels.store_new_panel(engine, panel)
+            new_panels.store_new_panel_grouped(engine, panel)
             break
         except IntegrityError:  # the accession is stored already: a retry, or a conflict
             with Session(engine) as session:
