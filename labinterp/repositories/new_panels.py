@@ -243,7 +243,7 @@ class GroupCommit:
                 store_new_panel(self.engine, batch[0].panel)
             else:
                 execute_in_autocommit(
-                    self.engine, _POSTGRES_INSERT_MANY, _postgres_batch_parameters(batch)
+                    self.engine, _POSTGRES_INSERT, _postgres_batch_parameters(batch)
                 )
         except BaseException as exc:  # each panel then goes on its own
             for waiting in batch:
@@ -291,71 +291,12 @@ def store_new_panels(engine: Engine, panels: Sequence[NewPanel]) -> None:
 # Everything goes in as one JSON parameter: psycopg adapts one string instead of forty values
 # (ten of them arrays), and PostgreSQL reads the results with jsonb_to_recordset. Numbers stay
 # exact (jsonb keeps them as numeric), times carry their offsets into timestamptz.
+#
+# One statement for one panel and for several (GroupCommit): the parameter is a JSON array of
+# panel documents. Patients are upserted in (clinic, id) order, so two batches that share
+# patients lock them in the same order (no deadlock); a statement never holds one patient
+# twice (GroupCommit._take; store_new_panels sends one panel per statement).
 _POSTGRES_INSERT = """
-WITH doc AS (
-    SELECT %(doc)s::jsonb AS j
-), patient AS (
-    INSERT INTO patients (id, clinic_id, external_id, sex, birth_date, created_at, updated_at)
-    SELECT (j->>'patient_row_id')::uuid, (j->>'clinic_id')::uuid, j->>'patient_id', j->>'sex',
-           (j->>'birth_date')::date, (j->>'now')::timestamptz, (j->>'now')::timestamptz
-    FROM doc
-    ON CONFLICT (clinic_id, external_id) DO UPDATE SET
-        sex = CASE WHEN EXCLUDED.sex <> 'unknown' THEN EXCLUDED.sex ELSE patients.sex END,
-        birth_date = COALESCE(EXCLUDED.birth_date, patients.birth_date),
-        updated_at = EXCLUDED.updated_at
-    RETURNING id
-), panel AS (
-    INSERT INTO panels (id, clinic_id, patient_id, accession, status, current_revision,
-                        collected_at, created_at, updated_at, enqueued_at, attempts)
-    SELECT (j->>'panel_id')::uuid, (j->>'clinic_id')::uuid, patient.id, j->>'accession',
-           j->>'status', 1, (j->>'collected_at')::timestamptz, (j->>'now')::timestamptz,
-           (j->>'now')::timestamptz, NULL, 0
-    FROM doc, patient
-    RETURNING id
-), revision AS (
-    INSERT INTO panel_revisions (id, panel_id, revision, content_hash, collected_at, sex,
-                                 birth_date, age_years, hemolyzed, specimen_type, ruleset,
-                                 collected_utc_offset, body, created_at, created_by,
-                                 source_format, source_document, not_interpreted)
-    SELECT (j->>'revision_id')::uuid, panel.id, 1, j->>'content_hash',
-           (j->>'collected_at')::timestamptz, j->>'sex', (j->>'birth_date')::date,
-           (j->>'age_years')::int, (j->>'hemolyzed')::boolean, j->>'specimen_type',
-           j->>'ruleset', (j->>'collected_utc_offset')::int, j->'body',
-           (j->>'now')::timestamptz, j->>'created_by', j->>'source_format',
-           j->>'source_document', NULLIF(j->'not_interpreted', 'null'::jsonb)
-    FROM doc, panel
-    RETURNING id
-), results AS (
-    INSERT INTO results (revision_id, position, analyte, loinc, reported_value, reported_unit,
-                         value, unit, lab_low, lab_high, lab_range_text, sender_flag)
-    SELECT revision.id, r.position, r.analyte, r.loinc, r.reported_value, r.reported_unit,
-           r.value, r.unit, r.lab_low, r.lab_high, r.lab_range_text, r.sender_flag
-    FROM doc, revision, jsonb_to_recordset(doc.j->'results') AS r(
-        position int, analyte text, loinc text, reported_value text, reported_unit text,
-        value numeric, unit text, lab_low text, lab_high text, lab_range_text text,
-        sender_flag text)
-), context AS (
-    INSERT INTO panel_contexts (revision_id, twitching, symptoms, factors, medications, notes)
-    SELECT revision.id, NULLIF(j->'twitching', 'null'::jsonb), j->'symptoms', j->'factors',
-           j->'medications', j->>'notes'
-    FROM doc, revision
-), audit AS (
-    INSERT INTO audit_events (at, actor, role, action, clinic_id, panel_id, detail, address,
-                              token_id)
-    SELECT (j->>'now')::timestamptz, j->>'actor', j->>'role', 'panel.create',
-           (j->>'clinic_id')::uuid, panel.id, jsonb_build_object('accession', j->>'accession'),
-           j->>'address', (j->>'token_id')::uuid
-    FROM doc, panel
-)
-SELECT id FROM panel
-"""
-
-
-# The same rows for several panels in one statement (GroupCommit): the document is a JSON
-# array of the single statement's documents. Patients are upserted in (clinic, id) order, so
-# two batches that share patients lock them in the same order (no deadlock); a batch never
-# holds one patient twice (GroupCommit._take).
-_POSTGRES_INSERT_MANY = """
 WITH doc AS (
     SELECT d.j FROM jsonb_array_elements(%(doc)s::jsonb) AS d(j)
 ), patient AS (
@@ -419,7 +360,7 @@ SELECT id FROM panel
 
 
 def _postgres_parameters(panel: NewPanel) -> dict[str, str]:
-    return {"doc": jsontext.dumps(_postgres_document(panel))}
+    return {"doc": jsontext.dumps([_postgres_document(panel)])}
 
 
 def _postgres_batch_parameters(batch: Sequence[_Waiting]) -> dict[str, str]:
