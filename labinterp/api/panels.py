@@ -187,16 +187,7 @@ def _lean_post(full: Callable[..., Any]) -> Callable[..., Any]:
         document = _plain_document()
         if document is None:
             return full(self)
-        rt = runtime()
-        result = panel_service.submit_panel(
-            rt.engine,
-            current_actor(),
-            _clinic_of_poster(),
-            document,
-            _active_ruleset(),
-            dt.datetime.now(dt.UTC),
-        )
-        view, status, headers = _submitted(result)
+        view, status, headers = _submit(document)
         body = dump_new_panel(view)
         response = current_app.json.response(_PANEL_OUT.dump(view) if body is None else body)
         response.headers.extend(headers)
@@ -207,6 +198,19 @@ def _lean_post(full: Callable[..., Any]) -> Callable[..., Any]:
 
 
 _POSTERS = ("clinic",)
+
+
+def _submit(document: dict[str, Any]) -> tuple[reading.PanelView, int, dict[str, str]]:
+    """The poster's panel through the service: (view, status, headers)."""
+    result = panel_service.submit_panel(
+        runtime().engine,
+        current_actor(),
+        _clinic_of_poster(),
+        document,
+        _active_ruleset(),
+        dt.datetime.now(dt.UTC),
+    )
+    return _submitted(result)
 
 
 @blp.route("/panels")
@@ -223,16 +227,7 @@ class Panels(MethodView):
     )
     def post(self, document: dict[str, Any]) -> Any:
         """Post a panel (asynchronous interpretation)"""
-        rt = runtime()
-        result = panel_service.submit_panel(
-            rt.engine,
-            current_actor(),
-            _clinic_of_poster(),
-            document,
-            _active_ruleset(),
-            dt.datetime.now(dt.UTC),
-        )
-        return _submitted(result)
+        return _submit(document)
 
     post = _lean_post(post)
 
