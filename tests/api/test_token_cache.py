@@ -22,8 +22,11 @@ def test_a_revoked_token_is_refused_within_the_token_cache_time(tmp_path: Path) 
     with runtime.session_factory() as session:
         revoked = revoke_token(session, list_tokens(session)[0].id)
     started = time.monotonic()
-    while client.get("/api/v1/panels", headers=auth(token)).status_code == 200:
-        assert time.monotonic() - started < 1.5, "a revoked token was still served after 1 s"
+    while True:  # judged by when each request was sent, so a slow machine cannot fail it
+        sent = time.monotonic()
+        if client.get("/api/v1/panels", headers=auth(token)).status_code != 200:
+            break
+        assert sent - started < 1.1, "a revoked token was still served after 1 s"
         time.sleep(0.05)
     assert client.get("/api/v1/panels", headers=auth(token)).status_code == 401
     assert revoked.revoked_at is not None
