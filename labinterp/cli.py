@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
     from labinterp.services.audit import Actor
+    from labinterp.services.panels import ClinicRef
 
 
 def _failure_codes() -> list[Any]:
@@ -105,6 +106,20 @@ def _session() -> Iterator[Session]:
             yield session
     except OperationalError as exc:
         _fail(f"cannot reach the database {_shown(settings.database_url)}: {exc.orig}")
+
+
+def _clinic_ref(clinic_name: str) -> ClinicRef:
+    """The clinic named on the command line, or exit saying how to make it."""
+    from labinterp.services.accounts import find_clinic
+    from labinterp.services.errors import NotFound
+    from labinterp.services.panels import ClinicRef
+
+    with _session() as session:
+        try:
+            found = find_clinic(session, clinic_name)
+        except NotFound:
+            _fail(f"no clinic {clinic_name!r}: create it with `labinterp clinics create NAME`")
+        return ClinicRef(found.id, found.name)
 
 
 @click.group()
@@ -883,8 +898,6 @@ def import_(file: str, clinic_name: str, errors_path: str | None) -> None:
     from labinterp.interop.fhir_in import ndjson_panels
     from labinterp.interop.intake import clinic_time_zone
     from labinterp.progress import CommandProgress
-    from labinterp.services.accounts import find_clinic
-    from labinterp.services.errors import NotFound
     from labinterp.services.importing import (
         ErrorReport,
         ImportRefused,
@@ -893,15 +906,9 @@ def import_(file: str, clinic_name: str, errors_path: str | None) -> None:
         open_source,
         read_panels,
     )
-    from labinterp.services.panels import ClinicRef
     from labinterp.services.rulesets import cached_active_ruleset
 
-    with _session() as session:
-        try:
-            found = find_clinic(session, clinic_name)
-        except NotFound:
-            _fail(f"no clinic {clinic_name!r}: create it with `labinterp clinics create NAME`")
-        clinic = ClinicRef(found.id, found.name)
+    clinic = _clinic_ref(clinic_name)
     from labinterp.runtime import get_runtime
 
     rt = get_runtime()

@@ -97,25 +97,17 @@ def mllp(port: int, host: str, clinic_name: str) -> None:
     """Receive HL7 v2 ORU^R01 messages over MLLP (frames 0x0B … 0x1C 0x0D) for one clinic and
     answer each with its ACK, as POST /hl7/v2 does; many messages per connection, many
     connections at once. Stops on SIGTERM or Ctrl-C after answering the messages in hand."""
-    from labinterp.cli import _fail, _session
+    from labinterp.cli import _clinic_ref, _fail
     from labinterp.interop.mllp import Frame, MllpServer
     from labinterp.runtime import get_runtime
-    from labinterp.services.accounts import find_clinic
     from labinterp.services.audit import Actor
-    from labinterp.services.errors import NotFound
     from labinterp.services.hl7_intake import receive_oru, reject
-    from labinterp.services.panels import ClinicRef
     from labinterp.services.rulesets import cached_active_ruleset
 
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(message)s")
     log = logging.getLogger("labinterp.mllp")
     log.setLevel(logging.INFO)  # one line per message answered
-    with _session() as session:
-        try:
-            found = find_clinic(session, clinic_name)
-        except NotFound:
-            _fail(f"no clinic {clinic_name!r}: create it with `labinterp clinics create NAME`")
-        clinic = ClinicRef(found.id, found.name)
+    clinic = _clinic_ref(clinic_name)
     rt = get_runtime()
     limit = rt.settings.max_body
     # what a clinic token for this clinic may do, and no more; its name goes in the audit trail
