@@ -20,6 +20,8 @@ For each N (``BENCH_SIZES``, default 10,000 and 100,000), on a scratch PostgreSQ
    ``BENCH_IMPORT_MAX`` (default 100,000: an import of 10^6 panels takes about 20 minutes).
 
 ``BENCH_SMOKE=1``: one tiny size (300 panels), seconds; what the CI's smoke test runs.
+``BENCH_IMPORT_ONLY=1``: step 5 alone for each size (e.g. ``BENCH_SIZES=1000000``: the import of
+10^6 panels without the half hour of filling and re-processing before it).
 
 Run: ``.venv/bin/python bench/reprocess.py``. Needs PostgreSQL and Redis (see README.md).
 """
@@ -343,6 +345,35 @@ def measure(size: int, folder: Path, redis_url: str) -> Row:
         )
 
 
+def measure_import(size: int, folder: Path, redis_url: str) -> tuple[float, float]:
+    """Step 5 alone on a fresh database: (panels/s, peak RSS MB) of ``labinterp import``."""
+    with scratch_postgres(f"import{size}") as url:
+        env = {
+            "DATABASE_URL": url.replace("postgresql://", "postgresql+psycopg://", 1),
+            "CELERY_BROKER_URL": redis_url,
+            "LABINTERP_INSTANCE": str(folder / f"instance-import-{size}"),
+        }
+        cli(env, "db", "upgrade")
+        cli(env, "clinics", "create", "imported")
+        csv_path = folder / f"import-{size}.csv"
+        nhanes_csv(csv_path, size)
+        print(f"  importing {size:,} panels ({csv_path.stat().st_size / 1e6:,.0f} MB)", flush=True)
+        wall, rss, _ = timed(env, "import", str(csv_path), "--clinic", "imported")
+        csv_path.unlink()
+        return size / wall, rss
+
+
+def import_only(sizes: list[int]) -> None:
+    print(f"bench/reprocess.py, import only: sizes {sizes}; {os.cpu_count()} cores; no worker")
+    with work_dir("reprocess") as folder, flushed_redis() as redis_url:
+        rows = [(size, *measure_import(size, folder, redis_url)) for size in sizes]
+    print()
+    print("| panels | import | import peak RSS |")
+    print("| ---: | ---: | ---: |")
+    for size, rate, rss in rows:
+        print(f"| {size:,} | {rate:,.0f} panels/s ({size / rate:,.0f} s) | {rss:.0f} MB |")
+
+
 def main() -> None:
     smoke = os.environ.get("BENCH_SMOKE", "").strip() not in ("", "0")
     sizes = (
@@ -350,6 +381,10 @@ def main() -> None:
         if smoke
         else [int(s) for s in os.environ.get("BENCH_SIZES", "10000,100000").split(",") if s]
     )
+    if os.environ.get("BENCH_IMPORT_ONLY", "").strip() not in ("", "0"):
+        require_postgres(), require_redis()
+        import_only(sizes)
+        return
     postgres, redis_version = require_postgres(), require_redis()
     print(
         f"bench/reprocess.py: sizes {sizes}; PostgreSQL {postgres}, Redis {redis_version}; "
