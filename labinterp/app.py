@@ -13,6 +13,7 @@ from labinterp import __version__, metrics
 from labinterp.api import audit, fhir, fhir_read, operations, panels, reprocessing, review
 from labinterp.api import hl7 as hl7_api
 from labinterp.api.auth import install_access_control
+from labinterp.api.fastpost import install_fast_post
 from labinterp.api.headers import install_security_headers
 from labinterp.api.jsonio import DecimalJSONProvider
 from labinterp.api.openapi import LabApi, finish_spec
@@ -111,6 +112,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     init_session(app)
     register_problem_handlers(app)  # after Api(): ours replace its JSON error bodies
     _count_requests(app)
+    install_fast_post(app, runtime)  # POST /api/v1/panels in front of Flask (api/fastpost.py)
 
     @app.errorhandler(InvalidInput)
     def _invalid(exc: InvalidInput):

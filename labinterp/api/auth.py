@@ -24,11 +24,12 @@ from collections.abc import Callable, Collection
 from typing import Any, TypeVar, cast
 
 from flask import Flask, current_app, g, request, session
+from sqlalchemy.orm import Session
 
 from labinterp.api.openapi import document_roles
 from labinterp.api.problems import Problem
 from labinterp.api.ratelimit import limiter
-from labinterp.api.session import db, runtime
+from labinterp.api.session import db
 from labinterp.services.accounts import hash_token, resolve_token, user_actor
 from labinterp.services.audit import Actor
 from labinterp.services.errors import TokenRefused
@@ -97,15 +98,25 @@ class TokenCache:
             self._entries.clear()
 
 
-def token_cache() -> TokenCache:
-    cache: TokenCache | None = current_app.extensions.get(_CACHE)
+def token_cache(app: Flask | None = None) -> TokenCache:
+    """The app's token cache (the current app's by default)."""
+    app = app or cast(Flask, current_app)
+    cache: TokenCache | None = app.extensions.get(_CACHE)
     if cache is None:
-        cache = TokenCache(runtime().settings.token_cache_seconds)
-        current_app.extensions[_CACHE] = cache
+        with _CACHE_LOCK:
+            cache = app.extensions.get(_CACHE)
+            if cache is None:
+                runtime_: Any = app.extensions["labinterp"]
+                cache = TokenCache(runtime_.settings.token_cache_seconds)
+                app.extensions[_CACHE] = cache
     return cache
 
 
 _CACHE = "labinterp.token_cache"
+_CACHE_LOCK = threading.Lock()
+# environ key: the request's rate-limit count (a Quota, None, or the 429 Problem), when the
+# route in front of Flask (api/fastpost.py) counted it before handing the request on
+COUNTED = "labinterp.counted"
 
 
 def authenticate() -> Actor:
@@ -114,27 +125,28 @@ def authenticate() -> Actor:
     address = request.remote_addr or "-"
     limiter.refuse_if_blocked(address)
     try:
-        return _actor_of_token()
+        return actor_of_bearer(request.headers.get("Authorization", ""), token_cache(), db)
     except Problem as problem:
         if problem.status == 401:
             limiter.failed_login(address)  # 429 instead, beyond the limit
         raise
 
 
-def _actor_of_token() -> Actor:
-    header = request.headers.get("Authorization", "")
+def actor_of_bearer(header: str, cache: TokenCache, session: Callable[[], Session]) -> Actor:
+    """The actor behind an ``Authorization: Bearer`` header: from ``cache``, else looked up
+    in ``session()`` and cached. 401 (a Problem) for no token, another scheme, or a token
+    that is unknown, revoked, expired or a disabled user's."""
     scheme, _, token = header.partition(" ")
     if not header:
         raise Problem(401, "no API token: send 'Authorization: Bearer <token>'", headers=_CHALLENGE)
     if scheme.lower() != "bearer" or not token.strip():
         raise Problem(401, "the Authorization header must be 'Bearer <token>'", headers=_CHALLENGE)
     token = token.strip()
-    cache = token_cache()
     digest = hash_token(token)
     actor = cache.get(digest)
     if actor is None:
         try:
-            actor = resolve_token(db(), token)
+            actor = resolve_token(session(), token)
         except TokenRefused as refused:
             raise Problem(401, str(refused), headers=_CHALLENGE) from None
         cache.put(digest, actor)
@@ -158,8 +170,19 @@ def admit(allowed: Collection[str]) -> Actor:
             f"it needs the role {' or '.join(sorted(allowed))}",
         )
     if "rate_limit" not in g:
-        g.rate_limit = limiter.hit(str(actor.token_id))  # RateLimit-* headers (ratelimit.py)
+        g.rate_limit = _counted(str(actor.token_id))  # RateLimit-* headers (ratelimit.py)
     return actor
+
+
+def _counted(key: str) -> Any:
+    """Count the request against the token's limit, unless the route in front of Flask
+    already did (it hands the count on in the environ: a request is counted once)."""
+    if COUNTED not in request.environ:
+        return limiter.hit(key)
+    counted = request.environ.pop(COUNTED)
+    if isinstance(counted, Problem):
+        raise counted
+    return counted
 
 
 def roles(*allowed: str) -> Callable[[F], F]:

@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
-from flask import current_app, request
+from flask import request
 from flask.views import MethodView
-from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
+from marshmallow import EXCLUDE, Schema, fields, validate
 
-from labinterp.api.auth import admit, current_actor, roles
+from labinterp.api.auth import current_actor, roles
+from labinterp.api.fastpost import REFUSED
 from labinterp.api.parsing import Blueprint
 from labinterp.api.problems import Problem
 from labinterp.api.session import db, runtime
@@ -26,7 +26,6 @@ from labinterp.schemas.output import (
     PanelOut,
     PanelPage,
     TrendPage,
-    dump_new_panel,
 )
 from labinterp.schemas.panels import PanelIn
 from labinterp.services import panels as panel_service
@@ -153,55 +152,16 @@ def _active_ruleset() -> Ruleset:
 
 
 _PANEL_IN = PanelIn()
-_PANEL_OUT = PanelOut()
-_PARSER = blp.ARGUMENTS_PARSER
-
-
-def _plain_document() -> dict[str, Any] | None:
-    """The request's panel as ``@blp.arguments(PanelIn)`` would load it, when the body is
-    JSON that ``PanelIn`` loads; None when the schema refuses it (the decorated view then
-    words the 422). The body's own problems (413, 415, 400) are raised as that view's parser
-    raises them: the same function (which keeps the body it read for a second reading)."""
-    if request.mimetype != "application/json":
-        return None
-    data = _PARSER._raw_load_json(request)  # 413, 415, 400 as the parser words them
-    try:
-        document: dict[str, Any] = _PANEL_IN.load(data)
-    except ValidationError:
-        return None
-    return document
-
-
-def _lean_post(full: Callable[..., Any]) -> Callable[..., Any]:
-    """POST /panels without webargs' and flask-smorest's machinery around it for a valid
-    panel: the hottest route of the service. The same checks, in the same order (the token
-    and its role, then the body's size, type, JSON and schema), the same service call and the
-    same answer: the body ``PanelOut`` dumps, with the status and headers the decorated view
-    gives. Anything else (a body that is not a valid panel) goes through the decorated view
-    itself, which words its error. The decorated view stays the route's OpenAPI
-    description (functools.wraps carries its roles and its documentation)."""
-
-    @functools.wraps(full)
-    def post(self: MethodView) -> Any:
-        admit(_POSTERS)  # as @roles: 401, 403 and the rate limit before the body
-        document = _plain_document()
-        if document is None:
-            return full(self)
-        view, status, headers = _submit(document)
-        body = dump_new_panel(view)
-        response = current_app.json.response(_PANEL_OUT.dump(view) if body is None else body)
-        response.headers.extend(headers)
-        response.status_code = status
-        return response
-
-    return post
-
-
 _POSTERS = ("clinic",)
 
 
 def _submit(document: dict[str, Any]) -> tuple[reading.PanelView, int, dict[str, str]]:
-    """The poster's panel through the service: (view, status, headers)."""
+    """The poster's panel through the service: (view, status, headers). A panel the route in
+    front of Flask submitted already is not submitted again: what the service raised for it
+    is raised here, for the error handlers to word."""
+    refused = request.environ.pop(REFUSED, None)
+    if refused is not None:
+        raise refused
     result = panel_service.submit_panel(
         runtime().engine,
         current_actor(),
@@ -227,9 +187,8 @@ class Panels(MethodView):
     )
     def post(self, document: dict[str, Any]) -> Any:
         """Post a panel (asynchronous interpretation)"""
+        # a well-formed panel is answered before Flask, by api/fastpost.py, the same way
         return _submit(document)
-
-    post = _lean_post(post)
 
     @roles(*READERS)
     @blp.arguments(PanelListQuery, location="query")

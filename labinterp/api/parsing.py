@@ -36,9 +36,7 @@ def read_body(request: Any, accepted: tuple[str, ...] | None = None) -> bytes:
         )
     # a chunked body's size is known only once read, and 413 answers before 415
     if "body" not in request.environ.get("labinterp.cache", {}):
-        data = (
-            _read_at_most(request.environ["wsgi.input"], limit + 1) if _has_body(request) else b""
-        )
+        data = read_at_most(request.environ["wsgi.input"], limit + 1) if _has_body(request) else b""
         if len(data) > limit:
             raise Problem(413, f"the body is more than {limit} bytes; the limit is {limit} bytes")
         request.environ.setdefault("labinterp.cache", {})["body"] = data
@@ -59,7 +57,7 @@ def read_body(request: Any, accepted: tuple[str, ...] | None = None) -> bytes:
 
 
 # a JSON escape of half a UTF-16 pair (U+D800 to U+DFFF)
-_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 
 
 def lone_surrogate_at(value: Any, path: tuple[Any, ...] = ()) -> str | None:
@@ -99,7 +97,7 @@ def _has_body(request: Any) -> bool:
     return request.content_length is not None or chunked
 
 
-def _read_at_most(stream: Any, size: int) -> bytes:
+def read_at_most(stream: Any, size: int) -> bytes:
     chunks: list[bytes] = []
     remaining = size
     while remaining > 0:
@@ -118,7 +116,7 @@ class LabParser(FlaskParser):
             document = loads(data)
         except (ValueError, UnicodeDecodeError) as exc:
             raise Problem(400, f"the body is not valid JSON: {exc}") from None
-        if _SURROGATE_ESCAPE.search(data):  # cheap test first: most bodies have none
+        if SURROGATE_ESCAPE.search(data):  # cheap test first: most bodies have none
             where = lone_surrogate_at(document)
             if where is not None:
                 raise Problem(

@@ -271,6 +271,16 @@ class FailedLogins:
         )
 
 
+def limiter_of(app: Flask) -> Limiter | None:
+    """The app's per-token limit (None before :meth:`_CurrentLimiter.configure`)."""
+    return app.extensions.get(_EXTENSION)
+
+
+def failed_logins_of(app: Flask) -> FailedLogins | None:
+    """The app's guard on failed authentications per address."""
+    return app.extensions.get(_FAILED_LOGINS)
+
+
 class _CurrentLimiter:
     """The module-level entry point: configured per app, counting with the current app's."""
 

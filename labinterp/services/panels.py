@@ -40,15 +40,28 @@ def _canonical(value: Any) -> Any:
     normalised decimal text, times in UTC, empty parts dropped; only strings, booleans, lists
     and objects remain. Works on a freshly parsed document and on one read back from storage
     (times as ISO text)."""
-    if isinstance(value, str | bool) or value is None:
+    kind = type(value)  # the exact types a parsed document holds first (the hottest path)
+    if kind is str or kind is bool or value is None:
         return value
-    if isinstance(value, dict):
+    if kind is dict:
         kept = {}
         for key, item in value.items():
             item = _canonical(item)
             if item is not None and item != {} and item != []:
                 kept[key] = item
         return kept
+    if kind is Decimal:  # as Decimal(str(value)): the same number, the same context
+        return format(value.normalize(), "f")
+    if kind is list:
+        return [_canonical(v) for v in value]
+    return _canonical_other(value)
+
+
+def _canonical_other(value: Any) -> Any:
+    if isinstance(value, str | bool):
+        return value
+    if isinstance(value, dict):
+        return _canonical(dict(value))
     if isinstance(value, list | tuple):
         return [_canonical(v) for v in value]
     if isinstance(value, Decimal | float | int):

@@ -8,26 +8,20 @@ import io
 import logging
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 from urllib.parse import unquote
 
 import pytest
 from gunicorn.config import Config
+from gunicorn.glogging import Logger
 
-from labinterp.accesslog import ACCESS_LOG_FORMAT, AccessLogger, redact_path
+from labinterp.accesslog import ACCESS_LOG_FORMAT, SAFE_ATOMS, AccessLogger, redact_path
 
 PATIENT = "PHI-4f1c/77 Smith"  # a clinic's own id: any text, slashes and spaces included
 
 
-def _line(path: str, query: str = "", fmt: str = ACCESS_LOG_FORMAT) -> str:
-    """What gunicorn's access log writes for one GET of ``path?query``."""
-    cfg = Config()
-    cfg.set("accesslog", "-")
-    cfg.set("access_log_format", fmt)
-    logger = AccessLogger(cfg)
-    out = io.StringIO()
-    for handler in list(logger.access_log.handlers):
-        logger.access_log.removeHandler(handler)
-    logger.access_log.addHandler(logging.StreamHandler(out))
+def _request(path: str, query: str = "") -> tuple[Any, Any, dict[str, str]]:
+    """(response, request, environ) of one GET of ``path?query``, as gunicorn passes them."""
     raw = path + (f"?{query}" if query else "")
     environ = {
         "REQUEST_METHOD": "GET",
@@ -45,8 +39,41 @@ def _line(path: str, query: str = "", fmt: str = ACCESS_LOG_FORMAT) -> str:
     response = SimpleNamespace(
         status="200 OK", sent=512, headers=[("Location", f"/api/v1/patients/{PATIENT}")]
     )
-    logger.access(response, request, environ, dt.timedelta(milliseconds=42))
+    return response, request, environ
+
+
+def _config(fmt: str = ACCESS_LOG_FORMAT) -> Config:
+    cfg = Config()
+    cfg.set("accesslog", "-")
+    cfg.set("access_log_format", fmt)
+    return cfg
+
+
+def _line(path: str, query: str = "", fmt: str = ACCESS_LOG_FORMAT) -> str:
+    """What gunicorn's access log writes for one GET of ``path?query``."""
+    logger = AccessLogger(_config(fmt))
+    out = io.StringIO()
+    for handler in list(logger.access_log.handlers):
+        logger.access_log.removeHandler(handler)
+    logger.access_log.addHandler(logging.StreamHandler(out))
+    logger.access(*_request(path, query), dt.timedelta(milliseconds=42))
     return out.getvalue().strip()
+
+
+@pytest.mark.parametrize("took", [dt.timedelta(0), dt.timedelta(seconds=3, microseconds=7_654)])
+@pytest.mark.parametrize("sent", [None, 0, 512])
+def test_each_safe_atom_is_what_gunicorn_itself_logs(took: dt.timedelta, sent: int | None) -> None:
+    """The atoms are computed here, not taken from gunicorn's (which hold every header):
+    each must still mean what gunicorn's documentation says it means."""
+    response, request, environ = _request("/api/v1/panels", "x=1")
+    response.sent = sent
+    ours = AccessLogger(_config()).atoms(response, request, environ, took)
+    theirs = Logger(_config()).atoms(response, request, environ, took)
+    for atom in SAFE_ATOMS:
+        if atom != "t":  # the time of day: gunicorn's own now(), called twice
+            assert ours[atom] == theirs[atom], atom
+    assert ours["t"][0] == "[" and ours["t"][-1] == "]"
+    assert set(ours) == {*SAFE_ATOMS, "U", "r"}
 
 
 def test_a_line_has_method_path_status_size_and_duration_only() -> None:
