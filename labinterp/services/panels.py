@@ -73,9 +73,10 @@ def _canonical_other(value: Any) -> Any:
     return value
 
 
-def _canonical_text(value: Any) -> str:
-    # only strings, booleans, lists and objects: the standard library's C encoder suffices
-    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+# only strings, booleans, lists and objects: the standard library's C encoder suffices; one
+# encoder for every call (json.dumps with options builds a new one each time)
+_CANONICAL_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"))
+_canonical_text = _CANONICAL_ENCODER.encode
 
 
 def _canonical_document(document: dict[str, Any]) -> dict[str, Any]:
@@ -84,11 +85,24 @@ def _canonical_document(document: dict[str, Any]) -> dict[str, Any]:
     return doc
 
 
+# where the results go in a canonical text written with none: ``"results":[]`` can stand
+# nowhere else in it (an empty list is no part of a canonical document, and a string's quotes
+# are escaped)
+_NO_RESULTS = '"results":[]'
+
+
 def content_hash(document: dict[str, Any]) -> str:
     """Hash of a parsed panel. What does not change the content does not change the hash: key
     order, ``1.10`` vs ``1.1``, unknown fields, the order of the results, empty or absent
-    optional parts (``"context": {}`` and no context), one instant written with two offsets."""
-    return hashlib.sha256(_canonical_text(_canonical_document(document)).encode()).hexdigest()
+    optional parts (``"context": {}`` and no context), one instant written with two offsets.
+
+    The text hashed is ``_canonical_text(_canonical_document(document))``, written with each
+    result encoded once (the results are ordered by their own text)."""
+    doc = _canonical(document)
+    results = sorted(map(_canonical_text, doc.get("results", [])))
+    doc["results"] = []
+    text = _canonical_text(doc).replace(_NO_RESULTS, f'"results":[{",".join(results)}]', 1)
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def differences(stored: dict[str, Any], sent: dict[str, Any]) -> list[str]:

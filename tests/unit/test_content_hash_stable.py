@@ -6,13 +6,14 @@ any change to them is a change of the key, to be made on purpose."""
 from __future__ import annotations
 
 import copy
+import hashlib
 from typing import Any
 
 import pytest
 
 from labinterp.demo import SAMPLE_PANELS
 from labinterp.schemas.panels import PanelIn
-from labinterp.services.panels import content_hash
+from labinterp.services.panels import _canonical_document, _canonical_text, content_hash
 
 DIGESTS = [
     "31ad8ea67ca9078b0737bdcc08182048310e115f95bd4ae51422099b980e5e06",
@@ -43,3 +44,21 @@ def test_the_samples_are_the_ones_the_digests_were_taken_of() -> None:
 @pytest.mark.parametrize(("index", "digest"), list(enumerate(DIGESTS)))
 def test_a_panel_hashes_as_it_did_in_earlier_releases(index: int, digest: str) -> None:
     assert content_hash(PanelIn().load(_documents()[index])) == digest
+
+
+@pytest.mark.parametrize(
+    "document",
+    [
+        {"accession": "A", "results": []},
+        {"accession": "A"},  # no results at all
+        {"accession": "A", "context": {"notes": 'say "results":[] twice: "results":[]'}},
+        {"accession": "A", "context": {"results": [], "x": {"results": ["y"]}}},
+        {"results": [{"analyte": "b", "value": 1}, {"analyte": "a", "value": 2}], "z": None},
+    ],
+    ids=["empty", "absent", "text", "nested", "ordered"],
+)
+def test_the_hash_is_of_the_canonical_text_of_the_whole_document(document: dict[str, Any]) -> None:
+    """content_hash writes each result once and puts them in place; the text is still the
+    canonical text of the whole canonical document, whatever the document holds."""
+    whole = _canonical_text(_canonical_document(document))
+    assert content_hash(document) == hashlib.sha256(whole.encode()).hexdigest()
