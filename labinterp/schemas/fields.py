@@ -75,6 +75,8 @@ class Identifier(Text):
         text = super()._deserialize(value, attr, data, **kwargs).strip()
         if not text:
             raise ValidationError("must not be blank")
+        if text.isprintable():  # no control (Cc), format or separator but the ASCII space;
+            return text  # stripped and not blank: something visible (one C scan, the usual)
         if any(unicodedata.category(ch) == "Cc" for ch in text):
             raise ValidationError("must not hold control characters (tabs, line breaks …)")
         if all(unicodedata.category(ch) in _INVISIBLE for ch in text):

@@ -15,6 +15,7 @@ from marshmallow import Schema, ValidationError
 
 from labinterp.demo import SAMPLE_PANELS
 from labinterp.jsontext import dumps, loads
+from labinterp.schemas.fields import Identifier
 from labinterp.schemas.panels import PanelIn, load_plain_panel
 
 JUNK: list[Any] = [
@@ -151,3 +152,30 @@ def test_random_combinations_of_replacements_are_loaded_alike_or_left_to_marshma
             path = rng.choice(list(paths(doc))[1:])
             doc = replaced(doc, path, rng.choice([*JUNK, _DELETE]))
         check(doc)
+
+
+@pytest.mark.parametrize(
+    ("text", "kept"),
+    [
+        ("LAB-2026-000123", True),
+        ("  Müller/4711 ", True),  # stripped, non-ASCII letters
+        ("患者-7", True),
+        ("a\u200bb", True),  # a format character beside visible ones
+        ("\u00a0x\u00a0", True),  # no-break spaces around a letter
+        ("\u200b", False),  # nothing visible
+        ("\u2028", False),  # a line separator alone
+        ("\u00a0\u2003", False),  # separators only
+        ("LAB\u00857", False),  # a C1 control character (NEL)
+        ("LAB\x7f7", False),  # DEL
+    ],
+)
+def test_an_identifier_is_kept_only_with_something_visible_and_no_control_character(
+    text: str, kept: bool
+) -> None:
+    try:
+        loaded = Identifier().deserialize(text)
+    except ValidationError:
+        assert not kept, text
+    else:
+        assert kept, text
+        assert loaded == text.strip()
