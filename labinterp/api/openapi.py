@@ -5,7 +5,7 @@
   responses (``UNAUTHORIZED``, ``UNPROCESSABLE_ENTITY`` …) and ``DEFAULT_ERROR`` that way.
 * ``roles(...)`` (auth.py) attaches the bearer requirement and its 401/403/429 through
   :func:`document_roles`; ``finish_spec`` then adds what follows from the route itself
-  (404 on a path with an id, 400/413/415/422 on a JSON body, ``security: []`` on every
+  (404 on a path with an id, 413/415 on any body and 400/422 on a JSON one, ``security: []`` on every
   operation without ``roles``) and the facts marshmallow cannot express (``SPEC_REQUIRED``).
 """
 
@@ -218,6 +218,19 @@ def document_roles(view: Callable[..., Any], allowed: Iterable[str]) -> None:
     view._apidoc = apidoc  # type: ignore[attr-defined]
 
 
+def _takes_json(body: dict[str, Any]) -> bool:
+    """Whether a documented request body is JSON (a ``$ref`` or a JSON media type): only a JSON
+    body can be answered 400 (not JSON) and 422 (not valid). An HL7 v2 message's problems are
+    in its ACK, with HTTP 200."""
+    content = body.get("content")
+    if not isinstance(content, dict):
+        return True  # a referenced body: the API's own JSON schemas
+    return any(
+        kind == "application/json" or (kind.startswith("application/") and kind.endswith("+json"))
+        for kind in content
+    )
+
+
 def finish_spec(api: Api) -> None:
     """After every blueprint is registered: what follows from routes, bodies and metadata."""
     components = api.spec.components
@@ -239,7 +252,9 @@ def finish_spec(api: Api) -> None:
             if re.search(r"\{[^}]+\}", path):
                 codes.append(404)
             if "requestBody" in operation:
-                codes += [400, 413, 415, 422]
+                codes += [413, 415]  # any body: its size, then its type
+                if _takes_json(operation["requestBody"]):
+                    codes += [400, 422]  # a JSON body: its syntax, then its content
             for code in codes:
                 responses.setdefault(str(code), ref(_STATUS[code]))
             for code, name in _SPECIFIC.get((method, path), {}).items():

@@ -281,3 +281,13 @@ def test_result_value_and_unit_are_documented_required_and_results_non_empty(cli
         assert response.get_json()["errors"]["results.0.value"] == ["value is required"]
     empty = client.post(PANELS, json=sample_panel(results=[]), headers=auth(tokens.clinic))
     assert empty.status_code == 422 and "results" in empty.get_json()["errors"]
+
+
+def test_hl7_documents_only_the_answers_it_gives(spec):
+    """POST /hl7/v2 answers every problem of the message in its ACK (HTTP 200); as problem+json
+    only its auth, size and type: never 400 or 422, which are for JSON bodies."""
+    responses = set(spec["paths"]["/hl7/v2"]["post"]["responses"])
+    assert {"200", "401", "403", "413", "415", "429"} <= responses
+    assert not {"400", "422"} & responses
+    fhir = set(spec["paths"]["/fhir/r4/Bundle"]["post"]["responses"])
+    assert {"400", "413", "415", "422"} <= fhir  # a JSON body (application/fhir+json)
