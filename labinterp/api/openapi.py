@@ -5,8 +5,9 @@
   responses (``UNAUTHORIZED``, ``UNPROCESSABLE_ENTITY`` …) and ``DEFAULT_ERROR`` that way.
 * ``roles(...)`` (auth.py) attaches the bearer requirement and its 401/403/429 through
   :func:`document_roles`; ``finish_spec`` then adds what follows from the route itself
-  (404 on a path with an id, 413/415 on any body and 400/422 on a JSON one, ``security: []`` on every
-  operation without ``roles``) and the facts marshmallow cannot express (``SPEC_REQUIRED``).
+  (404 on a path with an id, 413/415 on any body and 400/422 on a JSON one, ``security: []``
+  on every operation without ``roles``) and the facts marshmallow cannot express
+  (``SPEC_REQUIRED``).
 """
 
 from __future__ import annotations
