@@ -104,6 +104,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     api.register_blueprint(fhir.blp)
     api.register_blueprint(hl7_api.blp)  # HL7 v2 in (POST /hl7/v2)
     app.register_blueprint(fhir_read.blp)  # FHIR R4 out: its own errors (OperationOutcome)
+    fhir_read.document_fhir_reads(api.spec.to_dict()["paths"])  # apispec's own dict
     finish_spec(api)  # 404/400/413/415, security [] on public routes
     _serve_swagger_assets(app)
     install_web(app, settings)  # the clinician's pages (labinterp/web)

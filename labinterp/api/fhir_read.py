@@ -121,3 +121,70 @@ def metadata() -> Response:
     return fhir_response(
         fhir_out.capability_statement(request.url_root + "fhir/r4", dt.datetime.now(dt.UTC))
     )
+
+
+def document_fhir_reads(paths: dict[str, Any]) -> None:
+    """Put this blueprint's two routes into /openapi.json (``paths``: apispec's own dict,
+    before ``finish_spec``). A plain blueprint, not flask-smorest's, since every answer of it,
+    errors too, is a FHIR resource: each error is documented with the JSON API's status and
+    headers, and an OperationOutcome for its body."""
+
+    def outcome(description: str, header: str | None = None) -> dict[str, Any]:
+        documented: dict[str, Any] = {
+            "description": description,
+            "content": {
+                fhir_out.FHIR_JSON: {"schema": {"$ref": "#/components/schemas/OperationOutcomeOut"}}
+            },
+        }
+        if header is not None:
+            name = header.upper().replace("-", "_")
+            documented["headers"] = {header: {"$ref": f"#/components/headers/{name}"}}
+        return documented
+
+    def resource(kind: str, description: str) -> dict[str, Any]:
+        schema = {
+            "type": "object",
+            "required": ["resourceType"],
+            "properties": {"resourceType": {"type": "string", "enum": [kind]}},
+        }
+        return {"description": description, "content": {fhir_out.FHIR_JSON: {"schema": schema}}}
+
+    paths["/fhir/r4/DiagnosticReport/{panel_id}"] = {
+        "get": {
+            "summary": "A panel and its newest interpretation as a FHIR R4 DiagnosticReport",
+            "description": "The same roles and clinic rules as GET /api/v1/panels/{panel_id}; "
+            "its Observations are contained, one per result.",
+            "tags": ["fhir"],
+            "parameters": [
+                {
+                    "in": "path",
+                    "name": "panel_id",
+                    "required": True,
+                    "schema": {"type": "string", "format": "uuid"},
+                }
+            ],
+            "security": [{"bearer": []}],
+            "x-roles": sorted(READERS),
+            "responses": {
+                "200": resource("DiagnosticReport", "The panel as a DiagnosticReport"),
+                "401": outcome(
+                    "No API token, a malformed Authorization header, or an unknown or revoked "
+                    "token",
+                    "WWW-Authenticate",
+                ),
+                "403": outcome("The token's role may not read panels"),
+                "404": outcome("No such panel among those the token may read"),
+                "429": outcome(
+                    "The token's request budget for this minute is spent", "Retry-After"
+                ),
+            },
+        }
+    }
+    paths["/fhir/r4/metadata"] = {
+        "get": {
+            "summary": "The server's CapabilityStatement (public, as FHIR expects)",
+            "tags": ["fhir"],
+            "security": [],
+            "responses": {"200": resource("CapabilityStatement", "What this server supports")},
+        }
+    }

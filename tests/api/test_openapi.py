@@ -96,7 +96,8 @@ def assert_as_documented(spec: dict[str, Any], method: str, path: str, response:
 def test_every_documented_error_is_problem_json_with_the_rfc_9457_members(spec):
     """Except what a FHIR endpoint answers about the FHIR document itself (400, 409, 422):
     an OperationOutcome, as FHIR clients expect (issue 8); its 401, 403, 413, 415 and 429
-    are problem+json like every other endpoint's."""
+    are problem+json like every other endpoint's. The FHIR reads (GET /fhir/r4/...) answer
+    every error as an OperationOutcome."""
     problem = spec["components"]["schemas"]["Problem"]
     assert set(problem["required"]) == {"type", "title", "status", "detail"}
     assert {name: problem["properties"][name]["type"] for name in problem["required"]} == {
@@ -111,7 +112,8 @@ def test_every_documented_error_is_problem_json_with_the_rfc_9457_members(spec):
         for status, response in operation["responses"].items():
             if status == "default" or int(status) >= 400:
                 content = resolve(spec, response)["content"]
-                if path.startswith("/fhir/") and status in ("400", "409", "422"):
+                fhir_read = path.startswith("/fhir/") and method == "get"
+                if fhir_read or (path.startswith("/fhir/") and status in ("400", "409", "422")):
                     assert list(content) == ["application/fhir+json"], (method, path, status)
                     outcome = resolve(spec, content["application/fhir+json"]["schema"])
                     assert {"resourceType", "issue"} <= set(outcome["properties"])
@@ -291,3 +293,30 @@ def test_hl7_documents_only_the_answers_it_gives(spec):
     assert not {"400", "422"} & responses
     fhir = set(spec["paths"]["/fhir/r4/Bundle"]["post"]["responses"])
     assert {"400", "413", "415", "422"} <= fhir  # a JSON body (application/fhir+json)
+
+
+def test_the_fhir_reads_are_documented_and_answer_as_documented(client, tokens, spec):
+    """GET /fhir/r4/DiagnosticReport/{panel_id} and /fhir/r4/metadata are in /openapi.json,
+    and what they really answer (a resource, or an OperationOutcome with the documented
+    headers) is what it says."""
+    report = "/fhir/r4/DiagnosticReport/{panel_id}"
+    assert spec["paths"][report]["get"]["security"] == [{"bearer": []}]
+    assert spec["paths"]["/fhir/r4/metadata"]["get"]["security"] == []
+    posted = client.post(PANELS, json=sample_panel(), headers=auth(tokens.clinic))
+    panel_url = report.replace("{panel_id}", posted.get_json()["id"])
+    missing_url = report.replace("{panel_id}", str(uuid.uuid4()))
+    for response in (
+        client.get(panel_url),  # no token: 401
+        client.get(panel_url, headers=auth("li_not-a-token")),  # 401
+        client.get(missing_url, headers=auth(tokens.clinic)),  # 404
+    ):
+        body = assert_as_documented(spec, "get", report, response)
+        assert body["resourceType"] == "OperationOutcome"
+    read = client.get(panel_url, headers=auth(tokens.clinician))
+    assert read.status_code == 200
+    assert assert_as_documented(spec, "get", report, read)["resourceType"] == "DiagnosticReport"
+    capability = client.get("/fhir/r4/metadata")
+    assert (
+        assert_as_documented(spec, "get", "/fhir/r4/metadata", capability)["resourceType"]
+        == "CapabilityStatement"
+    )
