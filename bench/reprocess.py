@@ -324,12 +324,7 @@ def measure(size: int, folder: Path, redis_url: str) -> Row:
             worker_rss, worker_group = rss.largest / 1024, rss.group / 1024
         import_rate, import_rss = float("nan"), float("nan")
         if size <= IMPORT_MAX:
-            csv_path = folder / f"import-{size}.csv"
-            nhanes_csv(csv_path, size)
-            cli(env, "clinics", "create", "imported")
-            wall, import_rss, _ = timed(env, "import", str(csv_path), "--clinic", "imported")
-            csv_path.unlink()
-            import_rate = size / wall
+            import_rate, import_rss = timed_import(env, size, folder)
         return Row(
             size,
             read,
@@ -345,8 +340,20 @@ def measure(size: int, folder: Path, redis_url: str) -> Row:
         )
 
 
+def timed_import(env: Mapping[str, str], size: int, folder: Path) -> tuple[float, float]:
+    """Step 5: ``labinterp import`` of a generated CSV of ``size`` panels into a new clinic,
+    no worker running: (panels/s, peak RSS MB)."""
+    csv_path = folder / f"import-{size}.csv"
+    nhanes_csv(csv_path, size)
+    cli(env, "clinics", "create", "imported")
+    print(f"  importing {size:,} panels ({csv_path.stat().st_size / 1e6:,.0f} MB)", flush=True)
+    wall, rss, _ = timed(env, "import", str(csv_path), "--clinic", "imported")
+    csv_path.unlink()
+    return size / wall, rss
+
+
 def measure_import(size: int, folder: Path, redis_url: str) -> tuple[float, float]:
-    """Step 5 alone on a fresh database: (panels/s, peak RSS MB) of ``labinterp import``."""
+    """Step 5 alone on a fresh database."""
     with scratch_postgres(f"import{size}") as url:
         env = {
             "DATABASE_URL": url.replace("postgresql://", "postgresql+psycopg://", 1),
@@ -354,13 +361,7 @@ def measure_import(size: int, folder: Path, redis_url: str) -> tuple[float, floa
             "LABINTERP_INSTANCE": str(folder / f"instance-import-{size}"),
         }
         cli(env, "db", "upgrade")
-        cli(env, "clinics", "create", "imported")
-        csv_path = folder / f"import-{size}.csv"
-        nhanes_csv(csv_path, size)
-        print(f"  importing {size:,} panels ({csv_path.stat().st_size / 1e6:,.0f} MB)", flush=True)
-        wall, rss, _ = timed(env, "import", str(csv_path), "--clinic", "imported")
-        csv_path.unlink()
-        return size / wall, rss
+        return timed_import(env, size, folder)
 
 
 def import_only(sizes: list[int]) -> None:

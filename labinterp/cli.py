@@ -906,15 +906,12 @@ def import_(file: str, clinic_name: str, errors_path: str | None) -> None:
         open_source,
         read_panels,
     )
-    from labinterp.services.rulesets import cached_active_ruleset
 
     clinic = _clinic_ref(clinic_name)
     from labinterp.runtime import get_runtime
 
     rt = get_runtime()
-    ruleset = cached_active_ruleset(
-        rt.session_factory, rt.active_ruleset, rt.rulesets, rt.settings.default_ruleset
-    )
+    ruleset = rt.current_ruleset()
 
     def show(s: ImportSummary, *, final: bool = False) -> None:
         bar.update(

@@ -32,7 +32,6 @@ def codes_import(file: str, clinic_name: str) -> None:
     from labinterp.runtime import get_runtime
     from labinterp.services.clinic_codes import import_codes, read_rows
     from labinterp.services.errors import InvalidInput, NotFound
-    from labinterp.services.rulesets import cached_active_ruleset
 
     try:
         if file == "-":
@@ -46,9 +45,7 @@ def codes_import(file: str, clinic_name: str) -> None:
         _fail(f"{file}: " + "; ".join(f"{k}: {' '.join(v)}" for k, v in exc.errors.items()))
     with _session() as session:
         rt = get_runtime()
-        ruleset = cached_active_ruleset(
-            rt.session_factory, rt.active_ruleset, rt.rulesets, rt.settings.default_ruleset
-        )
+        ruleset = rt.current_ruleset()
         try:
             done = import_codes(session, _operator(), clinic_name, rows, ruleset)
         except NotFound:
@@ -102,7 +99,6 @@ def mllp(port: int, host: str, clinic_name: str) -> None:
     from labinterp.runtime import get_runtime
     from labinterp.services.audit import Actor
     from labinterp.services.hl7_intake import receive_oru, reject
-    from labinterp.services.rulesets import cached_active_ruleset
 
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(message)s")
     log = logging.getLogger("labinterp.mllp")
@@ -122,9 +118,7 @@ def mllp(port: int, host: str, clinic_name: str) -> None:
         if frame.oversized:
             return reject(b"", f"the message is larger than {limit} bytes", "207").ack.encode()
         try:
-            ruleset = cached_active_ruleset(
-                rt.session_factory, rt.active_ruleset, rt.rulesets, rt.settings.default_ruleset
-            )
+            ruleset = rt.current_ruleset()
             received = receive_oru(
                 rt.engine,
                 actor.at_address(address),

@@ -21,6 +21,7 @@ from labinterp.db import make_engine, make_session_factory
 from labinterp.domain import Ruleset
 from labinterp.rulesets import load_rulesets
 from labinterp.services.dispatch import Dispatcher
+from labinterp.services.rulesets import cached_active_ruleset
 
 
 class ActiveRulesetCache:
@@ -57,6 +58,13 @@ class Runtime:
     celery: Celery  # for publishing; the worker process registers the tasks (worker.tasks)
     dispatcher: Dispatcher
     active_ruleset: ActiveRulesetCache = field(default_factory=ActiveRulesetCache)
+
+    def current_ruleset(self) -> Ruleset:
+        """The ruleset new panels are accepted under now (the active one, cached a few
+        seconds: services.rulesets.cached_active_ruleset)."""
+        return cached_active_ruleset(
+            self.session_factory, self.active_ruleset, self.rulesets, self.settings.default_ruleset
+        )
 
 
 _lock = threading.Lock()

@@ -53,16 +53,14 @@ from labinterp.schemas.output import PanelOut, dump_new_panel
 from labinterp.schemas.panels import PanelIn
 from labinterp.services import panels as panel_service
 from labinterp.services import reading
-from labinterp.services.rulesets import cached_active_ruleset
 
 log = logging.getLogger(__name__)
 
-PATH = "/api/v1/panels"
+PATH = "/api/v1/panels"  # also the URL rule the request metrics name it by
 # environ key: what the service raised for a panel this route submitted (a refusal, a
 # conflict, a database that did not answer): Flask's view raises it instead of submitting the
 # panel a second time (api/panels.py)
 REFUSED = "labinterp.refused"
-ROUTE = "/api/v1/panels"  # the URL rule the request metrics name
 POSTERS = frozenset({"clinic"})
 
 StartResponse = Callable[..., Any]
@@ -75,12 +73,14 @@ _SECURITY_HEADERS = [
     ("Content-Security-Policy", DATA_POLICY),
     ("Cache-Control", "no-store"),
 ]
-# what makes Flask's route the one to answer (its wording, its refusal), not this one
-_EXPECTED = (Problem, ValidationError, ValueError)
 
 
 class _HandOn(Exception):
     """This request is Flask's to answer."""
+
+
+# what makes Flask's route the one to answer (its wording, its refusal), not this one
+_FLASKS = (_HandOn, Problem, ValidationError, ValueError)
 
 
 class PanelPostRoute:
@@ -95,10 +95,10 @@ class PanelPostRoute:
         self.panel_out = PanelOut()
         # the request metrics' series this route counts in (labels() looked up once)
         self._answered = {
-            status: metrics.HTTP_REQUESTS.labels("POST", ROUTE, str(status))
+            status: metrics.HTTP_REQUESTS.labels("POST", PATH, str(status))
             for status in _STATUS_LINES
         }
-        self._latency = metrics.HTTP_LATENCY.labels("POST", ROUTE)
+        self._latency = metrics.HTTP_LATENCY.labels("POST", PATH)
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         if environ.get("PATH_INFO") != PATH or environ.get("REQUEST_METHOD") != "POST":
@@ -106,9 +106,7 @@ class PanelPostRoute:
         started = time.perf_counter()
         try:
             status, body, headers = self._answer(environ)
-        except _HandOn:
-            return self.flask_wsgi(environ, start_response)
-        except _EXPECTED:
+        except _FLASKS:
             return self.flask_wsgi(environ, start_response)
         except Exception as exc:  # a defect here: Flask's route answers, its handlers log it
             log.warning("POST %s handed to Flask after %s", PATH, type(exc).__name__)
@@ -124,20 +122,12 @@ class PanelPostRoute:
         quota = self._count(environ, actor)
         document = self.panel_in.load(self._json(environ))
         rt = self.runtime
-        clinic_id = actor.single_clinic
-        if clinic_id is None:  # a clinic token has one clinic (accounts.create_token)
+        clinic = panel_service.ClinicRef.of_clinic_token(actor)
+        if clinic is None:  # a clinic token has one clinic (accounts.create_token)
             raise _HandOn
-        now = dt.datetime.now(dt.UTC)
         try:
             result = panel_service.submit_panel(
-                rt.engine,
-                actor,
-                panel_service.ClinicRef(clinic_id, actor.clinic_names[clinic_id]),
-                document,
-                cached_active_ruleset(
-                    rt.session_factory, rt.active_ruleset, rt.rulesets, rt.settings.default_ruleset
-                ),
-                now,
+                rt.engine, actor, clinic, document, rt.current_ruleset(), dt.datetime.now(dt.UTC)
             )
         except Exception as refused:  # the route's view raises it, for Flask's handlers to word
             environ[REFUSED] = refused

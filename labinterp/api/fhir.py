@@ -10,14 +10,13 @@ from flask import current_app, request
 from flask.views import MethodView
 
 from labinterp.api.auth import current_actor, roles
+from labinterp.api.panels import _active_ruleset, _clinic_of_poster
 from labinterp.api.parsing import Blueprint, read_body
 from labinterp.api.session import runtime
 from labinterp.interop import fhir_in
 from labinterp.interop.fhir_document import FhirRefused, Issue, outcome
 from labinterp.schemas.interop import BundleAcceptedOut, OperationOutcomeOut
 from labinterp.services.errors import AccessionConflict, InvalidInput
-from labinterp.services.panels import ClinicRef
-from labinterp.services.rulesets import cached_active_ruleset
 
 FHIR_JSON = "application/fhir+json"
 
@@ -80,19 +79,13 @@ class BundleIntake(MethodView):
     def post(self) -> Any:
         """Post a FHIR R4 Bundle as a panel"""
         body = read_body(request, accepted=(FHIR_JSON, "application/json"))
-        rt, actor = runtime(), current_actor()
-        clinic_id = actor.single_clinic
-        assert clinic_id is not None  # noqa: S101 - roles("clinic"): a clinic token has one
-        ruleset = cached_active_ruleset(
-            rt.session_factory, rt.active_ruleset, rt.rulesets, rt.settings.default_ruleset
-        )
         try:
             submitted = fhir_in.submit_bundle(
-                rt.engine,
-                actor,
-                ClinicRef(clinic_id, actor.clinic_names[clinic_id]),
+                runtime().engine,
+                current_actor(),
+                _clinic_of_poster(),
                 body,
-                ruleset,
+                _active_ruleset(),
                 dt.datetime.now(dt.UTC),
             )
         except FhirRefused as exc:

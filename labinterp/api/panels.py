@@ -30,7 +30,6 @@ from labinterp.schemas.output import (
 from labinterp.schemas.panels import PanelIn
 from labinterp.services import panels as panel_service
 from labinterp.services import reading
-from labinterp.services.rulesets import cached_active_ruleset
 
 blp = Blueprint(
     "panels",
@@ -136,19 +135,15 @@ def known_flags(asked: list[str]) -> tuple[str, ...]:
 
 
 def _clinic_of_poster() -> panel_service.ClinicRef:
-    actor = current_actor()
-    clinic_id = actor.single_clinic
+    clinic = panel_service.ClinicRef.of_clinic_token(current_actor())
     # roles("clinic") admits only clinic tokens, and a clinic token has exactly one clinic
     # (accounts.create_token): this narrows the type, it decides no access
-    assert clinic_id is not None  # noqa: S101
-    return panel_service.ClinicRef(clinic_id, actor.clinic_names[clinic_id])
+    assert clinic is not None  # noqa: S101
+    return clinic
 
 
 def _active_ruleset() -> Ruleset:
-    rt = runtime()
-    return cached_active_ruleset(
-        rt.session_factory, rt.active_ruleset, rt.rulesets, rt.settings.default_ruleset
-    )
+    return runtime().current_ruleset()
 
 
 _PANEL_IN = PanelIn()

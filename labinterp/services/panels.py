@@ -279,6 +279,12 @@ class ClinicRef:
     id: uuid.UUID
     name: str
 
+    @classmethod
+    def of_clinic_token(cls, actor: Actor) -> ClinicRef | None:
+        """The one clinic a clinic's token acts for (None for an actor of several or none)."""
+        clinic_id = actor.single_clinic
+        return None if clinic_id is None else cls(clinic_id, actor.clinic_names[clinic_id])
+
 
 @dataclass(frozen=True)
 class Source:

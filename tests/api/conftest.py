@@ -7,6 +7,7 @@ import datetime as dt
 import threading
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -164,3 +165,26 @@ def clinic_app(env: dict[str, str], clinic: str = "c") -> tuple[Runtime, FlaskCl
         create_clinic(session, clinic)
         token = create_token(session, "clinic", [clinic]).token
     return runtime, create_app(runtime=runtime).test_client(), token
+
+
+@contextmanager
+def postgres_clinic_app(
+    tmp_path: Path, clinic: str = "c"
+) -> Iterator[tuple[Runtime, FlaskClient, str]]:
+    """:func:`clinic_app` on a fresh PostgreSQL database, dropped afterwards (its pool closed
+    first)."""
+    from tests.integration.services import fresh_postgres_database
+
+    with fresh_postgres_database() as url:
+        runtime, client, token = clinic_app(
+            {
+                "DATABASE_URL": url,
+                "LABINTERP_INSTANCE": str(tmp_path / "instance"),
+                "LABINTERP_SECRET_KEY": "test",
+            },
+            clinic,
+        )
+        try:
+            yield runtime, client, token
+        finally:
+            runtime.engine.dispose()

@@ -24,8 +24,7 @@ from sqlalchemy import select
 
 from labinterp.models import PanelRevision
 from labinterp.runtime import Runtime
-from tests.api.conftest import Tokens, assert_problem, auth, clinic_app
-from tests.integration.services import fresh_postgres_database
+from tests.api.conftest import Tokens, assert_problem, auth, postgres_clinic_app
 
 FHIR = "application/fhir+json"
 V3 = "http://terminology.hl7.org/CodeSystem/v3-ObservationInterpretation"
@@ -365,30 +364,20 @@ def test_content_type_size_and_role_are_checked_as_for_every_post(
 @pytest.mark.postgres
 def test_a_bundle_round_trip_on_postgresql(tmp_path: Path) -> None:
     """The one-statement insert of PostgreSQL stores what the Bundle held; a repeat is a 200."""
-    with fresh_postgres_database() as url:
-        runtime, client, token = clinic_app(
-            {
-                "DATABASE_URL": url,
-                "LABINTERP_INSTANCE": str(tmp_path / "instance"),
-                "LABINTERP_SECRET_KEY": "test",
-            }
+    with postgres_clinic_app(tmp_path) as (runtime, client, token):
+        bundle = lab_report(
+            observation("na", "2951-2", "138", low="136", high="145", flag="L"),
+            observation("rbc-mg", "2593-2", "2.45"),
         )
-        try:
-            bundle = lab_report(
-                observation("na", "2951-2", "138", low="136", high="145", flag="L"),
-                observation("rbc-mg", "2593-2", "2.45"),
-            )
-            first = post(client, token, bundle)
-            assert first.status_code == 201, first.get_json()
-            assert post(client, token, bundle).status_code == 200
-            panel = client.get(first.headers["Location"], headers=auth(token)).get_json()
-            assert [(r["analyte"], r["sender_flag"]) for r in panel["results"]] == [("sodium", "L")]
-            with runtime.session_factory() as session:
-                revision = session.scalars(select(PanelRevision)).one()
-                assert revision.source_format == "fhir"
-                assert [n["code"] for n in revision.not_interpreted or []] == ["2593-2"]
-        finally:
-            runtime.engine.dispose()
+        first = post(client, token, bundle)
+        assert first.status_code == 201, first.get_json()
+        assert post(client, token, bundle).status_code == 200
+        panel = client.get(first.headers["Location"], headers=auth(token)).get_json()
+        assert [(r["analyte"], r["sender_flag"]) for r in panel["results"]] == [("sodium", "L")]
+        with runtime.session_factory() as session:
+            revision = session.scalars(select(PanelRevision)).one()
+            assert revision.source_format == "fhir"
+            assert [n["code"] for n in revision.not_interpreted or []] == ["2593-2"]
 
 
 PATIENT = {"resourceType": "Patient", "id": "p1", "identifier": [{"value": "MRN-1"}]}

@@ -17,9 +17,8 @@ from labinterp.runtime import Runtime
 from labinterp.services.accounts import set_clinic_time_zone
 from labinterp.services.audit import Actor
 from labinterp.services.clinic_codes import import_codes, read_rows
-from tests.api.conftest import Tokens, assert_problem, auth, clinic_app
+from tests.api.conftest import Tokens, assert_problem, auth, postgres_clinic_app
 from tests.hl7_builder import Ack, Obr, Obx, Oru, parse_ack
-from tests.integration.services import fresh_postgres_database
 
 FIXTURES = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures" / "hl7v2"
 HL7 = "application/hl7-v2"
@@ -301,35 +300,22 @@ def test_the_nist_cbc_fixture_is_acknowledged_ae_listing_what_it_holds(
 def test_on_postgresql_local_codes_corrections_and_retransmissions(tmp_path: Path) -> None:
     """The same flow on PostgreSQL: a local code through the code table, the message stored
     once however often it comes, its correction revision 2, the original kept as received."""
-    with fresh_postgres_database() as url:
-        runtime, client, token = clinic_app(
-            {
-                "DATABASE_URL": url,
-                "LABINTERP_INSTANCE": str(tmp_path / "instance"),
-                "LABINTERP_SECRET_KEY": "test",
-            },
-            clinic="north",
-        )
-        try:
-            rows = read_rows(["system,code,analyte", "99CITY,MG,magnesium"])
-            with runtime.session_factory() as session:
-                import_codes(session, OPERATOR, "north", rows, runtime.rulesets["2026.1"])
-            local = Obx("MG", "Magnesium serum", "99CITY", "1.1", unit="mg/dL")
-            data = Oru([Obr([local, K], filler="PG-1")]).bytes("\n")
-            assert [post(client, token, data).code for _ in range(2)] == ["AA", "AA"]
-            corrected = Obx("2823-3", "Potassium", "LN", "3.9", unit="mmol/L", status="C")
-            assert post(client, token, Oru([Obr([corrected], filler="PG-1")]).bytes()).code == "AA"
-            stored = panel(client, token, "PG-1")
-            assert stored["revision"] == 2
-            assert {r["analyte"]: str(r["reported"]["value"]) for r in stored["results"]} == {
-                "magnesium": "1.1",
-                "potassium": "3.9",
-            }
-            with runtime.session_factory() as session:
-                first = session.scalars(
-                    select(PanelRevision).where(PanelRevision.revision == 1)
-                ).one()
-                assert first.source_format == "hl7v2"
-                assert first.source_document == data.decode()
-        finally:
-            runtime.engine.dispose()
+    with postgres_clinic_app(tmp_path, "north") as (runtime, client, token):
+        rows = read_rows(["system,code,analyte", "99CITY,MG,magnesium"])
+        with runtime.session_factory() as session:
+            import_codes(session, OPERATOR, "north", rows, runtime.rulesets["2026.1"])
+        local = Obx("MG", "Magnesium serum", "99CITY", "1.1", unit="mg/dL")
+        data = Oru([Obr([local, K], filler="PG-1")]).bytes("\n")
+        assert [post(client, token, data).code for _ in range(2)] == ["AA", "AA"]
+        corrected = Obx("2823-3", "Potassium", "LN", "3.9", unit="mmol/L", status="C")
+        assert post(client, token, Oru([Obr([corrected], filler="PG-1")]).bytes()).code == "AA"
+        stored = panel(client, token, "PG-1")
+        assert stored["revision"] == 2
+        assert {r["analyte"]: str(r["reported"]["value"]) for r in stored["results"]} == {
+            "magnesium": "1.1",
+            "potassium": "3.9",
+        }
+        with runtime.session_factory() as session:
+            first = session.scalars(select(PanelRevision).where(PanelRevision.revision == 1)).one()
+            assert first.source_format == "hl7v2"
+            assert first.source_document == data.decode()

@@ -25,8 +25,7 @@ from labinterp.services.accounts import set_clinic_time_zone
 from labinterp.services.audit import Actor
 from labinterp.services.errors import AccessionConflict, InvalidInput
 from labinterp.services.panels import ClinicRef
-from tests.api.conftest import Tokens, auth, clinic_app, sample_panel
-from tests.integration.services import fresh_postgres_database
+from tests.api.conftest import Tokens, auth, postgres_clinic_app, sample_panel
 
 NOW = dt.datetime(2026, 12, 3, 12, 0, tzinfo=dt.UTC)
 
@@ -178,31 +177,20 @@ def test_on_postgresql_the_one_statement_insert_stores_the_source_and_the_flags(
     tmp_path: Path,
 ) -> None:
     """The PostgreSQL write (one statement of CTEs) carries the new columns too."""
-    with fresh_postgres_database() as url:
-        runtime, client, token = clinic_app(
-            {
-                "DATABASE_URL": url,
-                "LABINTERP_INSTANCE": str(tmp_path / "instance"),
-                "LABINTERP_SECRET_KEY": "test",
-            },
-            clinic="north",
+    with postgres_clinic_app(tmp_path, "north") as (runtime, client, token):
+        clinic = _clinic(runtime)
+        submitted = submit_translated(
+            runtime.engine, _actor(clinic), clinic, _translated(), _ruleset(runtime), NOW
         )
-        try:
-            clinic = _clinic(runtime)
-            submitted = submit_translated(
-                runtime.engine, _actor(clinic), clinic, _translated(), _ruleset(runtime), NOW
+        with runtime.session_factory() as session:
+            revision = session.scalars(
+                select(PanelRevision).where(PanelRevision.panel_id == submitted.panel_id)
+            ).one()
+            assert (revision.source_format, revision.source_document) == (
+                "hl7v2",
+                "MSH|^~\\&|...",
             )
-            with runtime.session_factory() as session:
-                revision = session.scalars(
-                    select(PanelRevision).where(PanelRevision.panel_id == submitted.panel_id)
-                ).one()
-                assert (revision.source_format, revision.source_document) == (
-                    "hl7v2",
-                    "MSH|^~\\&|...",
-                )
-                assert revision.not_interpreted is not None
-                assert revision.not_interpreted[0]["code"] == "2593-2"
-            shown = client.get(f"/api/v1/panels/{submitted.panel_id}", headers=auth(token))
-            assert [r["sender_flag"] for r in shown.get_json()["results"]] == ["L", None]
-        finally:
-            runtime.engine.dispose()
+            assert revision.not_interpreted is not None
+            assert revision.not_interpreted[0]["code"] == "2593-2"
+        shown = client.get(f"/api/v1/panels/{submitted.panel_id}", headers=auth(token))
+        assert [r["sender_flag"] for r in shown.get_json()["results"]] == ["L", None]

@@ -44,18 +44,25 @@ def runtime(tmp_path: Path) -> Iterator[Runtime]:
         runtime.engine.dispose()
 
 
-def run(runtime: Runtime, dry_run: bool, chunk_size: int = 4) -> ReprocessingJob:
-    """A job over every panel, planned and worked chunk by chunk; the job as it ended."""
+def planned(
+    runtime: Runtime, dry_run: bool = False, chunk_size: int = 4
+) -> tuple[uuid.UUID, list[int]]:
+    """A 2026.2 job over every panel, created and planned: (its id, its chunks' numbers)."""
     with runtime.session_factory() as session:
-        job = reprocessing.create_job(
+        job_id = reprocessing.create_job(
             session,
             ADMIN,
             runtime.rulesets,
             reprocessing.JobRequest("2026.2", dry_run),
             dt.datetime.now(dt.UTC),
-        )
-        job_id = job.id
-    for seq in reprocessing.plan_job(runtime.engine, runtime.rulesets, job_id, chunk_size):
+        ).id
+    return job_id, reprocessing.plan_job(runtime.engine, runtime.rulesets, job_id, chunk_size)
+
+
+def run(runtime: Runtime, dry_run: bool, chunk_size: int = 4) -> ReprocessingJob:
+    """A job over every panel, planned and worked chunk by chunk; the job as it ended."""
+    job_id, seqs = planned(runtime, dry_run, chunk_size)
+    for seq in seqs:
         outcome = reprocessing.run_chunk(runtime.engine, runtime.rulesets, job_id, seq)
         assert outcome.state == "done", outcome
     with runtime.session_factory() as session:
@@ -163,15 +170,7 @@ def test_a_cancelled_job_records_nothing_more_and_a_chunk_delivered_twice_takes_
     runtime: Runtime,
 ) -> None:
     load_edges(runtime)
-    with runtime.session_factory() as session:
-        job_id = reprocessing.create_job(
-            session,
-            ADMIN,
-            runtime.rulesets,
-            reprocessing.JobRequest("2026.2", False),
-            dt.datetime.now(dt.UTC),
-        ).id
-    seqs = reprocessing.plan_job(runtime.engine, runtime.rulesets, job_id, 4)
+    job_id, seqs = planned(runtime)
     assert reprocessing.plan_job(runtime.engine, runtime.rulesets, job_id, 4) == []  # planned
     assert reprocessing.run_chunk(runtime.engine, runtime.rulesets, job_id, seqs[0]).state == "done"
     again = reprocessing.run_chunk(runtime.engine, runtime.rulesets, job_id, seqs[0])
@@ -194,15 +193,7 @@ def test_a_chunk_taken_up_too_often_without_finishing_fails_its_job_with_a_reaso
     """A chunk whose worker dies every time (or whose statements keep failing) must not be
     sent again forever: after max_attempts takes, the job is `failed` and says why."""
     load_edges(runtime)
-    with runtime.session_factory() as session:
-        job_id = reprocessing.create_job(
-            session,
-            ADMIN,
-            runtime.rulesets,
-            reprocessing.JobRequest("2026.2", False),
-            dt.datetime.now(dt.UTC),
-        ).id
-    seqs = reprocessing.plan_job(runtime.engine, runtime.rulesets, job_id, 4)
+    job_id, seqs = planned(runtime)
     with runtime.engine.begin() as conn:  # three takes whose worker died before the commit
         for _ in range(3):
             reprocessing.repo.count_attempt(conn, job_id, seqs[1])
