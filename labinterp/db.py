@@ -123,11 +123,7 @@ def execute_in_autocommit(engine: Engine, statement: str, parameters: Mapping[st
     it (the hottest write of the service; that wrapper costs more than the statement's own
     client work). Driver errors come out as SQLAlchemy's exceptions, values hidden; a lost
     connection invalidates the pool, as SQLAlchemy's own ``Connection`` does."""
-    dbapi_error = engine.dialect.loaded_dbapi.Error
-    try:
-        fairy = engine.raw_connection()  # raises the driver's own error when it cannot connect
-    except dbapi_error as exc:
-        raise driver_error(engine.dialect, statement, exc, lost=True) from None
+    fairy = _raw_connection(engine, statement)
     connection: Any = fairy.driver_connection
     try:
         connection.autocommit = True
@@ -136,13 +132,84 @@ def execute_in_autocommit(engine: Engine, statement: str, parameters: Mapping[st
         finally:
             if not connection.closed:
                 connection.autocommit = False
-    except dbapi_error as exc:
-        lost = engine.dialect.is_disconnect(exc, fairy.dbapi_connection, None)
-        if lost:
-            engine.pool._invalidate(fairy, exc)  # every connection of that server's lifetime
-        raise driver_error(engine.dialect, statement, exc, lost=lost) from None
+    except engine.dialect.loaded_dbapi.Error as exc:
+        raise _statement_error(engine, fairy, statement, exc) from None
     finally:
         fairy.close()
+
+
+def _raw_connection(engine: Engine, statement: str) -> Any:
+    """A pooled driver connection (a pool "fairy"); a failure to connect is raised as
+    :func:`driver_error` says, marked lost."""
+    try:
+        return engine.raw_connection()  # raises the driver's own error when it cannot connect
+    except engine.dialect.loaded_dbapi.Error as exc:
+        raise driver_error(engine.dialect, statement, exc, lost=True) from None
+
+
+def _statement_error(engine: Engine, fairy: Any, statement: str, exc: Exception) -> Exception:
+    """The driver's error of ``statement`` on ``fairy`` as SQLAlchemy's; when it says the
+    connection is lost, the pool is invalidated (every connection of that server's lifetime),
+    as SQLAlchemy's own ``Connection`` does."""
+    lost = engine.dialect.is_disconnect(exc, fairy.dbapi_connection, None)  # type: ignore[arg-type]
+    if lost:
+        engine.pool._invalidate(fairy, exc)
+    return driver_error(engine.dialect, statement, exc, lost=lost)
+
+
+class AutocommitWriter:
+    """:func:`execute_in_autocommit` for one writer at a time (a group commit's leader) on one
+    connection of ``engine``'s kept out of its pool: no checkout, check-in and reset per
+    statement, and the connection stays in autocommit. Not thread-safe: its user makes sure
+    one call runs at a time.
+
+    The connection is made on first use with the pool's own settings (``statement_timeout``,
+    ``connect`` events). One found dead is dropped, the pool invalidated as
+    :func:`execute_in_autocommit` does, and the next call connects anew; so is one whose call
+    ended in anything but a statement's result or error (its protocol state is unknown). After
+    a fork the parent's connection is left to the parent. ``engine.dispose()`` closes it."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._fairy: Any = None
+        self._driver: Any = None
+        self._pid = 0
+        event.listen(engine, "engine_disposed", self._disposed)
+
+    def execute(self, statement: str, parameters: Mapping[str, Any]) -> None:
+        fairy, connection = self._connection(statement)
+        ok = False
+        try:
+            connection.execute(statement, parameters)
+            ok = True
+        except self.engine.dialect.loaded_dbapi.Error as exc:
+            error = _statement_error(self.engine, fairy, statement, exc)
+            ok = not getattr(error, "connection_invalidated", False)
+            raise error from None
+        finally:
+            if not ok:
+                self.close()
+
+    def close(self) -> None:
+        fairy, self._fairy, self._driver = self._fairy, None, None
+        if fairy is not None and self._pid == os.getpid():
+            with contextlib.suppress(Exception):  # closing a dead connection may fail too
+                fairy.close()
+
+    def _connection(self, statement: str) -> tuple[Any, Any]:
+        """The pool's handle of the connection (to close or invalidate it) and the driver's."""
+        if self._fairy is not None and self._pid == os.getpid():
+            return self._fairy, self._driver
+        self._fairy = self._driver = None  # a parent's: never touched here
+        fairy = _raw_connection(self.engine, statement)
+        driver = fairy.driver_connection
+        fairy.detach()  # ours until closed: the pool makes another in its place
+        driver.autocommit = True
+        self._fairy, self._driver, self._pid = fairy, driver, os.getpid()
+        return fairy, driver
+
+    def _disposed(self, _connection: Any) -> None:
+        self.close()
 
 
 def driver_error(

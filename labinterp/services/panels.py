@@ -514,7 +514,7 @@ def _add_revision(session: Session, panel: Panel, new: new_panels.NewRevision) -
     )
     session.add(revision)
     for r in new.results:
-        revision.results.append(Result(revision_id=new.id, **vars(r)))
+        revision.results.append(Result(revision_id=new.id, **r._asdict()))
     ctx = new.context
     revision.context = PanelContext(
         revision_id=new.id,

@@ -180,3 +180,36 @@ def test_a_batch_with_an_accession_stored_already_goes_panel_by_panel(posting):
     batches = new_panels.recent_batches()[len(before) :]
     print(f"batches (panels, written) from the held write on: {batches}")
     assert batches == [(1, True), (6, False)], batches
+
+
+def test_the_leaders_own_connection_lost_costs_no_panel(posting):
+    """The group commit writes on one connection of its own, kept out of the pool. When the
+    server ends it (a restart, an administrator, a network cut), the next POST is still
+    answered 202 with its panel stored (written again on a new connection), and the pool
+    keeps every connection for everyone else."""
+    runtime, app, token = posting
+    client = app.test_client()
+    first = client.post("/api/v1/panels", json=_panel("GC-W-1", "GC-P-W1"), headers=auth(token))
+    assert first.status_code == 202
+    engine = runtime.engine
+    pids = _count(
+        engine, "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+    )
+    with engine.connect() as conn:
+        ended = conn.execute(
+            text(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        ).scalar_one()
+    assert ended >= 1, pids  # the writer's connection among them
+
+    second = client.post("/api/v1/panels", json=_panel("GC-W-2", "GC-P-W2"), headers=auth(token))
+    assert second.status_code == 202, second.get_json()
+    third = client.post("/api/v1/panels", json=_panel("GC-W-3", "GC-P-W3"), headers=auth(token))
+    assert third.status_code == 202, third.get_json()
+    accessions = {"GC-W-1", "GC-W-2", "GC-W-3"}
+    with engine.connect() as conn:
+        stored = set(conn.execute(text("SELECT accession FROM panels")).scalars())
+    assert stored == accessions
+    assert engine.pool.checkedout() == 0  # type: ignore[attr-defined]
