@@ -212,4 +212,4 @@ def test_the_leaders_own_connection_lost_costs_no_panel(posting):
     with engine.connect() as conn:
         stored = set(conn.execute(text("SELECT accession FROM panels")).scalars())
     assert stored == accessions
-    assert engine.pool.checkedout() == 0  # type: ignore[attr-defined]
+    assert engine.pool.checkedout() == 0
