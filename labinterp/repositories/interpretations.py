@@ -204,6 +204,10 @@ _SHOW = (
     )
 )
 
+_SHOW_AND_SETTLE = _SHOW.values(
+    status=bindparam("status"), failure_code=null(), failure=null(), updated_at=bindparam("now")
+)
+
 
 def claim_queued(conn: Connection, panel_ids: Sequence[uuid.UUID], *, count: bool) -> list[Claim]:
     """Take up each panel that is still `queued` (its row locked until the caller's
@@ -359,15 +363,27 @@ def store_interpretations_with_ids(
     return [StoredInterpretation(ids[row.revision_id], row) for row in mine]
 
 
-def show_newest(conn: Connection, stored: Sequence[StoredInterpretation]) -> None:
+def show_newest(
+    conn: Connection,
+    stored: Sequence[StoredInterpretation],
+    *,
+    settled_at: dt.datetime | None = None,
+) -> None:
     """Make each interpretation its panel's newest (when its revision is still the panel's
     current one): the review queue's columns, and the review state. A panel reviewed against
     an interpretation that said the same stays reviewed; otherwise a flagged or
-    indeterminate panel is pending review, and a normal one leaves the queue."""
+    indeterminate panel is pending review, and a normal one leaves the queue.
+
+    ``settled_at``: the panels are also settled `interpreted` at that time, as :func:`settle`
+    does, in the same update (one new version of each panel row, not two: every update of
+    its status or review columns writes an entry in each of the table's indexes)."""
     if not stored:
         return
+    common = (
+        {} if settled_at is None else {"status": PanelStatus.INTERPRETED.value, "now": settled_at}
+    )
     conn.execute(
-        _SHOW,
+        _SHOW if settled_at is None else _SHOW_AND_SETTLE,
         [
             {
                 "panel_id": row.new.panel_id,
@@ -380,6 +396,7 @@ def show_newest(conn: Connection, stored: Sequence[StoredInterpretation]) -> Non
                 "red_flag_codes": sorted({f["code"] for f in row.new.body.get("red_flags", [])}),
                 "needs_review": FindingStatus(row.new.body["status"]).needs_review,
                 "signature": significance(row.new.body),
+                **common,
             }
             for row in stored
         ],

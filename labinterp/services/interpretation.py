@@ -172,13 +172,13 @@ def _judge_and_store(
             fresh.append(judged)
     now = clock()
     stored_now = repo.store_interpretations_with_ids(conn, fresh, now)
-    repo.show_newest(conn, stored_now)
+    repo.show_newest(conn, stored_now, settled_at=now)  # shown and settled in one update
     critical = [(s.id, s.new.panel_id) for s in stored_now if s.priority is Priority.CRITICAL]
     outcome.alerts = alerts_repo.create_alerts(conn, critical, now, now + alert_give_up)
     written = [s.new for s in stored_now]
     mine = {r.revision_id for r in written}
     raced = [r for r in fresh if r.revision_id not in mine]  # another worker stored it first
-    settled = [(r.panel_id, r.revision) for r in fresh]
+    settled = [(r.panel_id, r.revision) for r in raced]  # stored_now ones: settled above
     settled += [(r.panel_id, r.revision) for r in done_before]
     repo.settle(conn, settled, PanelStatus.INTERPRETED, now)
     for revision, failure in failures:
