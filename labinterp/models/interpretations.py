@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import ForeignKey, Index, String, Uuid, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from labinterp.ids import new_id
 from labinterp.models.base import Base, UtcDateTime, json_type, utcnow
 from labinterp.models.panels import Panel, PanelRevision
 
@@ -41,7 +42,7 @@ class Interpretation(Base):
         Index(None, "panel_id", "created_at"),  # a panel's newest interpretation
     )
 
-    id: Mapped[uuid.UUID] = mapped_column(Uuid(), primary_key=True, default=uuid.uuid4)
+    id: Mapped[uuid.UUID] = mapped_column(Uuid(), primary_key=True, default=new_id)
     panel_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("panels.id", ondelete="CASCADE"))
     revision_id: Mapped[uuid.UUID] = mapped_column(
         ForeignKey("panel_revisions.id", ondelete="CASCADE")

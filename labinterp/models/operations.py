@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import ForeignKey, Index, String, Text, Uuid, event, text
 from sqlalchemy.orm import Mapped, mapped_column
 
+from labinterp.ids import new_id
 from labinterp.models.base import Base, BigIntegerId, UtcDateTime, json_type, utcnow
 
 
@@ -90,7 +91,7 @@ class ReprocessingJob(Base):
     __tablename__ = "reprocessing_jobs"
     __table_args__ = (Index(None, "status", "created_at"),)
 
-    id: Mapped[uuid.UUID] = mapped_column(Uuid(), primary_key=True, default=uuid.uuid4)
+    id: Mapped[uuid.UUID] = mapped_column(Uuid(), primary_key=True, default=new_id)
     ruleset: Mapped[str] = mapped_column(String(20))
     dry_run: Mapped[bool]
     filter: Mapped[dict[str, Any]] = mapped_column(json_type(), default=dict)

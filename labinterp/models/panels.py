@@ -22,6 +22,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from labinterp.ids import new_id
 from labinterp.models.base import Base, BigIntegerId, UtcDateTime, json_type, utcnow
 from labinterp.models.tenancy import Clinic
 
@@ -61,7 +62,7 @@ class Patient(Base):
     __tablename__ = "patients"
     __table_args__ = (UniqueConstraint("clinic_id", "external_id"),)
 
-    id: Mapped[uuid.UUID] = mapped_column(Uuid(), primary_key=True, default=uuid.uuid4)
+    id: Mapped[uuid.UUID] = mapped_column(Uuid(), primary_key=True, default=new_id)
     clinic_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("clinics.id"))
     # indexed alone too: an admin looks a patient up across clinics
     external_id: Mapped[str] = mapped_column(String(100), index=True)
@@ -117,7 +118,7 @@ class Panel(Base):
         ),
     )
 
-    id: Mapped[uuid.UUID] = mapped_column(Uuid(), primary_key=True, default=uuid.uuid4)
+    id: Mapped[uuid.UUID] = mapped_column(Uuid(), primary_key=True, default=new_id)
     clinic_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("clinics.id"))
     # indexed for a patient's trend; clinic_id is indexed by the unique constraint below
     patient_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("patients.id"), index=True)
@@ -177,7 +178,7 @@ class PanelRevision(Base):
     __tablename__ = "panel_revisions"
     __table_args__ = (UniqueConstraint("panel_id", "revision"),)
 
-    id: Mapped[uuid.UUID] = mapped_column(Uuid(), primary_key=True, default=uuid.uuid4)
+    id: Mapped[uuid.UUID] = mapped_column(Uuid(), primary_key=True, default=new_id)
     panel_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("panels.id", ondelete="CASCADE"))
     revision: Mapped[int]
     content_hash: Mapped[str] = mapped_column(String(64))  # SHA-256 hex of the parsed request

@@ -10,6 +10,7 @@ from enum import StrEnum
 from sqlalchemy import ForeignKey, Index, Integer, String, Text, Uuid, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from labinterp.ids import new_id
 from labinterp.models.base import Base, BigIntegerId, UtcDateTime, utcnow
 from labinterp.models.interpretations import Interpretation
 from labinterp.models.panels import Panel
@@ -33,7 +34,7 @@ class Decision(StrEnum):
 class Review(Base):
     __tablename__ = "reviews"
 
-    id: Mapped[uuid.UUID] = mapped_column(Uuid(), primary_key=True, default=uuid.uuid4)
+    id: Mapped[uuid.UUID] = mapped_column(Uuid(), primary_key=True, default=new_id)
     panel_id: Mapped[uuid.UUID] = mapped_column(
         ForeignKey("panels.id", ondelete="CASCADE"), index=True
     )
@@ -91,7 +92,7 @@ class Alert(Base):
         ),
     )
 
-    id: Mapped[uuid.UUID] = mapped_column(Uuid(), primary_key=True, default=uuid.uuid4)
+    id: Mapped[uuid.UUID] = mapped_column(Uuid(), primary_key=True, default=new_id)
     interpretation_id: Mapped[uuid.UUID] = mapped_column(
         ForeignKey("interpretations.id", ondelete="CASCADE"), unique=True
     )

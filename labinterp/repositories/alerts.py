@@ -15,6 +15,7 @@ from typing import Any, cast
 from sqlalchemy import Connection, Table, bindparam, or_, select, update
 from sqlalchemy.orm import Session
 
+from labinterp.ids import new_id
 from labinterp.models import (
     Alert,
     AlertAttempt,
@@ -128,7 +129,7 @@ def create_alerts(
             .returning(_ALERTS.c.id, sort_by_parameter_order=True),
             [
                 {
-                    "id": uuid.uuid4(),
+                    "id": new_id(),
                     "interpretation_id": interpretation_id,
                     "panel_id": panel_id,
                     "clinic_id": clinic_id,

@@ -39,6 +39,7 @@ from labinterp.domain import (
     Twitching,
     significance,
 )
+from labinterp.ids import new_id
 from labinterp.models import (
     Interpretation,
     InterpretationCode,
@@ -328,7 +329,7 @@ def store_interpretations_with_ids(
     """:func:`store_interpretations`, returning each stored one with its id."""
     if not rows:
         return []
-    ids = {row.revision_id: uuid.uuid4() for row in rows}
+    ids = {row.revision_id: new_id() for row in rows}
     stored = set(
         conn.scalars(
             insert(conn, _INTERPRETATIONS)

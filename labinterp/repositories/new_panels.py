@@ -33,6 +33,7 @@ from sqlalchemy import Connection, Dialect, Engine, Table
 
 from labinterp import jsontext
 from labinterp.db import AutocommitWriter, driver_error, execute_in_autocommit, write_transaction
+from labinterp.ids import new_id
 from labinterp.models import AuditEvent, Panel, PanelContext, PanelRevision, PanelStatus, Result
 from labinterp.models import Patient as PatientRow
 
@@ -364,7 +365,7 @@ def _postgres_batch_parameters(batch: Sequence[_Waiting]) -> dict[str, str]:
 def _postgres_document(panel: NewPanel) -> dict[str, Any]:
     revision, context = panel.revision, panel.revision.context
     return {
-        "patient_row_id": uuid.uuid4(),
+        "patient_row_id": new_id(),
         "clinic_id": panel.clinic_id,
         "patient_id": panel.patient_id,
         "sex": panel.patient_sex,
@@ -466,7 +467,7 @@ def _insert_rows(conn: Connection, panel: NewPanel) -> None:
             statement,
             patient.values(
                 {
-                    "id": uuid.uuid4(),
+                    "id": new_id(),
                     "clinic_id": panel.clinic_id,
                     "external_id": panel.patient_id,
                     "sex": panel.patient_sex,

@@ -26,6 +26,7 @@ from sqlalchemy import (
 )
 
 from labinterp import jsontext
+from labinterp.ids import new_id
 from labinterp.models import (
     Interpretation,
     InterpretationCode,
@@ -292,7 +293,7 @@ def store_job_interpretations(
     Returns them with their ids."""
     if not rows:
         return []
-    stored = [StoredInterpretation(uuid.uuid4(), row) for row in rows]
+    stored = [StoredInterpretation(new_id(), row) for row in rows]
     records = [
         (
             s.id,

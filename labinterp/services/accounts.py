@@ -18,6 +18,7 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, joinedload
 
+from labinterp.ids import new_id
 from labinterp.models import ApiToken, Clinic, User
 from labinterp.services import audit
 from labinterp.services.audit import Actor
@@ -65,9 +66,7 @@ def create_clinic(
     time_zone = valid_time_zone(time_zone)
     if session.scalars(select(Clinic).where(Clinic.name == name)).first() is not None:
         raise AlreadyExists(f"clinic {name!r} already exists")
-    clinic = Clinic(
-        id=uuid.uuid4(), name=name, created_at=dt.datetime.now(dt.UTC), time_zone=time_zone
-    )
+    clinic = Clinic(id=new_id(), name=name, created_at=dt.datetime.now(dt.UTC), time_zone=time_zone)
     session.add(clinic)
     audit.record(
         session,
@@ -154,7 +153,7 @@ def create_token(
     clinics = [find_clinic(session, n) for n in clinic_names]
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     row = ApiToken(
-        id=uuid.uuid4(),
+        id=new_id(),
         name=name or f"{role} token",
         token_hash=hash_token(token),
         prefix=token[:12],

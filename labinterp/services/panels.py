@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from labinterp import metrics
 from labinterp.domain import AcceptedPanel, PanelRejected, Ruleset, accept_panel
+from labinterp.ids import new_id
 from labinterp.models import Panel, PanelContext, PanelRevision, PanelStatus, Result
 from labinterp.repositories import new_panels
 from labinterp.repositories import panels as repo
@@ -308,7 +309,7 @@ def _new_panel(
 ) -> new_panels.NewPanel:
     patient = document["patient"]
     return new_panels.NewPanel(
-        id=uuid.uuid4(),
+        id=new_id(),
         clinic_id=clinic.id,
         accession=document["accession"],
         patient_id=patient["id"],
@@ -338,7 +339,7 @@ def _new_revision(
     ctx = accepted.context
     sent = document["results"]
     return new_panels.NewRevision(
-        id=uuid.uuid4(),
+        id=new_id(),
         revision=number,
         ruleset=ruleset.version,
         content_hash=digest,

@@ -39,6 +39,7 @@ from sqlalchemy.orm import Session
 from labinterp.db import write_transaction
 from labinterp.domain import FindingStatus, PanelRejected, Ruleset, accept_panel, interpret
 from labinterp.domain.disagreements import with_sender_flags
+from labinterp.ids import new_id
 from labinterp.models import Clinic, JobStatus, ReprocessingJob
 from labinterp.redaction import describe_exception
 from labinterp.repositories import interpretations as interpretations_repo
@@ -137,7 +138,7 @@ def create_job(
             extra={"job_id": str(other.id)},
         )
     job = ReprocessingJob(
-        id=uuid.uuid4(),
+        id=new_id(),
         ruleset=request.ruleset,
         dry_run=request.dry_run,
         filter={

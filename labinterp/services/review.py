@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from labinterp.domain import FindingStatus, Priority, significance
+from labinterp.ids import new_id
 from labinterp.models import AlertStatus, Decision, Interpretation, Review, ReviewStatus
 from labinterp.repositories import panels as panels_repo
 from labinterp.repositories import review as repo
@@ -213,7 +214,7 @@ def submit_review(
         fresh = None if newer is None else session.get(Interpretation, newer.interpretation_id)
         raise _stale(fresh or current)
     review = Review(
-        id=uuid.uuid4(),
+        id=new_id(),
         panel_id=panel.id,
         interpretation_id=current.id,
         reviewer=actor.name,

@@ -15,6 +15,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
+from labinterp.ids import new_id
 from labinterp.models import User
 from labinterp.services import audit
 from labinterp.services.accounts import CLI, find_clinic, user_actor
@@ -67,7 +68,7 @@ def create_user(
         raise AlreadyExists(f"a user {email!r} already exists")
     clinics = [find_clinic(session, name) for name in dict.fromkeys(clinic_names)]
     user = User(
-        id=uuid.uuid4(),
+        id=new_id(),
         email=email,
         password_hash=_HASHER.hash(password),
         role=role,
