@@ -208,7 +208,7 @@ class AutocommitWriter:
         self._fairy, self._driver, self._pid = fairy, driver, os.getpid()
         return fairy, driver
 
-    def _disposed(self, _connection: Any) -> None:
+    def _disposed(self, _engine: Engine) -> None:
         self.close()
 
 

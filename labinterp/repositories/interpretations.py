@@ -206,7 +206,10 @@ _SHOW = (
 )
 
 _SHOW_AND_SETTLE = _SHOW.values(
-    status=bindparam("status"), failure_code=null(), failure=null(), updated_at=bindparam("now")
+    status=PanelStatus.INTERPRETED.value,
+    failure_code=null(),
+    failure=null(),
+    updated_at=bindparam("now"),
 )
 
 
@@ -380,9 +383,7 @@ def show_newest(
     its status or review columns writes an entry in each of the table's indexes)."""
     if not stored:
         return
-    common = (
-        {} if settled_at is None else {"status": PanelStatus.INTERPRETED.value, "now": settled_at}
-    )
+    common = {} if settled_at is None else {"now": settled_at}
     conn.execute(
         _SHOW if settled_at is None else _SHOW_AND_SETTLE,
         [
